@@ -1,0 +1,32 @@
+// `ntpshield check-config FILE`: validates a configuration without serving. Exit 0 and a one-line summary
+// when it is valid; exit 2 and one line per problem, each naming its key, when it is not.
+
+import { ConfigError, loadConfigFile } from "../config/index.ts";
+import { settingsFromConfig } from "./serve.ts";
+
+export const CHECK_USAGE = "usage: ntpshield check-config FILE";
+
+export function checkConfigCommand(argv: string[]): number {
+  const file = argv[0];
+  if (!file || argv.length !== 1 || file.startsWith("-")) {
+    process.stderr.write(`${CHECK_USAGE}\n`);
+    return file === "--help" || file === "-h" ? 0 : 2;
+  }
+  try {
+    const config = loadConfigFile(file);
+    const settings = settingsFromConfig(config);
+    const source =
+      settings.clock.upstream.length > 0
+        ? `upstream ${settings.clock.upstream.join(", ")}`
+        : `local stratum ${settings.clock.stratum}`;
+    process.stdout.write(`${file}: valid (listen ${config.server.listen.join(", ")}; clock ${source})\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const problems = err.problems.length > 0 ? err.problems : [{ key: err.key, reason: err.reason }];
+      for (const p of problems) process.stderr.write(`${file}: ${p.key}: ${p.reason}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

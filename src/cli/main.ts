@@ -1,0 +1,64 @@
+// The one command: `ntpshield <subcommand> [options]`.
+
+import { CHECK_USAGE, checkConfigCommand } from "./check-config.ts";
+import { SERVE_USAGE, serveCommand } from "./serve.ts";
+import { VERSION } from "./version.ts";
+
+interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[]): number | Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: "serve NTP (defaults: 127.0.0.1:11123, no root)", usage: SERVE_USAGE, run: serveCommand },
+  "check-config": {
+    summary: "validate a configuration file without serving",
+    usage: CHECK_USAGE,
+    run: checkConfigCommand,
+  },
+  version: {
+    summary: "print the version",
+    usage: "usage: ntpshield version",
+    run: () => {
+      process.stdout.write(`ntpshield ${VERSION} (node ${process.version})\n`);
+      return 0;
+    },
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: ntpshield <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n'ntpshield <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(help());
+    return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "-V") return COMMANDS.version!.run([]);
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`ntpshield: unknown command "${name}"\n${help()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (
+      e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
+      e.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ||
+      e.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL"
+    ) {
+      process.stderr.write(`ntpshield ${name}: ${e.message}\n${command.usage}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,163 @@
+// `ntpshield serve`: load and validate the configuration, start the server, and handle signals: SIGTERM and
+// SIGINT stop it gracefully, SIGHUP reloads the configuration file (an invalid one is logged with its
+// reasons and the running configuration stays as it was).
+
+import { parseArgs } from "node:util";
+import {
+  applyOverrides,
+  type Config,
+  ConfigError,
+  defaultConfig,
+  loadConfigFile,
+  parseHostPort,
+} from "../config/index.ts";
+import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
+import type { ListenAddress } from "../server/messages.ts";
+import { NtpServer, ServeError, type ServerSettings } from "../server/server.ts";
+import { VERSION } from "./version.ts";
+
+export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADDR:PORT]... [--threads N] [--log-level LEVEL]
+
+Serves NTP. Without a configuration file it serves on 127.0.0.1:11123 (no root needed) as a stratum-10
+local-clock server. Flags override the file. SIGHUP reloads the file; SIGTERM or SIGINT stops.`;
+
+export function settingsFromConfig(config: Config): ServerSettings {
+  const listen: ListenAddress[] = config.server.listen.map((spec, i) => {
+    const hp = parseHostPort(spec);
+    if (hp.family === 0) {
+      throw new ConfigError(`server.listen[${i}]`, `must be an IP address and port, got "${spec}"`);
+    }
+    return { host: hp.host, port: hp.port, family: hp.family };
+  });
+  return {
+    listen,
+    threads: config.server.threads,
+    user: config.server.user,
+    answerSymmetric: config.server.answerSymmetric,
+    precision: config.clock.precision,
+    clock: {
+      stratum: config.clock.stratum,
+      refid: config.clock.refid,
+      rootDelay: config.clock.rootDelay,
+      rootDispersion: config.clock.rootDispersion,
+      upstream: config.clock.upstream,
+      poll: config.clock.poll,
+      holdTime: config.clock.holdTime,
+      correctOffset: config.clock.correctOffset,
+    },
+  };
+}
+
+interface ServeFlags {
+  config?: string;
+  listen?: string[];
+  threads?: string;
+  logLevel?: string;
+}
+
+function loadConfig(flags: ServeFlags): Config {
+  const base = flags.config ? loadConfigFile(flags.config) : defaultConfig();
+  const overrides: { listen?: string[]; threads?: number; logLevel?: string } = {};
+  if (flags.listen && flags.listen.length > 0) overrides.listen = flags.listen;
+  if (flags.threads !== undefined) {
+    const n = Number(flags.threads);
+    if (!Number.isInteger(n))
+      throw new ConfigError("--threads", `must be a whole number, got "${flags.threads}"`);
+    overrides.threads = n;
+  }
+  if (flags.logLevel !== undefined) overrides.logLevel = flags.logLevel;
+  return applyOverrides(base, overrides);
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string", short: "c" },
+      listen: { type: "string", short: "l", multiple: true },
+      threads: { type: "string", short: "t" },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return 0;
+  }
+  const flags: ServeFlags = {
+    ...(values.config !== undefined && { config: values.config }),
+    ...(values.listen !== undefined && { listen: values.listen }),
+    ...(values.threads !== undefined && { threads: values.threads }),
+    ...(values["log-level"] !== undefined && { logLevel: values["log-level"] }),
+  };
+  let config: Config;
+  let settings: ServerSettings;
+  try {
+    config = loadConfig(flags);
+    settings = settingsFromConfig(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ntpshield: invalid configuration: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(config.log.level as LogLevel);
+  const server = new NtpServer(settings, log);
+  try {
+    await server.start();
+  } catch (err) {
+    if (err instanceof ServeError) {
+      log.error(err.message, { code: err.code });
+      process.stderr.write(`ntpshield: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  log.info("listening", {
+    version: VERSION,
+    node: process.version,
+    addresses: server.addresses.map((a) =>
+      a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
+    ),
+    threads: server.threads,
+    clock: server.describeClock(),
+    config: flags.config ?? "(embedded defaults)",
+  });
+  return await new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      log.info("stopping", { signal });
+      void server.stop().then(() => {
+        log.info("stopped", { counters: server.stats() });
+        resolve(0);
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => reload(server, flags, log));
+  });
+}
+
+function reload(server: NtpServer, flags: ServeFlags, log: Logger): void {
+  if (!flags.config) {
+    log.warn("SIGHUP ignored: running on embedded defaults, there is no configuration file to reload");
+    return;
+  }
+  try {
+    const config = loadConfig(flags);
+    const restart = server.reload(settingsFromConfig(config));
+    log.setLevel(config.log.level as LogLevel);
+    log.info("configuration reloaded", { config: flags.config, needsRestart: restart });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.error("configuration reload failed; the running configuration is unchanged", {
+        config: flags.config,
+        error: err.message,
+        problems: err.problems,
+      });
+      return;
+    }
+    log.error("configuration reload failed; the running configuration is unchanged", { error: err });
+  }
+}

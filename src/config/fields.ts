@@ -1,0 +1,223 @@
+import { formatHostPort, type HostPortRules, tryParseHostPort } from "./address.ts";
+import type { ConfigProblem } from "./errors.ts";
+
+/** Returned by a field check that found a problem (the problem itself went to the context). */
+export const INVALID: unique symbol = Symbol("ntpshield.config.invalid");
+export type Invalid = typeof INVALID;
+
+/** Marks schema leaves, so that a schema table can hold both fields and nested sections. */
+export const FIELD: unique symbol = Symbol("ntpshield.config.field");
+
+/** Where a field check reports problems, and how it names the items of a list. */
+export interface CheckContext {
+  readonly problems: ConfigProblem[];
+  /** The key of item `index` of the list at `key`: "server.listen[1]" in a file, "--listen" for a flag. */
+  item(key: string, index: number): string;
+}
+
+/**
+ * One configuration value: its type, default, and the check that turns raw TOML into the typed value.
+ * The check reports into the context and returns INVALID, so that all problems are collected.
+ */
+export interface Field<T> {
+  readonly [FIELD]: true;
+  /** What a valid value is, as a phrase after "must be" (also used by the docs test). */
+  readonly expect: string;
+  readonly default: T;
+  /** True when a change only takes effect on restart (sockets, threads, privileges), not on SIGHUP. */
+  readonly restart: boolean;
+  check(value: unknown, key: string, ctx: CheckContext): T | Invalid;
+}
+
+export interface FieldOptions {
+  restart?: boolean;
+}
+
+export function isField(x: unknown): x is Field<unknown> {
+  return typeof x === "object" && x !== null && (x as { [FIELD]?: unknown })[FIELD] === true;
+}
+
+/** A TOML table as smol-toml returns it (a plain or null-prototype object, not an array or a date). */
+export function isTable(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
+  const proto = Object.getPrototypeOf(x);
+  return proto === null || proto === Object.prototype;
+}
+
+/** Shows a rejected value the way it was written, short enough for one log line. */
+export function describeValue(v: unknown): string {
+  switch (typeof v) {
+    case "string": {
+      const s = JSON.stringify(v);
+      return s.length > 60 ? `${s.slice(0, 56)}..."` : s;
+    }
+    case "number":
+      if (Number.isNaN(v)) return "nan";
+      if (v === Number.POSITIVE_INFINITY) return "inf";
+      if (v === Number.NEGATIVE_INFINITY) return "-inf";
+      return String(v);
+    case "boolean":
+      return String(v);
+    case "undefined":
+      return "nothing";
+    case "bigint":
+      return String(v);
+    default:
+      if (Array.isArray(v)) return v.length === 0 ? "an empty array" : "an array";
+      if (isTable(v)) return "a table";
+      if (v instanceof Date || (typeof v === "object" && v !== null)) return "a date/time";
+      return typeof v;
+  }
+}
+
+function fail(ctx: CheckContext, key: string, expect: string, value: unknown): Invalid {
+  ctx.problems.push({ key, reason: `must be ${expect}, got ${describeValue(value)}` });
+  return INVALID;
+}
+
+function field<T>(
+  expect: string,
+  def: T,
+  o: FieldOptions,
+  check: (value: unknown, key: string, ctx: CheckContext) => T | Invalid,
+): Field<T> {
+  return Object.freeze({ [FIELD]: true as const, expect, default: def, restart: o.restart === true, check });
+}
+
+function inRange(v: unknown, min: number, max: number): v is number {
+  // Written so that NaN fails too.
+  return typeof v === "number" && v >= min && v <= max;
+}
+
+/** An integer from min to max inclusive. */
+export function int(o: FieldOptions & { min: number; max: number; default: number }): Field<number> {
+  const expect = `an integer from ${o.min} to ${o.max}`;
+  return field(expect, o.default, o, (v, key, ctx) =>
+    inRange(v, o.min, o.max) && Number.isInteger(v) ? v : fail(ctx, key, expect, v),
+  );
+}
+
+/** A finite number from min to max inclusive, optionally with a unit for the message ("seconds"). */
+export function num(
+  o: FieldOptions & { min: number; max: number; default: number; unit?: string },
+): Field<number> {
+  const expect = `a number${o.unit ? ` of ${o.unit}` : ""} from ${o.min} to ${o.max}`;
+  return field(expect, o.default, o, (v, key, ctx) =>
+    inRange(v, o.min, o.max) ? v : fail(ctx, key, expect, v),
+  );
+}
+
+export function bool(o: FieldOptions & { default: boolean }): Field<boolean> {
+  return field("true or false", o.default, o, (v, key, ctx) =>
+    typeof v === "boolean" ? v : fail(ctx, key, "true or false", v),
+  );
+}
+
+/** A string passing `test`; `expect` says what is wanted ("a user name"). */
+export function str(
+  o: FieldOptions & { default: string; expect: string; test: (s: string) => boolean },
+): Field<string> {
+  return field(o.expect, o.default, o, (v, key, ctx) =>
+    typeof v === "string" && o.test(v) ? v : fail(ctx, key, o.expect, v),
+  );
+}
+
+/** One of a fixed set of strings; the TS type is their union. */
+export function oneOf<const E extends readonly string[]>(
+  values: E,
+  o: FieldOptions & { default: E[number] },
+): Field<E[number]> {
+  const expect = `one of ${values.map((x) => JSON.stringify(x)).join(", ")}`;
+  return field(expect, o.default, o, (v, key, ctx) =>
+    typeof v === "string" && values.includes(v) ? (v as E[number]) : fail(ctx, key, expect, v),
+  );
+}
+
+const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds from a TOML number (seconds) or a string with a unit: "90s", "15m", "1.5h", "1d". */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === "number") return Number.isFinite(v) ? v : undefined;
+  if (typeof v !== "string") return undefined;
+  const m = /^([0-9]{1,9}(?:\.[0-9]{1,9})?)(s|m|h|d)$/.exec(v);
+  if (m === null) return undefined;
+  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+}
+
+/** A duration in seconds from min to max; see parseDuration for the accepted forms. */
+export function duration(o: FieldOptions & { min: number; max: number; default: number }): Field<number> {
+  const expect = `a duration from ${o.min} to ${o.max} seconds (a number of seconds, or a string like "15m")`;
+  return field(expect, o.default, o, (v, key, ctx) => {
+    const s = parseDuration(v);
+    return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, v);
+  });
+}
+
+/** Checks that a value is an array with a length in range; reports and returns undefined otherwise. */
+export function checkList(
+  v: unknown,
+  key: string,
+  ctx: CheckContext,
+  what: string,
+  min: number,
+  max: number,
+): readonly unknown[] | undefined {
+  const expect = `a list of ${min === 0 ? "up to" : `${min} to`} ${max} ${what}`;
+  if (!Array.isArray(v) || v.length < min || v.length > max) {
+    fail(ctx, key, expect, v);
+    return undefined;
+  }
+  return v;
+}
+
+/**
+ * A list of "HOST:PORT" strings, each stored in canonical form (formatHostPort of parseHostPort: the port
+ * always written, IPv6 in RFC 5952 text, IPv4-mapped unmapped), so whoever parses it again gets the same
+ * address. Duplicates are refused: a second socket on the same address fails to bind, a second copy of
+ * an upstream would count twice.
+ */
+export function hostPortList(
+  o: FieldOptions & HostPortRules & { default: readonly string[]; min?: number; max: number },
+): Field<readonly string[]> {
+  const min = o.min ?? 0;
+  const form = o.names ? "HOST:PORT" : "ADDR:PORT";
+  const entry =
+    `${o.names ? "a host name or IP address" : "an IP address"} with ` +
+    `${o.defaultPort === undefined ? "a port" : `an optional port (default ${o.defaultPort})`}` +
+    `, as "${form}" or "[IPv6]:PORT"`;
+  const def = o.default.map((s) => {
+    const r = tryParseHostPort(s, o);
+    if (!r.ok) throw new Error(`schema default ${JSON.stringify(s)} is invalid: ${r.reason}`);
+    return formatHostPort(r.value);
+  });
+  return field(`a list of "${form}" strings`, def, o, (v, key, ctx) => {
+    const list = checkList(v, key, ctx, `"${form}" strings`, min, o.max);
+    if (list === undefined) return INVALID;
+    const out: string[] = [];
+    const seen = new Set<string>();
+    let bad = false;
+    list.forEach((item, i) => {
+      const ikey = ctx.item(key, i);
+      if (typeof item !== "string") {
+        bad = true;
+        fail(ctx, ikey, entry, item);
+        return;
+      }
+      const r = tryParseHostPort(item, o);
+      if (!r.ok) {
+        bad = true;
+        ctx.problems.push({ key: ikey, reason: `${r.reason}, got ${describeValue(item)}` });
+        return;
+      }
+      const id = `${r.value.host}|${r.value.port}`;
+      if (seen.has(id)) {
+        bad = true;
+        ctx.problems.push({ key: ikey, reason: `is listed more than once, got ${describeValue(item)}` });
+        return;
+      }
+      seen.add(id);
+      out.push(formatHostPort(r.value));
+    });
+    return bad ? INVALID : out;
+  });
+}

@@ -1,0 +1,144 @@
+// The decision core: a request's bytes and the server's state in, a reason out; and, for a request that is
+// served, the reply written over the request's own buffer. No I/O, no clock reads, no allocation: the shell
+// hands in the receive time and stamps the transmit time itself, as late as it can (RFC 5905 §8).
+//
+// Writing the reply in place has a second purpose: a reply can never be longer than its request, because
+// it lives in the request's bytes (no amplification, MISSION.md part 1).
+
+import {
+  checkPacket,
+  DECODE_BAD_EXTENSION_LENGTH,
+  DECODE_BAD_LENGTH,
+  DECODE_BAD_MAC_LENGTH,
+  DECODE_BAD_VERSION,
+  DECODE_OK,
+  DECODE_TOO_LONG,
+  DECODE_TOO_SHORT,
+  MODE_BROADCAST,
+  MODE_CLIENT,
+  MODE_CONTROL,
+  MODE_PRIVATE,
+  MODE_RESERVED,
+  MODE_SERVER,
+  MODE_SYMMETRIC_ACTIVE,
+  MODE_SYMMETRIC_PASSIVE,
+  NTP_HEADER_LENGTH,
+  OFF_ORIGIN_TS,
+  OFF_RECEIVE_TS,
+  OFF_REF_TS,
+  OFF_TRANSMIT_TS,
+  POLL_MAX,
+  POLL_MIN,
+  secondsToShort,
+  writeNtpTimestampFromUnixMs,
+} from "../protocol/index.ts";
+import {
+  R_DROP_MODE_BROADCAST,
+  R_DROP_MODE_CONTROL,
+  R_DROP_MODE_PASSIVE,
+  R_DROP_MODE_PRIVATE,
+  R_DROP_MODE_RESERVED,
+  R_DROP_MODE_SERVER,
+  R_DROP_SYMMETRIC_DISABLED,
+  R_MALFORMED_BAD_EXTENSION,
+  R_MALFORMED_BAD_LENGTH,
+  R_MALFORMED_BAD_MAC,
+  R_MALFORMED_BAD_VERSION,
+  R_MALFORMED_OTHER,
+  R_MALFORMED_TOO_LONG,
+  R_MALFORMED_TOO_SHORT,
+  R_SERVED_CLIENT,
+  R_SERVED_SYMMETRIC,
+} from "./reasons.ts";
+import type { ServeState } from "./serve-state.ts";
+
+function malformedReason(code: number): number {
+  switch (code) {
+    case DECODE_TOO_SHORT:
+      return R_MALFORMED_TOO_SHORT;
+    case DECODE_BAD_VERSION:
+      return R_MALFORMED_BAD_VERSION;
+    case DECODE_BAD_LENGTH:
+      return R_MALFORMED_BAD_LENGTH;
+    case DECODE_BAD_EXTENSION_LENGTH:
+      return R_MALFORMED_BAD_EXTENSION;
+    case DECODE_BAD_MAC_LENGTH:
+      return R_MALFORMED_BAD_MAC;
+    case DECODE_TOO_LONG:
+      return R_MALFORMED_TOO_LONG;
+    default:
+      return R_MALFORMED_OTHER;
+  }
+}
+
+/**
+ * Classifies a received datagram. Returns R_SERVED_* when it must be answered (then call writeReply), or
+ * the reason it is dropped. Reads only `buf[0..length)`.
+ */
+export function decide(buf: Uint8Array, length: number, state: ServeState): number {
+  const check = checkPacket(buf, length);
+  if (check !== DECODE_OK) return malformedReason(check);
+  const first = buf[0]!;
+  const version = (first >> 3) & 7;
+  const mode = first & 7;
+  switch (mode) {
+    case MODE_CLIENT:
+      return R_SERVED_CLIENT;
+    case MODE_RESERVED:
+      // NTPv1 (RFC 1059) clients may leave the mode unspecified; ntpd and chrony treat them as clients.
+      return version === 1 ? R_SERVED_CLIENT : R_DROP_MODE_RESERVED;
+    case MODE_SYMMETRIC_ACTIVE:
+      return state.answerSymmetric ? R_SERVED_SYMMETRIC : R_DROP_SYMMETRIC_DISABLED;
+    case MODE_SYMMETRIC_PASSIVE:
+      return R_DROP_MODE_PASSIVE;
+    case MODE_SERVER:
+      return R_DROP_MODE_SERVER;
+    case MODE_BROADCAST:
+      return R_DROP_MODE_BROADCAST;
+    case MODE_CONTROL:
+      return R_DROP_MODE_CONTROL;
+    case MODE_PRIVATE:
+      return R_DROP_MODE_PRIVATE;
+    default:
+      return R_DROP_MODE_RESERVED;
+  }
+}
+
+function writeU32(buf: Uint8Array, offset: number, value: number): void {
+  buf[offset] = value >>> 24;
+  buf[offset + 1] = (value >>> 16) & 0xff;
+  buf[offset + 2] = (value >>> 8) & 0xff;
+  buf[offset + 3] = value & 0xff;
+}
+
+/**
+ * Turns the request in `buf` into its reply, in place: header fields from `state`, origin = the request's
+ * transmit timestamp, receive = `receiveMs` (already corrected by state.offsetMs). The transmit timestamp
+ * is left for the shell to write with `stampTransmit` just before sending. Returns the reply's length, which
+ * is the header only: extension fields and MACs are never echoed.
+ */
+export function writeReply(buf: Uint8Array, reason: number, receiveMs: number, state: ServeState): number {
+  const version = (buf[0]! >> 3) & 7;
+  const replyMode = reason === R_SERVED_SYMMETRIC ? MODE_SYMMETRIC_PASSIVE : MODE_SERVER;
+  const poll = (buf[2]! << 24) >> 24; // signed log2 seconds
+  // Origin timestamp = the request's transmit timestamp, copied byte for byte (RFC 5905 §8): the client
+  // matches the reply by these 64 bits, so they must not pass through a float.
+  for (let i = 0; i < 8; i++) buf[OFF_ORIGIN_TS + i] = buf[OFF_TRANSMIT_TS + i]!;
+  buf[0] = (state.leap << 6) | (version << 3) | replyMode;
+  buf[1] = state.stratum;
+  buf[2] = Math.max(POLL_MIN, Math.min(poll, POLL_MAX));
+  buf[3] = state.precision & 0xff;
+  writeU32(buf, 4, secondsToShort(state.rootDelay));
+  const age = state.refTimeMs > 0 ? (receiveMs - state.refTimeMs) / 1000 : 0;
+  writeU32(buf, 8, secondsToShort(state.rootDispersion + (age > 0 ? age * state.dispersionRate : 0)));
+  writeU32(buf, 12, state.refId);
+  if (state.refTimeMs > 0) writeNtpTimestampFromUnixMs(buf, OFF_REF_TS, state.refTimeMs);
+  else for (let i = 0; i < 8; i++) buf[OFF_REF_TS + i] = 0;
+  writeNtpTimestampFromUnixMs(buf, OFF_RECEIVE_TS, receiveMs);
+  return NTP_HEADER_LENGTH;
+}
+
+/** Writes the transmit timestamp: the last thing done before the datagram leaves. */
+export function stampTransmit(buf: Uint8Array, transmitMs: number): void {
+  writeNtpTimestampFromUnixMs(buf, OFF_TRANSMIT_TS, transmitMs);
+}

@@ -1,0 +1,304 @@
+// The server's main thread: checks and resolves the listen addresses, starts the worker threads (one socket
+// per address each, SO_REUSEPORT), runs the clock source and the wall-clock calibration, and hands state
+// changes to the workers. It never touches a packet.
+
+import dgram from "node:dgram";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
+import type { ServeState } from "../core/serve-state.ts";
+import { type ClockSource, createClockSource } from "./clock-source.ts";
+import type { Logger } from "./log.ts";
+import {
+  type FromWorker,
+  formatAddress,
+  type ListenAddress,
+  type ToWorker,
+  type WorkerInit,
+} from "./messages.ts";
+import { measurePrecision, measureSharedOffset, WallClock } from "./wallclock.ts";
+
+export interface ServerSettings {
+  listen: readonly ListenAddress[];
+  /** 0 = one per core. */
+  threads: number;
+  user: string;
+  answerSymmetric: boolean;
+  precision: number;
+  clock: {
+    stratum: number;
+    refid: string;
+    rootDelay: number;
+    rootDispersion: number;
+    upstream: readonly string[];
+    poll: number;
+    holdTime: number;
+    correctOffset: boolean;
+  };
+}
+
+export class ServeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "ServeError";
+    this.code = code;
+  }
+}
+
+const CALIBRATE_EVERY_MS = 16_000;
+const WORKER_URL = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
+
+/** Explains a bind failure in words an operator can act on. */
+export function explainBindError(address: string, port: number, code: string, message: string): ServeError {
+  switch (code) {
+    case "EACCES":
+    case "EPERM":
+      return new ServeError(
+        "ERR_BIND_PRIVILEGED",
+        `cannot bind ${address}: port ${port} is privileged. Run as root and set [server] user to drop ` +
+          "privileges after binding, or grant the capability CAP_NET_BIND_SERVICE (systemd: " +
+          "AmbientCapabilities=CAP_NET_BIND_SERVICE; or setcap cap_net_bind_service=+ep on the node binary)",
+      );
+    case "EADDRINUSE":
+      return new ServeError(
+        "ERR_BIND_IN_USE",
+        `cannot bind ${address}: the address is in use. Is another NTP server (chronyd, ntpd, ntpshield) running?`,
+      );
+    case "EADDRNOTAVAIL":
+      return new ServeError("ERR_BIND_NOT_AVAILABLE", `cannot bind ${address}: not an address of this host`);
+    default:
+      return new ServeError("ERR_BIND", `cannot bind ${address}: ${message}`);
+  }
+}
+
+/**
+ * Binds each address once without SO_REUSEPORT: an address held by anyone (even another ntpshield, whose
+ * sockets would otherwise silently share the port with ours) fails here, and port 0 gets its real port.
+ */
+async function probe(listen: readonly ListenAddress[]): Promise<ListenAddress[]> {
+  const resolved: ListenAddress[] = [];
+  for (const a of listen) {
+    const socket = dgram.createSocket({ type: a.family === 6 ? "udp6" : "udp4", ipv6Only: a.family === 6 });
+    const port = await new Promise<number>((resolve, reject) => {
+      socket.once("error", (err: NodeJS.ErrnoException) => {
+        socket.close();
+        reject(explainBindError(formatAddress(a.host, a.port), a.port, err.code ?? "", err.message));
+      });
+      socket.bind({ address: a.host, port: a.port, exclusive: true }, () => resolve(socket.address().port));
+    });
+    await new Promise<void>((r) => socket.close(() => r()));
+    resolved.push({ ...a, port });
+  }
+  return resolved;
+}
+
+function lookupUser(name: string): { uid: number; gid: number } {
+  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+    const f = line.split(":");
+    if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new ServeError("ERR_USER", `[server] user: no such user "${name}" in /etc/passwd`);
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  counters: Float64Array;
+  restarts: number;
+}
+
+export class NtpServer {
+  private settings: ServerSettings;
+  private readonly log: Logger;
+  private readonly wall = new WallClock();
+  private slots: WorkerSlot[] = [];
+  private clock: ClockSource | undefined;
+  private calibrateTimer: NodeJS.Timeout | undefined;
+  private sharedOffset = measureSharedOffset();
+  private precision = 0;
+  private stopping = false;
+  private errorLog = new Map<string, { last: number; suppressed: number }>();
+  /** The addresses actually bound (port 0 resolved). */
+  addresses: ListenAddress[] = [];
+
+  constructor(settings: ServerSettings, log: Logger) {
+    this.settings = settings;
+    this.log = log;
+  }
+
+  get threads(): number {
+    return this.settings.threads > 0 ? this.settings.threads : availableParallelism();
+  }
+
+  get state(): ServeState | undefined {
+    return this.clock?.state;
+  }
+
+  async start(): Promise<void> {
+    this.precision = this.settings.precision !== 0 ? this.settings.precision : measurePrecision();
+    this.addresses = await probe(this.settings.listen);
+    this.clock = this.makeClock();
+    const state = this.clock.state;
+    const threads = this.threads;
+    const bound: Promise<void>[] = [];
+    for (let i = 0; i < threads; i++) {
+      const counters = createCounters();
+      const slot: WorkerSlot = { worker: undefined as unknown as Worker, counters, restarts: 0 };
+      this.slots.push(slot);
+      bound.push(this.spawn(i, slot, state));
+    }
+    try {
+      await Promise.all(bound);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.clock.start();
+    this.calibrateTimer = setInterval(() => this.calibrate(), CALIBRATE_EVERY_MS);
+    this.calibrateTimer.unref();
+    if (this.settings.user && process.getuid?.() === 0) {
+      const { uid, gid } = lookupUser(this.settings.user);
+      process.setgroups?.([gid]);
+      process.setgid?.(gid);
+      process.setuid?.(uid);
+      this.log.info("dropped privileges", { user: this.settings.user, uid, gid });
+    }
+  }
+
+  private makeClock(): ClockSource {
+    return createClockSource({
+      cfg: this.settings.clock,
+      precision: this.precision,
+      answerSymmetric: this.settings.answerSymmetric,
+      now: () => this.wall.now(),
+      onChange: (s) => this.broadcast({ type: "state", state: s }),
+      log: this.log,
+    });
+  }
+
+  private spawn(index: number, slot: WorkerSlot, state: ServeState): Promise<void> {
+    const init: WorkerInit = {
+      index,
+      listen: this.addresses,
+      counters: slot.counters,
+      state,
+      sharedOffset: this.sharedOffset,
+    };
+    const worker = new Worker(WORKER_URL, { workerData: init, name: `ntpshield-worker-${index}` });
+    slot.worker = worker;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on("message", (msg: FromWorker) => {
+        switch (msg.type) {
+          case "bound":
+            ready = true;
+            resolve();
+            break;
+          case "bind-error": {
+            const port = Number(/:(\d+)$/.exec(msg.address)?.[1] ?? 0);
+            reject(explainBindError(msg.address, port, msg.code, msg.message));
+            break;
+          }
+          case "socket-error":
+            this.socketError(msg.address, msg.code, msg.message);
+            break;
+          case "stopped":
+            break;
+        }
+      });
+      worker.on("error", (err) => {
+        this.log.error("worker failed", { worker: index, error: err });
+        if (!ready) reject(err);
+      });
+      worker.on("exit", (code) => {
+        if (this.stopping || !ready) return;
+        // A worker should never die; if one does, serve on with a new one (its counters live on).
+        slot.restarts++;
+        this.log.error("worker exited; restarting it", { worker: index, code, restarts: slot.restarts });
+        if (slot.restarts <= 10 && this.clock) void this.spawn(index, slot, this.clock.state).catch(() => {});
+      });
+    });
+  }
+
+  private socketError(address: string, code: string, message: string): void {
+    // Third parties can provoke these at will: log each kind at most once a minute.
+    const key = `${address} ${code}`;
+    const now = Date.now();
+    const entry = this.errorLog.get(key);
+    if (entry && now - entry.last < 60_000) {
+      entry.suppressed++;
+      return;
+    }
+    this.log.warn("socket error", { address, code, message, suppressed: entry?.suppressed ?? 0 });
+    this.errorLog.set(key, { last: now, suppressed: 0 });
+  }
+
+  private broadcast(msg: ToWorker): void {
+    for (const s of this.slots) s.worker.postMessage(msg);
+  }
+
+  private calibrate(): void {
+    this.sharedOffset = measureSharedOffset();
+    this.broadcast({ type: "offset", sharedOffset: this.sharedOffset });
+  }
+
+  /**
+   * Applies a new configuration without a restart. Clock and policy settings take effect at once; listen
+   * addresses, threads and user need a restart, which is said in the returned list.
+   */
+  reload(next: ServerSettings): string[] {
+    const needRestart: string[] = [];
+    const same = (a: readonly ListenAddress[], b: readonly ListenAddress[]) =>
+      a.length === b.length && a.every((x, i) => x.host === b[i]!.host && x.port === b[i]!.port);
+    if (!same(next.listen, this.settings.listen)) needRestart.push("server.listen");
+    if (next.threads !== this.settings.threads) needRestart.push("server.threads");
+    if (next.user !== this.settings.user) needRestart.push("server.user");
+    const clockChanged =
+      JSON.stringify(next.clock) !== JSON.stringify(this.settings.clock) ||
+      next.answerSymmetric !== this.settings.answerSymmetric ||
+      (next.precision !== this.settings.precision && next.precision !== 0);
+    this.settings = {
+      ...next,
+      listen: this.settings.listen,
+      threads: this.settings.threads,
+      user: this.settings.user,
+    };
+    if (clockChanged) {
+      if (next.precision !== 0) this.precision = next.precision;
+      this.clock?.stop();
+      this.clock = this.makeClock();
+      this.broadcast({ type: "state", state: this.clock.state });
+      this.clock.start();
+    }
+    return needRestart;
+  }
+
+  stats(): CounterSnapshot {
+    return summarise(this.slots.map((s) => s.counters));
+  }
+
+  describeClock(): Record<string, unknown> {
+    return this.clock?.describe() ?? {};
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.calibrateTimer);
+    this.clock?.stop();
+    await Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (!s.worker) return resolve();
+            const timer = setTimeout(() => void s.worker.terminate().then(() => resolve()), 2000);
+            s.worker.once("exit", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            s.worker.postMessage({ type: "stop" } satisfies ToWorker);
+          }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,566 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import {
+  applyOverrides,
+  type Config,
+  ConfigError,
+  changedKeys,
+  configKeys,
+  defaultConfig,
+  loadConfigFile,
+  parseConfig,
+  resolveThreads,
+} from "../../src/config/index.ts";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+/** Runs fn, which must throw a ConfigError, and returns it. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail("expected a ConfigError, nothing was thrown");
+}
+
+describe("defaults", () => {
+  test("an empty file gives every default", () => {
+    const expected = {
+      server: { listen: ["127.0.0.1:11123"], threads: 0, user: "", answerSymmetric: true },
+      clock: {
+        stratum: 10,
+        refid: "LOCL",
+        rootDelay: 0,
+        rootDispersion: 0,
+        precision: 0,
+        upstream: [],
+        poll: 64,
+        holdTime: 1800,
+        correctOffset: false,
+      },
+      log: { level: "info" },
+    };
+    assert.deepEqual(parseConfig(""), expected);
+    assert.deepEqual(defaultConfig(), expected);
+    assert.deepEqual(parseConfig("[server]\n[clock]\n[log]\n"), expected);
+  });
+
+  test("a partial section keeps the defaults of its other keys", () => {
+    const c = parseConfig("[clock]\nstratum = 3\n");
+    assert.equal(c.clock.stratum, 3);
+    assert.equal(c.clock.refid, "LOCL");
+    assert.equal(c.clock.holdTime, 1800);
+    assert.deepEqual(c.server, defaultConfig().server);
+  });
+});
+
+/**
+ * Every key: a valid non-default value (TOML text) and what it becomes, a value of the wrong type, and
+ * one of the right type but out of range. The first test checks this table covers the whole schema.
+ */
+interface Row {
+  key: string;
+  valid: string;
+  value: unknown;
+  wrongType: string;
+  outOfRange: string;
+  reason: string;
+}
+const ROWS: Row[] = [
+  {
+    key: "server.listen",
+    valid: '["0.0.0.0:123", "[::]:123"]',
+    value: ["0.0.0.0:123", "[::]:123"],
+    wrongType: '"0.0.0.0:123"',
+    outOfRange: '["0.0.0.0:65536"]',
+    reason: "server.listen[0]: port must be a number from 1 to 65535",
+  },
+  {
+    key: "server.threads",
+    valid: "4",
+    value: 4,
+    wrongType: '"4"',
+    outOfRange: "257",
+    reason: "server.threads: must be an integer from 0 to 256, got 257",
+  },
+  {
+    key: "server.user",
+    valid: '"ntpshield"',
+    value: "ntpshield",
+    wrongType: "0",
+    outOfRange: '"no spaces allowed"',
+    reason: 'server.user: must be a user name (or empty), got "no spaces allowed"',
+  },
+  {
+    key: "server.answer-symmetric",
+    valid: "false",
+    value: false,
+    wrongType: '"yes"',
+    outOfRange: "1",
+    reason: "server.answer-symmetric: must be true or false, got 1",
+  },
+  {
+    key: "clock.stratum",
+    valid: "2",
+    value: 2,
+    wrongType: '"2"',
+    outOfRange: "20",
+    reason: "clock.stratum: must be an integer from 1 to 15, got 20",
+  },
+  {
+    key: "clock.refid",
+    valid: '"GPS"',
+    value: "GPS",
+    wrongType: "1",
+    outOfRange: '"TOOLONG"',
+    reason: 'clock.refid: must be 1 to 4 ASCII characters or an IPv4 address, got "TOOLONG"',
+  },
+  {
+    key: "clock.root-delay",
+    valid: "0.25",
+    value: 0.25,
+    wrongType: '"0.25"',
+    outOfRange: "-0.5",
+    reason: "clock.root-delay: must be a number of seconds from 0 to 65535, got -0.5",
+  },
+  {
+    key: "clock.root-dispersion",
+    valid: "1",
+    value: 1,
+    wrongType: "true",
+    outOfRange: "65536",
+    reason: "clock.root-dispersion: must be a number of seconds from 0 to 65535, got 65536",
+  },
+  {
+    key: "clock.precision",
+    valid: "-20",
+    value: -20,
+    wrongType: "-20.5",
+    outOfRange: "-33",
+    reason: "clock.precision: must be an integer from -32 to 0, got -33",
+  },
+  {
+    key: "clock.upstream",
+    valid: '["time.example.org", "192.0.2.1:1123"]',
+    value: ["time.example.org:123", "192.0.2.1:1123"],
+    wrongType: '"time.example.org"',
+    outOfRange: '["192.0.2.1:0"]',
+    reason: 'clock.upstream[0]: port must be a number from 1 to 65535, got "192.0.2.1:0"',
+  },
+  {
+    key: "clock.poll",
+    valid: '"16m"',
+    value: 960,
+    wrongType: "[64]",
+    outOfRange: "32",
+    reason: "clock.poll: must be a duration from 64 to 1024 seconds",
+  },
+  {
+    key: "clock.hold-time",
+    valid: "3600",
+    value: 3600,
+    wrongType: "false",
+    outOfRange: '"2d"',
+    reason:
+      'clock.hold-time: must be a duration from 16 to 86400 seconds (a number of seconds, or a string like "15m"), got "2d"',
+  },
+  {
+    key: "clock.correct-offset",
+    valid: "true",
+    value: true,
+    wrongType: '"true"',
+    outOfRange: "0",
+    reason: "clock.correct-offset: must be true or false, got 0",
+  },
+  {
+    key: "log.level",
+    valid: '"debug"',
+    value: "debug",
+    wrongType: "2",
+    outOfRange: '"trace"',
+    reason: 'log.level: must be one of "debug", "info", "warn", "error", got "trace"',
+  },
+];
+
+function doc(key: string, value: string): string {
+  const dot = key.indexOf(".");
+  return `[${key.slice(0, dot)}]\n${key.slice(dot + 1)} = ${value}\n`;
+}
+
+function get(c: Config, key: string): unknown {
+  const [section, name] = key.split(".") as [string, string];
+  const camel = name.replace(/-([a-z])/g, (_, x: string) => x.toUpperCase());
+  return (c as unknown as Record<string, Record<string, unknown>>)[section]![camel];
+}
+
+describe("validation of every key", () => {
+  test("the table covers every schema key", () => {
+    assert.deepEqual(
+      ROWS.map((r) => r.key),
+      configKeys(),
+    );
+  });
+
+  for (const r of ROWS) {
+    test(`${r.key}: valid, wrong type, out of range`, () => {
+      assert.deepEqual(get(parseConfig(doc(r.key, r.valid)), r.key), r.value);
+
+      const wt = configError(() => parseConfig(doc(r.key, r.wrongType)));
+      assert.equal(wt.code, "ERR_CONFIG_INVALID");
+      assert.equal(wt.problems.length, 1);
+      assert.ok(wt.key.startsWith(r.key), `${wt.key} names ${r.key}`);
+      assert.match(wt.reason, /^must be .*, got /);
+      assert.ok(wt.message.startsWith(`${r.key}`), wt.message);
+
+      const oor = configError(() => parseConfig(doc(r.key, r.outOfRange)));
+      assert.equal(oor.code, "ERR_CONFIG_INVALID");
+      assert.equal(oor.problems.length, 1);
+      assert.ok(oor.key.startsWith(r.key));
+      assert.ok(
+        oor.message.includes(r.reason),
+        `${JSON.stringify(oor.message)} includes ${JSON.stringify(r.reason)}`,
+      );
+    });
+  }
+
+  test("the example message of the brief, word for word", () => {
+    const e = configError(() => parseConfig("[clock]\nstratum = 20\n"));
+    assert.equal(e.message, "clock.stratum: must be an integer from 1 to 15, got 20");
+    assert.equal(e.key, "clock.stratum");
+    assert.equal(e.reason, "must be an integer from 1 to 15, got 20");
+    assert.deepEqual(e.problems, [{ key: "clock.stratum", reason: e.reason }]);
+  });
+
+  test("a source label goes in front of the message", () => {
+    const e = configError(() => parseConfig("[clock]\nstratum = 0\n", "/etc/ntpshield.toml"));
+    assert.equal(e.message, "/etc/ntpshield.toml: clock.stratum: must be an integer from 1 to 15, got 0");
+    assert.equal(e.source, "/etc/ntpshield.toml");
+  });
+
+  test("range edges are inclusive", () => {
+    for (const [key, lo, hi] of [
+      ["clock.stratum", "1", "15"],
+      ["server.threads", "0", "256"],
+      ["clock.precision", "-32", "0"],
+      ["clock.poll", "64", "1024"],
+      ["clock.hold-time", "16", "86400"],
+      ["clock.root-delay", "0", "65535"],
+    ] as const) {
+      assert.equal(get(parseConfig(doc(key, lo)), key), Number(lo));
+      assert.equal(get(parseConfig(doc(key, hi)), key), Number(hi));
+    }
+  });
+
+  test("nan and inf are out of every numeric range", () => {
+    for (const v of ["nan", "inf", "-inf"]) {
+      const e = configError(() => parseConfig(doc("clock.root-delay", v)));
+      assert.equal(e.reason, `must be a number of seconds from 0 to 65535, got ${v}`);
+    }
+  });
+
+  test("durations accept seconds or a unit", () => {
+    const cases: [string, number][] = [
+      ["100", 100],
+      ['"100s"', 100],
+      ['"2m"', 120],
+      ['"1.5h"', 5400],
+      ['"1d"', 86400],
+    ];
+    for (const [text, seconds] of cases)
+      assert.equal(parseConfig(doc("clock.hold-time", text)).clock.holdTime, seconds);
+    for (const bad of ['"10 m"', '"m"', '"1w"', '"-5m"', '""']) {
+      configError(() => parseConfig(doc("clock.hold-time", bad)));
+    }
+  });
+
+  test("refid: an IPv4 address or 1-4 printable ASCII characters", () => {
+    for (const ok of ["A", "GPS", "LOCL", "192.0.2.1"])
+      assert.equal(parseConfig(doc("clock.refid", `"${ok}"`)).clock.refid, ok);
+    for (const bad of ["", "A B", "ÄB", "12345"])
+      configError(() => parseConfig(doc("clock.refid", JSON.stringify(bad))));
+  });
+
+  test("listen takes addresses only; upstream takes names and a default port", () => {
+    const e = configError(() => parseConfig(doc("server.listen", '["localhost:123"]')));
+    assert.equal(e.key, "server.listen[0]");
+    assert.match(e.reason, /must be an IP address, not a name/);
+    configError(() => parseConfig(doc("server.listen", '["127.0.0.1"]')));
+    configError(() => parseConfig(doc("server.listen", "[]")));
+    const c = parseConfig(
+      doc("clock.upstream", '["ntp.example", "[2001:db8::1]", "2001:db8::2", "[::ffff:192.0.2.7]"]'),
+    );
+    assert.deepEqual(c.clock.upstream, [
+      "ntp.example:123",
+      "[2001:db8::1]:123",
+      "[2001:db8::2]:123",
+      "192.0.2.7:123",
+    ]);
+  });
+
+  test("a repeated address is refused", () => {
+    const e = configError(() => parseConfig(doc("server.listen", '["[::1]:123", "[0:0::1]:123"]')));
+    assert.equal(e.key, "server.listen[1]");
+    assert.match(e.reason, /listed more than once/);
+  });
+
+  test("a list item of the wrong type is named by index", () => {
+    const e = configError(() => parseConfig(doc("clock.upstream", '["a.example", 7]')));
+    assert.equal(e.key, "clock.upstream[1]");
+    assert.match(e.reason, /, got 7$/);
+  });
+});
+
+describe("unknown keys", () => {
+  test("at top level, by name", () => {
+    const e = configError(() => parseConfig("verbose = true\n"));
+    assert.equal(e.key, "verbose");
+    assert.match(e.message, /^verbose: unknown section or key/);
+  });
+
+  test("an unknown section", () => {
+    const e = configError(() => parseConfig("[mru]\nmax-entries = 10\n"));
+    assert.equal(e.key, "mru");
+    assert.match(e.reason, /known: server, clock, log/);
+  });
+
+  test("nested, by full path, with the likely intended key", () => {
+    const e = configError(() => parseConfig("[clock]\nhold_time = 60\nstratm = 2\nfrobnicate = 1\n"));
+    assert.deepEqual(
+      e.problems.map((p) => p.key),
+      ["clock.hold_time", "clock.stratm", "clock.frobnicate"],
+    );
+    assert.match(e.problems[0]!.reason, /did you mean "hold-time"\?/);
+    assert.match(e.problems[1]!.reason, /did you mean "stratum"\?/);
+    assert.match(e.problems[2]!.reason, /clock takes: stratum, refid/);
+  });
+
+  test("camelCase and misplaced keys point at the right one", () => {
+    const e = configError(() => parseConfig("stratum = 2\n[server]\nanswerSymmetric = false\n"));
+    assert.deepEqual(
+      e.problems.map((p) => [p.key, p.reason]),
+      [
+        ["stratum", "unknown section or key; did you mean clock.stratum?"],
+        ["server.answerSymmetric", 'unknown key; did you mean "answer-symmetric"?'],
+      ],
+    );
+  });
+
+  test("keys that could confuse a plain object are just unknown", () => {
+    const e = configError(() => parseConfig('__proto__ = 1\nconstructor = 2\n[server]\n"toString" = 3\n'));
+    assert.deepEqual(
+      e.problems.map((p) => p.key),
+      ["__proto__", "constructor", "server.toString"],
+    );
+    assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
+  });
+
+  test("a dotted or quoted unknown key is quoted in the path", () => {
+    const e = configError(() => parseConfig('[server]\n"a.b" = 1\n'));
+    assert.equal(e.key, 'server."a.b"');
+  });
+
+  test("a section given as a value", () => {
+    const e = configError(() => parseConfig('server = "x"\nlog = [1]\n'));
+    assert.deepEqual(
+      e.problems.map((p) => [p.key, p.reason]),
+      [
+        ["server", 'must be a table, got "x"'],
+        ["log", "must be a table, got an array"],
+      ],
+    );
+  });
+});
+
+test("several problems are reported together", () => {
+  const text = [
+    "[server]",
+    'threads = "many"',
+    'listen = ["1.2.3.4:99999"]',
+    "colour = 1",
+    "[clock]",
+    "stratum = 16",
+    'refid = ""',
+    "[log]",
+    'level = "loud"',
+  ].join("\n");
+  const e = configError(() => parseConfig(text, "x.toml"));
+  assert.equal(e.code, "ERR_CONFIG_INVALID");
+  assert.deepEqual(
+    e.problems.map((p) => p.key),
+    ["server.colour", "server.listen[0]", "server.threads", "clock.stratum", "clock.refid", "log.level"],
+  );
+  assert.equal(e.key, "server.colour");
+  assert.match(e.message, /^x\.toml: 6 problems:\n {2}server\.colour: unknown key/);
+  for (const p of e.problems) assert.ok(e.message.includes(`  ${p.key}: ${p.reason}`));
+});
+
+describe("TOML syntax errors", () => {
+  test("report the line and column", () => {
+    const e = configError(() => parseConfig('[server]\nthreads = 4\nuser = "ntp\n', "bad.toml"));
+    assert.equal(e.code, "ERR_CONFIG_SYNTAX");
+    assert.equal(e.line, 3);
+    assert.equal(typeof e.column, "number");
+    assert.match(e.message, /^bad\.toml: invalid TOML at line 3, column \d+: /);
+    // The offending line is quoted after the message.
+    assert.ok(e.message.includes('user = "ntp'));
+  });
+
+  test("a key defined twice is a syntax error at its second line", () => {
+    const e = configError(() => parseConfig("[clock]\nstratum = 2\nstratum = 3\n"));
+    assert.equal(e.code, "ERR_CONFIG_SYNTAX");
+    assert.equal(e.line, 3);
+  });
+
+  test("absurd nesting is refused quickly", () => {
+    const e = configError(() => parseConfig(`x = ${"[".repeat(5000)}${"]".repeat(5000)}`));
+    assert.equal(e.code, "ERR_CONFIG_SYNTAX");
+  });
+});
+
+describe("the result is deep-frozen", () => {
+  test("assignment throws in strict mode at every level", () => {
+    const c = parseConfig('[clock]\nupstream = ["a.example"]\n');
+    assert.ok(Object.isFrozen(c));
+    assert.throws(() => {
+      (c as { clock: unknown }).clock = {};
+    }, TypeError);
+    assert.throws(() => {
+      (c.clock as { stratum: number }).stratum = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (c.clock.upstream as string[]).push("b.example:123");
+    }, TypeError);
+    assert.throws(() => {
+      (c.server.listen as string[])[0] = "0.0.0.0:1";
+    }, TypeError);
+    const d = defaultConfig();
+    assert.throws(() => {
+      (d.log as { level: string }).level = "debug";
+    }, TypeError);
+    assert.equal(defaultConfig().log.level, "info");
+  });
+});
+
+describe("applyOverrides", () => {
+  const base = parseConfig('[server]\nlisten = ["0.0.0.0:123"]\nthreads = 2\n[log]\nlevel = "warn"\n');
+
+  test("replaces only what is given and keeps the rest", () => {
+    const c = applyOverrides(base, {
+      listen: ["127.0.0.1:5123", "[::1]:5123"],
+      threads: 8,
+      logLevel: "debug",
+    });
+    assert.deepEqual(c.server.listen, ["127.0.0.1:5123", "[::1]:5123"]);
+    assert.equal(c.server.threads, 8);
+    assert.equal(c.log.level, "debug");
+    assert.equal(c.server.answerSymmetric, true);
+    assert.deepEqual(c.clock, base.clock);
+    assert.ok(Object.isFrozen(c.server.listen));
+    assert.ok(Object.isFrozen(c.server));
+    // The base is untouched.
+    assert.deepEqual(base.server.listen, ["0.0.0.0:123"]);
+    assert.deepEqual(applyOverrides(base, {}), base);
+  });
+
+  test("validates with the schema's fields and names the flag", () => {
+    const e = configError(() =>
+      applyOverrides(base, { listen: ["localhost:1"], threads: 1000, logLevel: "verbose" }),
+    );
+    assert.deepEqual(
+      e.problems.map((p) => p.key),
+      ["--listen", "--threads", "--log-level"],
+    );
+    assert.equal(e.problems[1]!.reason, "must be an integer from 0 to 256, got 1000");
+    assert.match(e.message, /^3 problems:\n {2}--listen: must be an IP address, not a name/);
+  });
+
+  test("NaN from a non-numeric --threads is refused", () => {
+    const e = configError(() => applyOverrides(base, { threads: Number("x") }));
+    assert.equal(e.message, "--threads: must be an integer from 0 to 256, got nan");
+  });
+
+  test("an empty --listen list is refused", () => {
+    assert.equal(configError(() => applyOverrides(base, { listen: [] })).key, "--listen");
+  });
+});
+
+describe("loadConfigFile", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ntpshield-config-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("reads and validates a file, naming it in errors", () => {
+    const good = join(dir, "good.toml");
+    writeFileSync(good, "[clock]\nstratum = 4\n");
+    assert.equal(loadConfigFile(good).clock.stratum, 4);
+    const bad = join(dir, "bad.toml");
+    writeFileSync(bad, "[clock]\nstratum = 40\n");
+    const e = configError(() => loadConfigFile(bad));
+    assert.equal(e.code, "ERR_CONFIG_INVALID");
+    assert.equal(e.message, `${bad}: clock.stratum: must be an integer from 1 to 15, got 40`);
+  });
+
+  test("a missing file or a directory is ERR_CONFIG_READ", () => {
+    const missing = configError(() => loadConfigFile(join(dir, "nope.toml")));
+    assert.equal(missing.code, "ERR_CONFIG_READ");
+    assert.match(missing.message, /nope\.toml: cannot read the file: ENOENT/);
+    assert.equal(configError(() => loadConfigFile(dir)).code, "ERR_CONFIG_READ");
+  });
+
+  test("bytes that are not UTF-8 are ERR_CONFIG_READ", () => {
+    const f = join(dir, "latin1.toml");
+    writeFileSync(f, Buffer.from([0x5b, 0x6c, 0x6f, 0x67, 0x5d, 0x0a, 0x23, 0xe9, 0x0a]));
+    assert.equal(configError(() => loadConfigFile(f)).code, "ERR_CONFIG_READ");
+  });
+
+  test("a syntax error in a file names the file and line", () => {
+    const f = join(dir, "syntax.toml");
+    writeFileSync(f, "[server]\n\nthreads = = 2\n");
+    const e = configError(() => loadConfigFile(f));
+    assert.equal(e.code, "ERR_CONFIG_SYNTAX");
+    assert.equal(e.line, 3);
+    assert.ok(e.message.startsWith(`${f}: invalid TOML at line 3`));
+  });
+});
+
+describe("shipped files", () => {
+  test("deploy/ntpshield.toml is valid and is a production setup", () => {
+    const c = loadConfigFile(join(ROOT, "deploy", "ntpshield.toml"));
+    assert.ok(c.server.listen.includes("0.0.0.0:123"));
+    assert.ok(c.server.listen.includes("[::]:123"));
+    assert.notEqual(c.server.user, "");
+  });
+
+  test("docs/configuration.md has a row for every key, in its section's table", () => {
+    const md = readFileSync(join(ROOT, "docs", "configuration.md"), "utf8");
+    const sections = md.split(/\n## /);
+    for (const key of configKeys()) {
+      const [section, name] = key.split(".") as [string, string];
+      const part = sections.find((s) => s.startsWith(`[${section}]`));
+      assert.ok(part, `docs has a "## [${section}]" heading`);
+      assert.ok(part.includes(`| \`${name}\` |`), `docs [${section}] table has a row for ${name}`);
+    }
+  });
+});
+
+test("changedKeys lists what differs and whether it needs a restart", () => {
+  const a = parseConfig("");
+  const b = parseConfig('[server]\nlisten = ["0.0.0.0:123"]\n[clock]\nstratum = 2\n');
+  assert.deepEqual(changedKeys(a, b), [
+    { key: "server.listen", restart: true },
+    { key: "clock.stratum", restart: false },
+  ]);
+  assert.deepEqual(changedKeys(a, parseConfig("")), []);
+});
+
+test("resolveThreads: 0 means one per core", () => {
+  assert.equal(resolveThreads(0, 8), 8);
+  assert.equal(resolveThreads(3, 8), 3);
+  assert.equal(resolveThreads(0, 1000), 256);
+  assert.equal(resolveThreads(0, 0), 1);
+  assert.ok(resolveThreads(0) >= 1);
+});

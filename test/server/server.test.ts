@@ -1,0 +1,151 @@
+// The server shell, really started on loopback: worker threads, sockets, counters, reload, and garbage that
+// never stops it.
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { after, before, describe, it } from "node:test";
+import { createLogger } from "../../src/server/log.ts";
+import { NtpServer, ServeError, type ServerSettings } from "../../src/server/server.ts";
+
+function settings(over: Partial<ServerSettings> = {}): ServerSettings {
+  return {
+    listen: [{ host: "127.0.0.1", port: 0, family: 4 }],
+    threads: 2,
+    user: "",
+    answerSymmetric: true,
+    precision: 0,
+    clock: {
+      stratum: 7,
+      refid: "TEST",
+      rootDelay: 0,
+      rootDispersion: 0.01,
+      upstream: [],
+      poll: 64,
+      holdTime: 1800,
+      correctOffset: false,
+    },
+    ...over,
+  };
+}
+
+const quiet = createLogger("error", () => {});
+
+/** Sends datagrams from one socket and collects what comes back within `waitMs`. */
+async function exchange(
+  port: number,
+  packets: Buffer[],
+  waitMs = 300,
+  host = "127.0.0.1",
+): Promise<Buffer[]> {
+  const sock = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
+  const got: Buffer[] = [];
+  sock.on("message", (m) => got.push(m));
+  await new Promise<void>((r) => sock.bind(0, host, () => r()));
+  for (const p of packets) sock.send(p, port, host);
+  await new Promise((r) => setTimeout(r, waitMs));
+  sock.close();
+  return got;
+}
+
+function clientRequest(version = 4, mode = 3): Buffer {
+  const b = Buffer.alloc(48);
+  b[0] = (version << 3) | mode;
+  b.writeUInt32BE(0xdeadbeef, 40);
+  b.writeUInt32BE(0x01234567, 44);
+  return b;
+}
+
+describe("NtpServer on loopback", () => {
+  let server: NtpServer;
+  let port: number;
+
+  before(async () => {
+    server = new NtpServer(settings(), quiet);
+    await server.start();
+    port = server.addresses[0]!.port;
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it("answers a client request with the configured stratum and refid and the right origin", async () => {
+    const [reply] = await exchange(port, [clientRequest()]);
+    assert.ok(reply, "a reply came");
+    assert.equal(reply.length, 48);
+    assert.equal(reply[0]! & 7, 4);
+    assert.equal(reply[1], 7);
+    assert.equal(reply.toString("latin1", 12, 16), "TEST");
+    assert.equal(reply.readUInt32BE(24), 0xdeadbeef);
+    assert.equal(reply.readUInt32BE(28), 0x01234567);
+    const transmitS = reply.readUInt32BE(40) - 2208988800;
+    assert.ok(Math.abs(transmitS - Date.now() / 1000) < 2, "serves the system clock");
+  });
+
+  it("counts and drops every kind of malformed packet and keeps serving", async () => {
+    const before = server.stats();
+    const junk = [
+      Buffer.alloc(0),
+      Buffer.alloc(1, 0x23),
+      Buffer.alloc(47, 0x23),
+      Buffer.from(clientRequest(0)),
+      Buffer.from(clientRequest(6)),
+      Buffer.concat([clientRequest(), Buffer.alloc(3)]), // not a multiple of 4
+      Buffer.concat([clientRequest(), Buffer.from([0, 1, 0, 8, 0, 0, 0, 0])]), // extension field too short
+      Buffer.alloc(2000, 0x23), // too long
+      clientRequest(4, 4), // a server reply we never asked for
+      clientRequest(4, 6), // control: not answered yet
+      clientRequest(2, 7), // monlist: never
+    ];
+    const replies = await exchange(port, [...junk, clientRequest()], 400);
+    assert.equal(replies.length, 1, "only the well-formed request is answered");
+    const after = server.stats();
+    assert.equal(after.received - before.received, junk.length + 1);
+    assert.equal(after.byResponse.dropped - before.byResponse.dropped, junk.length);
+    assert.equal(after.byResponse.served - before.byResponse.served, 1);
+    assert.ok(after.byReason.malformed_too_short! - before.byReason.malformed_too_short! >= 3);
+    assert.equal(after.byReason.drop_mode_private! - before.byReason.drop_mode_private!, 1);
+  });
+
+  it("reloads the clock settings without a restart", async () => {
+    const restart = server.reload(settings({ clock: { ...settings().clock, stratum: 3, refid: "GPS" } }));
+    assert.deepEqual(restart, []);
+    await new Promise((r) => setTimeout(r, 50));
+    const [reply] = await exchange(port, [clientRequest()]);
+    assert.equal(reply?.[1], 3);
+    assert.equal(reply?.toString("latin1", 12, 15), "GPS");
+    assert.deepEqual(server.reload(settings({ threads: 4 })), ["server.threads"]);
+  });
+});
+
+describe("NtpServer start-up errors", () => {
+  it("names the address when it is already in use", async () => {
+    const holder = dgram.createSocket("udp4");
+    await new Promise<void>((r) => holder.bind(0, "127.0.0.1", () => r()));
+    const taken = holder.address().port;
+    const s = new NtpServer(settings({ listen: [{ host: "127.0.0.1", port: taken, family: 4 }] }), quiet);
+    await assert.rejects(
+      s.start(),
+      (e: unknown) =>
+        e instanceof ServeError && e.code === "ERR_BIND_IN_USE" && e.message.includes(`127.0.0.1:${taken}`),
+    );
+    holder.close();
+  });
+
+  it("says an address is not local", async () => {
+    const s = new NtpServer(settings({ listen: [{ host: "192.0.2.1", port: 0, family: 4 }] }), quiet);
+    await assert.rejects(
+      s.start(),
+      (e: unknown) => e instanceof ServeError && e.code === "ERR_BIND_NOT_AVAILABLE",
+    );
+  });
+
+  it("serves IPv6 on ::1", async () => {
+    const s = new NtpServer(settings({ listen: [{ host: "::1", port: 0, family: 6 }], threads: 1 }), quiet);
+    await s.start();
+    try {
+      const [reply] = await exchange(s.addresses[0]!.port, [clientRequest()], 300, "::1");
+      assert.equal(reply?.[1], 7);
+    } finally {
+      await s.stop();
+    }
+  });
+});
