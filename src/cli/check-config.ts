@@ -24,7 +24,8 @@ export function checkConfigCommand(argv: string[]): number {
   } catch (err) {
     if (err instanceof ConfigError) {
       const problems = err.problems.length > 0 ? err.problems : [{ key: err.key, reason: err.reason }];
-      for (const p of problems) process.stderr.write(`${file}: ${p.key}: ${p.reason}\n`);
+      for (const p of problems)
+        process.stderr.write(p.key ? `${file}: ${p.key}: ${p.reason}\n` : `${file}: ${p.reason}\n`);
       return 2;
     }
     throw err;

@@ -5,6 +5,7 @@ import dgram from "node:dgram";
 import { after, before, describe, it } from "node:test";
 import { createLogger } from "../../src/server/log.ts";
 import { NtpServer, ServeError, type ServerSettings } from "../../src/server/server.ts";
+import { clientRequest, exchange } from "../helpers/ntp.ts";
 
 function settings(over: Partial<ServerSettings> = {}): ServerSettings {
   return {
@@ -28,31 +29,6 @@ function settings(over: Partial<ServerSettings> = {}): ServerSettings {
 }
 
 const quiet = createLogger("error", () => {});
-
-/** Sends datagrams from one socket and collects what comes back within `waitMs`. */
-async function exchange(
-  port: number,
-  packets: Buffer[],
-  waitMs = 300,
-  host = "127.0.0.1",
-): Promise<Buffer[]> {
-  const sock = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
-  const got: Buffer[] = [];
-  sock.on("message", (m) => got.push(m));
-  await new Promise<void>((r) => sock.bind(0, host, () => r()));
-  for (const p of packets) sock.send(p, port, host);
-  await new Promise((r) => setTimeout(r, waitMs));
-  sock.close();
-  return got;
-}
-
-function clientRequest(version = 4, mode = 3): Buffer {
-  const b = Buffer.alloc(48);
-  b[0] = (version << 3) | mode;
-  b.writeUInt32BE(0xdeadbeef, 40);
-  b.writeUInt32BE(0x01234567, 44);
-  return b;
-}
 
 describe("NtpServer on loopback", () => {
   let server: NtpServer;

@@ -1,0 +1,157 @@
+// The `ntpshield` command as an operator runs it: check-config, serve with flags and a file, SIGHUP reloads
+// (a bad file changes nothing), clear start-up errors.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import dgram from "node:dgram";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { clientRequest, exchange } from "../helpers/ntp.ts";
+import { freeUdpPort, REPO_ROOT, startNtpshield } from "../helpers/peers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "ntpshield-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, ["src/cli/main.ts", ...args], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    timeout: 15_000,
+  });
+}
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const waitFor = async (pred: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe("ntpshield check-config", () => {
+  it("accepts a valid file and summarises it", () => {
+    const r = cli(
+      "check-config",
+      file("ok.toml", '[server]\nlisten = ["127.0.0.1:11999"]\n[clock]\nstratum = 4\n'),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /valid/);
+    assert.match(r.stdout, /local stratum 4/);
+  });
+
+  it("names every bad key with its reason and exits 2", () => {
+    const r = cli(
+      "check-config",
+      file("bad.toml", "[clock]\nstratum = 20\nrefid = 5\n[server]\nlisen = []\n"),
+    );
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /clock\.stratum: .*1 to 15/);
+    assert.match(r.stderr, /clock\.refid/);
+    assert.match(r.stderr, /server\.lisen/);
+  });
+
+  it("reports a TOML syntax error with its line", () => {
+    const r = cli("check-config", file("syntax.toml", "[clock]\nstratum = = 3\n"));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /line 2|:2/);
+    assert.doesNotMatch(r.stderr, /: : /, "no empty key printed");
+  });
+
+  it("says when the file cannot be read", () => {
+    const r = cli("check-config", join(dir, "missing.toml"));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /missing\.toml/);
+  });
+});
+
+describe("ntpshield (no or unknown command)", () => {
+  it("lists the commands", () => {
+    const r = cli("help");
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /serve/);
+    assert.match(r.stdout, /check-config/);
+    const bad = cli("frobnicate");
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /unknown command "frobnicate"/);
+  });
+
+  it("rejects a bad flag value naming the flag", () => {
+    const r = cli("serve", "--threads", "lots");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--threads/);
+  });
+});
+
+describe("ntpshield serve", () => {
+  it("logs one JSON start line with addresses, threads and clock source", async () => {
+    const port = await freeUdpPort();
+    const s = await startNtpshield({ listen: [`127.0.0.1:${port}`], threads: 2 });
+    try {
+      const start = s.records.find((r) => r["msg"] === "listening")!;
+      assert.deepEqual(start["addresses"], [`127.0.0.1:${port}`]);
+      assert.equal(start["threads"], 2);
+      assert.equal((start["clock"] as Record<string, unknown>)["source"], "local");
+      assert.equal(start["level"], "info");
+      const [reply] = await exchange(port, [clientRequest()]);
+      assert.equal(reply?.[1], 10, "embedded default stratum 10");
+    } finally {
+      assert.equal(await s.stop(), 0, "graceful exit on SIGTERM");
+    }
+    const stopped = s.records.find((r) => r["msg"] === "stopped");
+    assert.ok(stopped, "logs its counters when it stops");
+    assert.deepEqual(
+      s.records.map((r) => r["msg"]),
+      ["listening", "stopping", "stopped"],
+      "no line per packet",
+    );
+  });
+
+  it("reloads on SIGHUP, and keeps running unchanged when the new file is invalid", async () => {
+    const port = await freeUdpPort();
+    const path = file("reload.toml", `[server]\nlisten = ["127.0.0.1:${port}"]\n[clock]\nstratum = 5\n`);
+    const s = await startNtpshield({ listen: [], extraArgs: ["--config", path] });
+    try {
+      assert.equal((await exchange(port, [clientRequest()]))[0]?.[1], 5);
+      writeFileSync(path, `[server]\nlisten = ["127.0.0.1:${port}"]\n[clock]\nstratum = 99\n`);
+      s.child.kill("SIGHUP");
+      await waitFor(() => s.records.some((r) => r["msg"]?.toString().includes("reload failed")));
+      const failure = s.records.find((r) => r["msg"]?.toString().includes("reload failed"))!;
+      assert.equal(failure["level"], "error");
+      assert.match(JSON.stringify(failure), /clock\.stratum/);
+      assert.equal(
+        (await exchange(port, [clientRequest()]))[0]?.[1],
+        5,
+        "still serving the old configuration",
+      );
+      writeFileSync(path, `[server]\nlisten = ["127.0.0.1:${port}"]\n[clock]\nstratum = 2\nrefid = "GPS"\n`);
+      s.child.kill("SIGHUP");
+      await waitFor(() => s.records.some((r) => r["msg"] === "configuration reloaded"));
+      const [reply] = await exchange(port, [clientRequest()]);
+      assert.equal(reply?.[1], 2);
+      assert.equal(reply?.toString("latin1", 12, 15), "GPS");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("refuses an address in use with a message that says so", async () => {
+    const holder = dgram.createSocket("udp4");
+    await new Promise<void>((r) => holder.bind(0, "127.0.0.1", () => r()));
+    const port = holder.address().port;
+    try {
+      const r = cli("serve", "--listen", `127.0.0.1:${port}`, "--threads", "1");
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /in use/);
+      assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    } finally {
+      holder.close();
+    }
+  });
+});
