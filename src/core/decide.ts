@@ -76,6 +76,13 @@ function malformedReason(code: number): number {
  * the reason it is dropped. Reads only `buf[0..length)`.
  */
 export function decide(buf: Uint8Array, length: number, state: ServeState): number {
+  // Control (mode 6, as ntpq sends: a 12-octet header) and private (mode 7) messages have formats of their
+  // own; classify them by mode before judging them as time packets, so they are counted as what they are.
+  if (length >= 1 && buf.length >= 1) {
+    const m = buf[0]! & 7;
+    if (m === MODE_CONTROL) return R_DROP_MODE_CONTROL;
+    if (m === MODE_PRIVATE) return R_DROP_MODE_PRIVATE;
+  }
   const check = checkPacket(buf, length);
   if (check !== DECODE_OK) return malformedReason(check);
   const first = buf[0]!;
@@ -95,10 +102,6 @@ export function decide(buf: Uint8Array, length: number, state: ServeState): numb
       return R_DROP_MODE_SERVER;
     case MODE_BROADCAST:
       return R_DROP_MODE_BROADCAST;
-    case MODE_CONTROL:
-      return R_DROP_MODE_CONTROL;
-    case MODE_PRIVATE:
-      return R_DROP_MODE_PRIVATE;
     default:
       return R_DROP_MODE_RESERVED;
   }

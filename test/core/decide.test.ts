@@ -61,6 +61,9 @@ describe("decide", () => {
     assert.equal(decide(request(4, 5), 48, state()), R_DROP_MODE_BROADCAST);
     assert.equal(decide(request(2, 6), 48, state()), R_DROP_MODE_CONTROL);
     assert.equal(decide(request(2, 7), 48, state()), R_DROP_MODE_PRIVATE);
+    // ntpq's requests are 12-octet control headers and monlist requests are short too: counted by mode.
+    assert.equal(decide(request(2, 6, 0, 12), 12, state()), R_DROP_MODE_CONTROL);
+    assert.equal(decide(request(2, 7, 0, 8), 8, state()), R_DROP_MODE_PRIVATE);
   });
 
   it("answers mode 1 in mode 2 only when answer-symmetric is on", () => {
