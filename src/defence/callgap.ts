@@ -1,0 +1,174 @@
+// The call-gap (paper §12): drop ("gap") requests from a client that asks too often, measured per client in
+// its MRU record. Two forms:
+//
+// "rules" (the paper's NTPv4 scheme, the default):
+//   Rule 1. A request less than `minimum` seconds (2) after the previous one from that address is gapped.
+//   Rule 2. While the client's exponentially averaged interval is below `average` seconds (5), its requests
+//           are gapped.
+//   The average is the MRU record's avgInterval, kept by MruList.touchLocked over every packet, gapped or
+//   not: it is seeded with the first interval, then avg += (interval - avg) / 2^k with k = averageShift
+//   (default 3). Gapped packets count because the paper's average is "between packets": a client that keeps
+//   firing into the gap keeps its average low. k = 3 gives the average a memory of about eight intervals:
+//   one 64 s poll after an iburst (avg 2 s) lifts it to 9.75 s, so a well-behaved client recovers at once,
+//   while a 1 s elephant must stay silent for about half a minute before Rule 2 lets it through again.
+//   A power of two keeps the arithmetic exact for the simulator's differential tests.
+//
+//   Burst allowance. chrony's and ntpd's iburst sends up to 8 requests about 2 s apart when a client
+//   starts; Rule 2 (and, with timer jitter, Rule 1) would gap most of them, and a client that gets no
+//   answers at start-up retries harder, which is how the Wisconsin routers melted a network (§3). So each
+//   record holds a credit: a new client starts with `burst` (its first request spends one), a request that
+//   a rule would gap is answered instead while a credit is left, and credit is earned back only by quiet
+//   intervals (one credit per `average` seconds of an interval that is itself at least `average` long, up
+//   to `burst`). A polite client therefore gets a full allowance back after one normal poll; an elephant
+//   firing faster than `average` never earns any and, after its first `burst` requests, is gapped whole.
+//
+// "token-bucket" (chrony's ratelimit form): each record holds tokens, earned at one per `interval` seconds
+//   up to `burst`; a request spends one, and is gapped when none is left. Gapped requests spend nothing, so
+//   an elephant is still answered at the bucket's rate, one per `interval`, whatever it sends.
+//
+// Leak (both forms). A gapped request is still answered with probability 1/2^leak, drawn from the caller's
+// PRNG. Call-gap state is keyed by source address, which anyone can spoof: a flood carrying a victim's
+// address would otherwise get the victim's own requests gapped for as long as the flood lasts. With a leak
+// the victim still gets one answer in 2^leak, while the flood's amplification stays bounded by the same
+// fraction (chrony's `leak`, default 2 there; off by default here, as in the paper).
+//
+// Pure: state in, state out through the record's typed-array fields; time comes in as the interval the MRU
+// touch just measured (mru.interval: read there rather than passed, because a double passed to a call that
+// is not inlined is boxed, an allocation per packet). Call it under the MRU lock, right after touchLocked,
+// for the same packet.
+
+import { DefenceError, MRU_FLAG_LIMITED, type MruList, type Rng } from "./mru.ts";
+
+/** Options of the call-gap. Seconds throughout. */
+export interface CallGapOptions {
+  /** "rules" (paper §12, default) or "token-bucket" (chrony's ratelimit). */
+  mode?: "rules" | "token-bucket";
+  /** Rule 1: shortest interval between requests. */
+  minimum?: number;
+  /** Rule 2: lowest averaged interval; also the credit's earning period. */
+  average?: number;
+  /** Requests of a start-up burst that are never gapped; the token bucket's size. */
+  burst?: number;
+  /** Answer one gapped request in 2^leak anyway (0 = off; at most 16). */
+  leak?: number;
+  /** Token-bucket form: seconds per token (chrony's default interval 3 is 2^3 = 8 s). */
+  interval?: number;
+}
+
+export const CALLGAP_DEFAULTS = Object.freeze({
+  mode: "rules" as "rules" | "token-bucket",
+  minimum: 2,
+  average: 5,
+  burst: 8,
+  leak: 0,
+  interval: 8,
+});
+
+/** Validated options, ready for the hot path. */
+export interface CallGapConfig {
+  readonly tokenBucket: boolean;
+  readonly minimum: number;
+  readonly average: number;
+  readonly burst: number;
+  readonly leak: number;
+  readonly interval: number;
+}
+
+// Results. PASS* are answered, GAP_* dropped (or kissed: see kod-limiter.ts).
+/** Not limited. */
+export const GAP_PASS = 0;
+/** A rule would gap it; answered from the burst allowance. */
+export const GAP_PASS_BURST = 1;
+/** Gapped, but answered by the random leak. */
+export const GAP_PASS_LEAK = 2;
+/** Gapped by Rule 1: less than `minimum` after the previous request. */
+export const GAP_MINIMUM = 3;
+/** Gapped by Rule 2: averaged interval below `average`. */
+export const GAP_AVERAGE = 4;
+/** Gapped by the token bucket: no token left. */
+export const GAP_RATE = 5;
+
+export const GAP_RESULT_NAMES: readonly string[] = Object.freeze([
+  "pass",
+  "pass_burst",
+  "pass_leak",
+  "gap_minimum",
+  "gap_average",
+  "gap_rate",
+]);
+
+/** Whether a callGap result means the request is not answered. */
+export function isGapped(result: number): boolean {
+  return result >= GAP_MINIMUM;
+}
+
+function bad(message: string): never {
+  throw new DefenceError("ERR_DEFENCE_OPTION", message);
+}
+
+/** Validates options and fills in defaults. */
+export function createCallGap(options: CallGapOptions = {}): CallGapConfig {
+  const mode = options.mode ?? CALLGAP_DEFAULTS.mode;
+  const minimum = options.minimum ?? CALLGAP_DEFAULTS.minimum;
+  const average = options.average ?? CALLGAP_DEFAULTS.average;
+  const burst = options.burst ?? CALLGAP_DEFAULTS.burst;
+  const leak = options.leak ?? CALLGAP_DEFAULTS.leak;
+  const interval = options.interval ?? CALLGAP_DEFAULTS.interval;
+  if (mode !== "rules" && mode !== "token-bucket") bad('mode must be "rules" or "token-bucket"');
+  if (!(minimum >= 0 && Number.isFinite(minimum))) bad("minimum must be a number of seconds >= 0");
+  if (!(average > 0 && Number.isFinite(average))) bad("average must be a number of seconds > 0");
+  if (!(Number.isInteger(burst) && burst >= 1 && burst <= 1_000_000)) bad("burst must be an integer >= 1");
+  if (!(Number.isInteger(leak) && leak >= 0 && leak <= 16)) bad("leak must be an integer from 0 to 16");
+  if (!(interval > 0 && Number.isFinite(interval))) bad("interval must be a number of seconds > 0");
+  return Object.freeze({ tokenBucket: mode === "token-bucket", minimum, average, burst, leak, interval });
+}
+
+/**
+ * Decides whether the request just recorded in record `r` (-1: the MRU refused it) is gapped, updating the
+ * record's credit, gapped count and flags, from mru.interval as the touch that returned `r` left it.
+ * Returns a GAP_* code. Caller holds the MRU lock, taken before that touch. Allocation-free.
+ */
+export function callGap(cfg: CallGapConfig, mru: MruList, r: number, rng: Rng): number {
+  // No record, no history: nothing to measure, so nothing to gap (the MRU counts the refusal).
+  if (r < 0) return GAP_PASS;
+  const interval = mru.interval;
+  const credit = mru.credit;
+  let result: number;
+  if (cfg.tokenBucket) {
+    const tokens = interval === Number.POSITIVE_INFINITY ? cfg.burst : credit[r]! + interval / cfg.interval;
+    const capped = Math.min(tokens, cfg.burst);
+    if (capped >= 1) {
+      credit[r] = capped - 1;
+      return GAP_PASS;
+    }
+    credit[r] = capped;
+    result = GAP_RATE;
+  } else {
+    if (interval === Number.POSITIVE_INFINITY) {
+      // A new client: nothing to measure yet; its first request spends one credit of a full allowance.
+      credit[r] = cfg.burst - 1;
+      return GAP_PASS;
+    }
+    let c = credit[r]!;
+    if (interval >= cfg.average) {
+      c += interval / cfg.average;
+      if (c > cfg.burst) c = cfg.burst;
+    }
+    if (interval < cfg.minimum) result = GAP_MINIMUM;
+    else if (mru.avgInterval[r]! < cfg.average) result = GAP_AVERAGE;
+    else {
+      credit[r] = c;
+      return GAP_PASS;
+    }
+    if (c >= 1) {
+      credit[r] = c - 1;
+      return GAP_PASS_BURST;
+    }
+    credit[r] = c;
+  }
+  if (cfg.leak > 0 && rng() >>> (30 - cfg.leak) === 0) return GAP_PASS_LEAK;
+  const g = mru.gapped[r]!;
+  if (g !== 0xffffffff) mru.gapped[r] = g + 1;
+  mru.flags[r]! |= MRU_FLAG_LIMITED;
+  return result;
+}
