@@ -1,5 +1,6 @@
 // The one command: `ntpshield <subcommand> [options]`.
 
+import { BLOCKLIST_USAGE, blocklistCommand } from "./blocklist.ts";
 import { CHECK_USAGE, checkConfigCommand } from "./check-config.ts";
 import { SERVE_USAGE, serveCommand } from "./serve.ts";
 import { VERSION } from "./version.ts";
@@ -16,6 +17,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "validate a configuration file without serving",
     usage: CHECK_USAGE,
     run: checkConfigCommand,
+  },
+  blocklist: {
+    summary: "list, add or remove blocked addresses (paper §11)",
+    usage: BLOCKLIST_USAGE,
+    run: blocklistCommand,
   },
   version: {
     summary: "print the version",

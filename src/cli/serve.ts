@@ -21,7 +21,7 @@ export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADD
 Serves NTP. Without a configuration file it serves on 127.0.0.1:11123 (no root needed) as a stratum-10
 local-clock server. Flags override the file. SIGHUP reloads the file; SIGTERM or SIGINT stops.`;
 
-export function settingsFromConfig(config: Config): ServerSettings {
+export function settingsFromConfig(config: Config, configFile?: string): ServerSettings {
   const listen: ListenAddress[] = config.server.listen.map((spec, i) => {
     const hp = parseHostPort(spec);
     if (hp.family === 0) {
@@ -45,6 +45,8 @@ export function settingsFromConfig(config: Config): ServerSettings {
       holdTime: config.clock.holdTime,
       correctOffset: config.clock.correctOffset,
     },
+    config,
+    configFile,
   };
 }
 
@@ -95,7 +97,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   let settings: ServerSettings;
   try {
     config = loadConfig(flags);
-    settings = settingsFromConfig(config);
+    settings = settingsFromConfig(config, flags.config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ntpshield: invalid configuration: ${err.message}\n`);
@@ -146,7 +148,7 @@ function reload(server: NtpServer, flags: ServeFlags, log: Logger): void {
   }
   try {
     const config = loadConfig(flags);
-    const restart = server.reload(settingsFromConfig(config));
+    const restart = server.reload(settingsFromConfig(config, flags.config));
     log.setLevel(config.log.level as LogLevel);
     log.info("configuration reloaded", { config: flags.config, needsRestart: restart });
   } catch (err) {

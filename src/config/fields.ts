@@ -221,3 +221,62 @@ export function hostPortList(
     return bad ? INVALID : out;
   });
 }
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+};
+
+/** Bytes from a TOML integer (bytes) or a string with a unit: "64MiB", "200MB", "512KiB". */
+export function parseSize(v: unknown): number | undefined {
+  if (typeof v === "number") return Number.isInteger(v) ? v : undefined;
+  if (typeof v !== "string") return undefined;
+  const m = /^([0-9]{1,12}(?:\.[0-9]{1,6})?)\s?(B|KB|MB|GB|KiB|MiB|GiB)$/.exec(v);
+  if (m === null) return undefined;
+  return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!]!);
+}
+
+function formatSize(n: number): string {
+  for (const [u, f] of [
+    ["GiB", 1024 ** 3],
+    ["MiB", 1024 ** 2],
+    ["KiB", 1024],
+  ] as const) {
+    if (n >= f && n % f === 0) return `${n / f} ${u}`;
+  }
+  return `${n} bytes`;
+}
+
+/** A size in bytes from min to max; see parseSize for the accepted forms. */
+export function size(o: FieldOptions & { min: number; max: number; default: number }): Field<number> {
+  const expect =
+    `a size from ${formatSize(o.min)} to ${formatSize(o.max)} ` +
+    `(a number of bytes, or a string like "64MiB" or "200MB")`;
+  return field(expect, o.default, o, (v, key, ctx) => {
+    const s = parseSize(v);
+    return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, v);
+  });
+}
+
+/** A list of up to `max` strings, each passing `test`; the meaning is checked by whoever uses them. */
+export function strList(
+  o: FieldOptions & { default: readonly string[]; max: number; expect: string; test: (s: string) => boolean },
+): Field<readonly string[]> {
+  return field(`a list of up to ${o.max} strings`, o.default, o, (v, key, ctx) => {
+    const list = checkList(v, key, ctx, "strings", 0, o.max);
+    if (list === undefined) return INVALID;
+    let bad = false;
+    list.forEach((item, i) => {
+      if (typeof item !== "string" || !o.test(item)) {
+        bad = true;
+        fail(ctx, ctx.item(key, i), o.expect, item);
+      }
+    });
+    return bad ? INVALID : (list as string[]);
+  });
+}

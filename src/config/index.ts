@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parse, TomlError } from "smol-toml";
+import { AclError, parseAclRules } from "../defence/acl.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import type { CheckContext, Field } from "./fields.ts";
 import { INVALID } from "./fields.ts";
@@ -48,8 +49,22 @@ export function parseConfig(text: string, source?: string): Config {
   }
   const problems: ConfigProblem[] = [];
   const value = validateTable(SCHEMA, raw, "", fileContext(problems));
+  if (problems.length === 0) crossCheck(value as Config, problems);
   if (problems.length > 0) throw ConfigError.of(problems, { source });
   return deepFreeze(value as Config);
+}
+
+/**
+ * Checks that need more than one key, or the meaning of a string: the access list is compiled here, once,
+ * so a bad rule names its key before anything is served (and a reload with one leaves the server as it was).
+ */
+function crossCheck(config: Config, problems: ConfigProblem[]): void {
+  try {
+    parseAclRules(config.acl.rule, config.acl.default);
+  } catch (e) {
+    if (e instanceof AclError) problems.push(...e.problems.map((p) => ({ key: p.key, reason: p.reason })));
+    else throw e;
+  }
 }
 
 function syntaxError(e: unknown, source: string | undefined): ConfigError {

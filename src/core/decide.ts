@@ -120,9 +120,10 @@ function writeU32(buf: Uint8Array, offset: number, value: number): void {
  * is left for the shell to write with `stampTransmit` just before sending. Returns the reply's length, which
  * is the header only: extension fields and MACs are never echoed.
  */
-export function writeReply(buf: Uint8Array, reason: number, receiveMs: number, state: ServeState): number {
+export function writeReply(buf: Uint8Array, _reason: number, receiveMs: number, state: ServeState): number {
   const version = (buf[0]! >> 3) & 7;
-  const replyMode = reason === R_SERVED_SYMMETRIC ? MODE_SYMMETRIC_PASSIVE : MODE_SERVER;
+  // The reply's mode follows the request's (a leaked or served mode 1 gets mode 2), not the reason.
+  const replyMode = (buf[0]! & 7) === MODE_SYMMETRIC_ACTIVE ? MODE_SYMMETRIC_PASSIVE : MODE_SERVER;
   const poll = (buf[2]! << 24) >> 24; // signed log2 seconds
   // Origin timestamp = the request's transmit timestamp, copied byte for byte (RFC 5905 §8): the client
   // matches the reply by these 64 bits, so they must not pass through a float.
@@ -138,6 +139,34 @@ export function writeReply(buf: Uint8Array, reason: number, receiveMs: number, s
   if (state.refTimeMs > 0) writeNtpTimestampFromUnixMs(buf, OFF_REF_TS, state.refTimeMs);
   else for (let i = 0; i < 8; i++) buf[OFF_REF_TS + i] = 0;
   writeNtpTimestampFromUnixMs(buf, OFF_RECEIVE_TS, receiveMs);
+  return NTP_HEADER_LENGTH;
+}
+
+/**
+ * Turns the request in `buf` into a kiss-o'-death, in place (RFC 5905 §7.4): leap indicator 3, stratum 0,
+ * the kiss code (a KISS_* constant of src/protocol/kiss.ts) as the reference id, and the client's own
+ * transmit timestamp as origin, so that the client can match it (and only the client that sent it: paper
+ * §11). The other timestamps carry no time of ours: reference is zero and receive and transmit repeat the
+ * client's transmit timestamp, as ntpd does, so a client that ignores the kiss still learns nothing from it.
+ * Root delay and dispersion are zero, poll echoes the request's (bounded). Returns the length (the header).
+ */
+export function writeKod(buf: Uint8Array, code: number, state: ServeState): number {
+  const version = (buf[0]! >> 3) & 7;
+  const replyMode = (buf[0]! & 7) === MODE_SYMMETRIC_ACTIVE ? MODE_SYMMETRIC_PASSIVE : MODE_SERVER;
+  const poll = (buf[2]! << 24) >> 24;
+  for (let i = 0; i < 8; i++) {
+    const t = buf[OFF_TRANSMIT_TS + i]!;
+    buf[OFF_ORIGIN_TS + i] = t;
+    buf[OFF_RECEIVE_TS + i] = t;
+    buf[OFF_REF_TS + i] = 0;
+  }
+  buf[0] = (3 << 6) | (version << 3) | replyMode;
+  buf[1] = 0;
+  buf[2] = Math.max(POLL_MIN, Math.min(poll, POLL_MAX));
+  buf[3] = state.precision & 0xff;
+  writeU32(buf, 4, 0);
+  writeU32(buf, 8, 0);
+  writeU32(buf, 12, code);
   return NTP_HEADER_LENGTH;
 }
 

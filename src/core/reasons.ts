@@ -28,8 +28,19 @@ export const R_DROP_MODE_CONTROL = 13; // mode 6: not answered until monitoring 
 export const R_DROP_MODE_PRIVATE = 14; // mode 7: ntpd's monlist, the CVE-2013-5211 amplifier; never answered
 export const R_DROP_SYMMETRIC_DISABLED = 15; // mode 1 while [server] answer-symmetric = false
 export const R_DROP_INTERNAL_ERROR = 16; // the shell caught an exception: counted, never fatal
+// The defences (docs/defences-*.md), in the order the pipeline applies them (src/core/defences.ts).
+export const R_DROP_ACL_IGNORE = 17; // access list `ignore` (paper §10)
+export const R_DROP_BLOCKLISTED = 18; // on the blocklist: an elephant already shot (paper §11)
+export const R_DROP_ACL_NOSERVE = 19; // access list `noserve` without `kod`
+export const R_KISS_RSTR = 20; // access list `noserve` with `kod`: RSTR kiss-o'-death (RFC 5905 §7.4)
+export const R_DROP_GAPPED = 21; // call-gap (paper §12) without `kod`, or KoD disabled
+export const R_KISS_RATE = 22; // call-gap with `kod`: RATE kiss-o'-death (paper §11)
+export const R_DROP_KOD_LIMITED = 23; // would have been kissed, but the KoD limiter said no (client or rate)
+export const R_SERVED_LEAK = 24; // gapped, but answered by the leak (1 in 2^leak) so a spoofed victim is not cut off
+export const R_DROP_NOQUERY = 25; // mode 6 from an address not allowed to query (access list `noquery`)
+export const R_SERVED_CONTROL = 26; // mode 6 answered (ntpq)
 
-export const REASON_COUNT = 17;
+export const REASON_COUNT = 27;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -49,13 +60,26 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "drop_mode_private",
   "drop_symmetric_disabled",
   "drop_internal_error",
+  "drop_acl_ignore",
+  "drop_blocklisted",
+  "drop_acl_noserve",
+  "kiss_rstr",
+  "drop_gapped",
+  "kiss_rate",
+  "drop_kod_limited",
+  "served_leak",
+  "drop_noquery",
+  "served_control",
 ]);
 
-export const REASON_RESPONSE: readonly Response[] = Object.freeze([
-  RESPONSE_SERVED,
-  RESPONSE_SERVED,
-  ...new Array<Response>(REASON_COUNT - 2).fill(RESPONSE_DROPPED),
-]);
+export const REASON_RESPONSE: readonly Response[] = Object.freeze(
+  Array.from({ length: REASON_COUNT }, (_, r): Response => {
+    if (r === R_SERVED_CLIENT || r === R_SERVED_SYMMETRIC || r === R_SERVED_LEAK || r === R_SERVED_CONTROL) {
+      return RESPONSE_SERVED;
+    }
+    return r === R_KISS_RATE || r === R_KISS_RSTR ? RESPONSE_KISSED : RESPONSE_DROPPED;
+  }),
+);
 
 export function isServed(reason: number): boolean {
   return REASON_RESPONSE[reason] === RESPONSE_SERVED;

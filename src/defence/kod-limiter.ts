@@ -73,9 +73,6 @@ function bad(message: string): never {
 
 export class KodLimiter {
   readonly buffer: SharedArrayBuffer;
-  readonly clientInterval: number;
-  readonly maxRate: number;
-  readonly burst: number;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
 
@@ -84,9 +81,6 @@ export class KodLimiter {
     this.buffer = buffer;
     this.i32 = new Int32Array(buffer, 0, 2);
     this.f64 = new Float64Array(buffer, 0, SLOTS);
-    this.clientInterval = this.f64[F_CLIENT_INTERVAL]!;
-    this.maxRate = this.f64[F_RATE]!;
-    this.burst = this.f64[F_BURST]!;
   }
 
   static create(options: KodLimiterOptions = {}): KodLimiter {
@@ -119,6 +113,40 @@ export class KodLimiter {
     return new KodLimiter(buffer);
   }
 
+  /** Seconds between KoDs to one client. */
+  get clientInterval(): number {
+    return this.f64[F_CLIENT_INTERVAL]!;
+  }
+
+  /** KoDs per second, all threads together. */
+  get maxRate(): number {
+    return this.f64[F_RATE]!;
+  }
+
+  get burst(): number {
+    return this.f64[F_BURST]!;
+  }
+
+  /**
+   * Changes the limits in place (a configuration reload), for every thread attached to the same buffer.
+   * Tokens already in the bucket are capped at the new burst. Takes the lock.
+   */
+  setLimits(options: KodLimiterOptions): void {
+    const clientInterval = options.clientInterval ?? this.clientInterval;
+    const maxRate = options.maxRate ?? this.maxRate;
+    const burst = options.burst ?? Math.max(1, maxRate);
+    if (!(clientInterval >= 0 && Number.isFinite(clientInterval))) bad("clientInterval must be seconds >= 0");
+    if (!(maxRate >= 0 && Number.isFinite(maxRate))) bad("maxRate must be a number of KoDs per second >= 0");
+    if (!(burst >= 1 && Number.isFinite(burst))) bad("burst must be a number >= 1");
+    this.lock();
+    const f = this.f64;
+    f[F_CLIENT_INTERVAL] = clientInterval;
+    f[F_RATE] = maxRate;
+    f[F_BURST] = burst;
+    f[F_TOKENS] = Math.min(f[F_TOKENS]!, burst);
+    this.unlock();
+  }
+
   /**
    * Whether to send a KoD to the client of MRU record `r` (-1 if it has none: only the global limit then
    * applies) at time `now` (seconds). On KOD_SEND, marks the record (lastKod, kods, MRU_FLAG_KOD). The
@@ -126,7 +154,7 @@ export class KodLimiter {
    */
   decide(mru: MruList | null, r: number, now: number): number {
     const f = this.f64;
-    if (mru !== null && r >= 0 && now - mru.lastKod[r]! < this.clientInterval) {
+    if (mru !== null && r >= 0 && now - mru.lastKod[r]! < f[F_CLIENT_INTERVAL]!) {
       this.lock();
       f[F_DROPPED_CLIENT]!++;
       this.unlock();
@@ -138,11 +166,11 @@ export class KodLimiter {
     if (elapsed > 0) {
       // Refill; a time older than the last one (another thread's clock) just adds nothing.
       const tokens =
-        f[F_TOKENS]! + (elapsed === Number.POSITIVE_INFINITY ? this.burst : elapsed * this.maxRate);
-      f[F_TOKENS] = Math.min(tokens, this.burst);
+        f[F_TOKENS]! + (elapsed === Number.POSITIVE_INFINITY ? f[F_BURST]! : elapsed * f[F_RATE]!);
+      f[F_TOKENS] = Math.min(tokens, f[F_BURST]!);
       f[F_LAST] = now;
     }
-    if (this.maxRate > 0 && f[F_TOKENS]! >= 1) {
+    if (f[F_RATE]! > 0 && f[F_TOKENS]! >= 1) {
       f[F_TOKENS]! -= 1;
       f[F_SENT]!++;
       sent = true;

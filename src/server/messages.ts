@@ -1,7 +1,10 @@
 // The messages between the main thread and the worker threads. Packets never cross threads: each worker
 // owns its sockets; only state changes (rare) travel as messages.
 
+import type { Config } from "../config/index.ts";
+import type { SharedDefences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
+import type { BlocklistUpdate } from "../defence/blocklist.ts";
 
 export interface ListenAddress {
   host: string;
@@ -15,17 +18,32 @@ export interface WorkerInit {
   counters: Float64Array;
   state: ServeState;
   sharedOffset: number;
+  /** The configuration the defences are built from (access list, call-gap, KoD, blocklist switches). */
+  config: Config;
+  /** The MRU list and KoD limiter every thread shares. */
+  shared: SharedDefences;
+}
+
+/** An address a worker's defences blocked (paper §11), for the main thread to persist and share. */
+export interface BlockedItem {
+  address: string;
+  /** Unix ms; null = for ever. */
+  expiresMs: number | null;
+  kods: number;
 }
 
 export type ToWorker =
   | { type: "state"; state: ServeState }
   | { type: "offset"; sharedOffset: number }
+  | { type: "config"; config: Config }
+  | { type: "blocklist"; update: BlocklistUpdate }
   | { type: "stop" };
 
 export type FromWorker =
   | { type: "bound"; index: number }
   | { type: "bind-error"; index: number; address: string; code: string; message: string }
   | { type: "socket-error"; index: number; address: string; code: string; message: string }
+  | { type: "blocked"; index: number; items: BlockedItem[]; lost: number }
   | { type: "stopped"; index: number };
 
 export function formatAddress(host: string, port: number): string {

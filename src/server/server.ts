@@ -6,11 +6,16 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import type { Config } from "../config/index.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
+import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
+import type { BlocklistUpdate } from "../defence/blocklist.ts";
+import { BlocklistStore, BlocklistStoreError, resolveBlocklistPath, updatesOf } from "./blocklist-store.ts";
 import { type ClockSource, createClockSource } from "./clock-source.ts";
 import type { Logger } from "./log.ts";
 import {
+  type BlockedItem,
   type FromWorker,
   formatAddress,
   type ListenAddress,
@@ -36,6 +41,10 @@ export interface ServerSettings {
     holdTime: number;
     correctOffset: boolean;
   };
+  /** The whole validated configuration: the defences are built from it. */
+  config: Config;
+  /** The file it came from (relative blocklist paths are taken from its directory). */
+  configFile?: string | undefined;
 }
 
 export class ServeError extends Error {
@@ -121,6 +130,13 @@ export class NtpServer {
   private errorLog = new Map<string, { last: number; suppressed: number }>();
   /** The addresses actually bound (port 0 resolved). */
   addresses: ListenAddress[] = [];
+  /** The main thread's view of the shared defences (MRU list, KoD limiter): for monitoring. */
+  defences: Defences | undefined;
+  /** The blocklist database, open while [blocklist] is enabled. */
+  blocklistStore: BlocklistStore | undefined;
+  private stopWatch: (() => void) | undefined;
+  /** The current blocklist, as every worker holds it, for workers started later. */
+  private blocklistSnapshot: BlocklistUpdate | undefined;
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -138,6 +154,8 @@ export class NtpServer {
   async start(): Promise<void> {
     this.precision = this.settings.precision !== 0 ? this.settings.precision : measurePrecision();
     this.addresses = await probe(this.settings.listen);
+    this.defences = Defences.fromConfig(this.settings.config);
+    if (this.settings.config.blocklist.enabled) this.openBlocklist();
     this.clock = this.makeClock();
     const state = this.clock.state;
     const threads = this.threads;
@@ -166,6 +184,57 @@ export class NtpServer {
     }
   }
 
+  /** Opens the blocklist database and keeps every worker's copy in step with it (paper §11). */
+  private openBlocklist(): void {
+    const path = resolveBlocklistPath(this.settings.config.blocklist.path, this.settings.configFile);
+    try {
+      this.blocklistStore = BlocklistStore.open(path, {
+        onError: (err) => this.log.error("blocklist database", { path, code: err.code, error: err.message }),
+      });
+      this.stopWatch = this.blocklistStore.watch(
+        (change) => {
+          for (const update of updatesOf(change)) {
+            if (update.type === "blocklist-replace") this.blocklistSnapshot = update;
+            this.broadcast({ type: "blocklist", update });
+          }
+        },
+        { initial: true, intervalMs: 1000 },
+      );
+    } catch (err) {
+      if (err instanceof BlocklistStoreError) {
+        throw new ServeError(err.code, `blocklist.path: ${err.message}`);
+      }
+      throw err;
+    }
+    this.log.info("blocklist", { path, entries: this.blocklistStore.count() });
+  }
+
+  /** Addresses a worker blocked: persist them (batched, off the hot path) and tell the other workers. */
+  private blocked(items: BlockedItem[], lost: number): void {
+    if (lost > 0) this.log.warn("blocklist: more addresses blocked at once than could be reported", { lost });
+    if (items.length === 0) return;
+    this.broadcast({
+      type: "blocklist",
+      update: {
+        type: "blocklist-add",
+        items: items.map((i) => ({ address: i.address, expiresMs: i.expiresMs })),
+      },
+    });
+    for (const i of items) {
+      this.blocklistStore?.enqueue({
+        address: i.address,
+        reason: `kept asking after ${i.kods} kiss-o'-death packets`,
+        source: "auto",
+        expiresMs: i.expiresMs,
+        hits: i.kods,
+      });
+    }
+    this.log.info("blocklist: addresses blocked", {
+      addresses: items.map((i) => i.address).slice(0, 20),
+      count: items.length,
+    });
+  }
+
   private makeClock(): ClockSource {
     return createClockSource({
       cfg: this.settings.clock,
@@ -184,6 +253,8 @@ export class NtpServer {
       counters: slot.counters,
       state,
       sharedOffset: this.sharedOffset,
+      config: this.settings.config,
+      shared: this.defences!.shared(),
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ntpshield-worker-${index}` });
     slot.worker = worker;
@@ -193,7 +264,12 @@ export class NtpServer {
         switch (msg.type) {
           case "bound":
             ready = true;
+            if (this.blocklistSnapshot)
+              worker.postMessage({ type: "blocklist", update: this.blocklistSnapshot });
             resolve();
+            break;
+          case "blocked":
+            this.blocked(msg.items, msg.lost);
             break;
           case "bind-error": {
             const port = Number(/:(\d+)$/.exec(msg.address)?.[1] ?? 0);
@@ -258,12 +334,30 @@ export class NtpServer {
       JSON.stringify(next.clock) !== JSON.stringify(this.settings.clock) ||
       next.answerSymmetric !== this.settings.answerSymmetric ||
       (next.precision !== this.settings.precision && next.precision !== 0);
+    const restartKeys = ["maxEntries", "maxMemory", "maxAge", "admitProbability"] as const;
+    const mru = { ...next.config.mru };
+    for (const k of restartKeys) {
+      if (mru[k] !== this.settings.config.mru[k])
+        needRestart.push(`mru.${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      mru[k] = this.settings.config.mru[k];
+    }
+    const blocklist = { ...next.config.blocklist };
+    if (blocklist.path !== this.settings.config.blocklist.path) {
+      needRestart.push("blocklist.path");
+      blocklist.path = this.settings.config.blocklist.path;
+    }
+    const config = { ...next.config, mru, blocklist } as Config;
     this.settings = {
       ...next,
+      config,
+      configFile: this.settings.configFile,
       listen: this.settings.listen,
       threads: this.settings.threads,
       user: this.settings.user,
     };
+    this.defences?.reconfigure(config);
+    this.broadcast({ type: "config", config });
+    if (config.blocklist.enabled && !this.blocklistStore) this.openBlocklist();
     if (clockChanged) {
       if (next.precision !== 0) this.precision = next.precision;
       this.clock?.stop();
@@ -286,6 +380,7 @@ export class NtpServer {
     this.stopping = true;
     clearInterval(this.calibrateTimer);
     this.clock?.stop();
+    this.stopWatch?.();
     await Promise.all(
       this.slots.map(
         (s) =>
@@ -300,5 +395,11 @@ export class NtpServer {
           }),
       ),
     );
+    // After the workers: their last blocked addresses are committed before the file closes.
+    try {
+      this.blocklistStore?.close();
+    } catch (err) {
+      this.log.error("blocklist database: closing failed", { error: err });
+    }
   }
 }

@@ -1,16 +1,32 @@
 // A worker thread: its own UDP sockets (SO_REUSEPORT, so the kernel spreads clients over the workers and
 // keeps each client on one of them), the receive -> decide -> reply loop, and nothing else.
 //
-// The hot path allocates nothing of its own: the reply is written over the request's buffer and counted in
-// a shared typed array. (Node itself allocates the datagram's Buffer and its rinfo object.)
+// Every packet goes through the defences (src/core/defences.ts) with the source address as a 16-byte key.
+// The hot path allocates nothing of its own: the address is parsed into a scratch key, the reply is written
+// over the request's buffer and counted in a shared typed array. (Node itself allocates the datagram's
+// Buffer and its rinfo object.)
 
 import dgram from "node:dgram";
 import { parentPort, workerData } from "node:worker_threads";
 import { C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
-import { decide, stampTransmit, writeReply } from "../core/decide.ts";
-import { isServed, R_DROP_INTERNAL_ERROR } from "../core/reasons.ts";
+import { stampTransmit } from "../core/decide.ts";
+import { Defences } from "../core/defences.ts";
+import {
+  R_DROP_INTERNAL_ERROR,
+  REASON_RESPONSE,
+  RESPONSE_DROPPED,
+  RESPONSE_SERVED,
+} from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { type FromWorker, formatAddress, type ToWorker, type WorkerInit } from "./messages.ts";
+import { formatAddressKey, parseAddressKey } from "../defence/address-key.ts";
+import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
+import {
+  type BlockedItem,
+  type FromWorker,
+  formatAddress,
+  type ToWorker,
+  type WorkerInit,
+} from "./messages.ts";
 import { WallClock } from "./wallclock.ts";
 
 const init = workerData as WorkerInit;
@@ -19,6 +35,26 @@ const counters = init.counters;
 const clock = new WallClock(init.sharedOffset);
 let state: ServeState = init.state;
 const sockets: dgram.Socket[] = [];
+const defences = Defences.fromConfig(init.config, { shared: init.shared });
+const key = new Uint32Array(4);
+
+/** Addresses blocked here go to the main thread (which persists them and tells the other workers). */
+const BLOCK_REPORT_MS = 200;
+function reportBlocks(): void {
+  if (defences.newBlockCount === 0 && defences.newBlocksLost === 0) return;
+  const items: BlockedItem[] = [];
+  defences.drainNewBlocks((k, expiresMs, kods) =>
+    items.push({
+      address: formatAddressKey(k),
+      expiresMs: Number.isFinite(expiresMs) ? expiresMs : null,
+      kods,
+    }),
+  );
+  const lost = defences.newBlocksLost;
+  defences.newBlocksLost = 0;
+  post({ type: "blocked", index: init.index, items, lost });
+}
+const blockTimer = setInterval(reportBlocks, BLOCK_REPORT_MS);
 
 function post(msg: FromWorker): void {
   port.postMessage(msg);
@@ -44,11 +80,13 @@ function attach(socket: dgram.Socket, label: string): void {
     let reason: number;
     try {
       const s = state;
-      reason = decide(msg, msg.length, s);
-      if (isServed(reason)) {
-        const length = writeReply(msg, reason, received + s.offsetMs, s);
-        stampTransmit(msg, clock.now() + s.offsetMs);
-        socket.send(msg, 0, length, rinfo.port, rinfo.address);
+      if (!parseAddressKey(rinfo.address, key)) throw new Error("unparsable source address");
+      reason = defences.decide(msg, msg.length, key, rinfo.port, received + s.offsetMs, s);
+      const response = REASON_RESPONSE[reason];
+      if (response !== RESPONSE_DROPPED) {
+        // A KoD carries no time of ours: only a served reply gets its transmit timestamp.
+        if (response === RESPONSE_SERVED) stampTransmit(msg, clock.now() + s.offsetMs);
+        socket.send(msg, 0, NTP_HEADER_LENGTH, rinfo.port, rinfo.address);
       }
     } catch {
       reason = R_DROP_INTERNAL_ERROR;
@@ -87,7 +125,15 @@ port.on("message", (msg: ToWorker) => {
     case "offset":
       clock.setSharedOffset(msg.sharedOffset);
       break;
+    case "config":
+      defences.reconfigure(msg.config);
+      break;
+    case "blocklist":
+      defences.blocklist.apply(msg.update);
+      break;
     case "stop": {
+      clearInterval(blockTimer);
+      reportBlocks();
       let open = sockets.length;
       if (open === 0) post({ type: "stopped", index: init.index });
       for (const s of sockets)

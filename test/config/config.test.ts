@@ -43,6 +43,11 @@ describe("defaults", () => {
         holdTime: 1800,
         correctOffset: false,
       },
+      mru: { maxEntries: 100_000, maxMemory: 64 * 1024 * 1024, maxAge: 64, admitProbability: 0.5 },
+      callgap: { enabled: true, mode: "rules", minimum: 2, average: 5, burst: 8, leak: 2, interval: 8 },
+      kod: { enabled: true, maxRate: 100 },
+      blocklist: { enabled: false, path: "ntpshield-blocklist.db", afterKods: 10, duration: 0 },
+      acl: { default: ["limited", "kod"], rule: [] },
       log: { level: "info" },
     };
     assert.deepEqual(parseConfig(""), expected);
@@ -176,6 +181,158 @@ const ROWS: Row[] = [
     wrongType: '"true"',
     outOfRange: "0",
     reason: "clock.correct-offset: must be true or false, got 0",
+  },
+  {
+    key: "mru.max-entries",
+    valid: "1200",
+    value: 1200,
+    wrongType: '"1200"',
+    outOfRange: "0",
+    reason: "mru.max-entries: must be an integer from 1 to 268435456, got 0",
+  },
+  {
+    key: "mru.max-memory",
+    valid: '"200MB"',
+    value: 200_000_000,
+    wrongType: "true",
+    outOfRange: '"17GiB"',
+    reason: 'mru.max-memory: must be a size from 64 KiB to 16 GiB (a number of bytes, or a string like "64MiB"',
+  },
+  {
+    key: "mru.max-age",
+    valid: '"2m"',
+    value: 120,
+    wrongType: "[]",
+    outOfRange: "-1",
+    reason: "mru.max-age: must be a duration from 0 to 86400 seconds",
+  },
+  {
+    key: "mru.admit-probability",
+    valid: "0.25",
+    value: 0.25,
+    wrongType: '"half"',
+    outOfRange: "1.5",
+    reason: "mru.admit-probability: must be a number from 0 to 1, got 1.5",
+  },
+  {
+    key: "callgap.enabled",
+    valid: "false",
+    value: false,
+    wrongType: '"no"',
+    outOfRange: "0",
+    reason: "callgap.enabled: must be true or false, got 0",
+  },
+  {
+    key: "callgap.mode",
+    valid: '"token-bucket"',
+    value: "token-bucket",
+    wrongType: "1",
+    outOfRange: '"leaky"',
+    reason: 'callgap.mode: must be one of "rules", "token-bucket", got "leaky"',
+  },
+  {
+    key: "callgap.minimum",
+    valid: "1.5",
+    value: 1.5,
+    wrongType: "true",
+    outOfRange: '"2h"',
+    reason: "callgap.minimum: must be a duration from 0 to 3600 seconds",
+  },
+  {
+    key: "callgap.average",
+    valid: '"8s"',
+    value: 8,
+    wrongType: "false",
+    outOfRange: "0",
+    reason: "callgap.average: must be a duration from 0.001 to 86400 seconds",
+  },
+  {
+    key: "callgap.burst",
+    valid: "4",
+    value: 4,
+    wrongType: "4.5",
+    outOfRange: "0",
+    reason: "callgap.burst: must be an integer from 1 to 1000, got 0",
+  },
+  {
+    key: "callgap.leak",
+    valid: "0",
+    value: 0,
+    wrongType: '"2"',
+    outOfRange: "17",
+    reason: "callgap.leak: must be an integer from 0 to 16, got 17",
+  },
+  {
+    key: "callgap.interval",
+    valid: "16",
+    value: 16,
+    wrongType: "[16]",
+    outOfRange: "-16",
+    reason: "callgap.interval: must be a duration from 0.001 to 86400 seconds",
+  },
+  {
+    key: "kod.enabled",
+    valid: "false",
+    value: false,
+    wrongType: '"off"',
+    outOfRange: "1",
+    reason: "kod.enabled: must be true or false, got 1",
+  },
+  {
+    key: "kod.max-rate",
+    valid: "10",
+    value: 10,
+    wrongType: '"10"',
+    outOfRange: "-1",
+    reason: "kod.max-rate: must be a number of KoDs per second from 0 to 1000000, got -1",
+  },
+  {
+    key: "blocklist.enabled",
+    valid: "true",
+    value: true,
+    wrongType: '"yes"',
+    outOfRange: "1",
+    reason: "blocklist.enabled: must be true or false, got 1",
+  },
+  {
+    key: "blocklist.path",
+    valid: '"/var/lib/ntpshield/blocklist.db"',
+    value: "/var/lib/ntpshield/blocklist.db",
+    wrongType: "1",
+    outOfRange: '""',
+    reason: 'blocklist.path: must be a file path, got ""',
+  },
+  {
+    key: "blocklist.after-kods",
+    valid: "3",
+    value: 3,
+    wrongType: '"3"',
+    outOfRange: "0",
+    reason: "blocklist.after-kods: must be an integer from 1 to 1000000, got 0",
+  },
+  {
+    key: "blocklist.duration",
+    valid: '"1d"',
+    value: 86400,
+    wrongType: "true",
+    outOfRange: "-5",
+    reason: "blocklist.duration: must be a duration from 0 to 315360000 seconds",
+  },
+  {
+    key: "acl.default",
+    valid: '["limited"]',
+    value: ["limited"],
+    wrongType: '"limited"',
+    outOfRange: '["limited", 3]',
+    reason: "acl.default[1]: must be a flag name, got 3",
+  },
+  {
+    key: "acl.rule",
+    valid: '[{ address = "192.0.2.0/24", flags = ["noserve"] }]',
+    value: [{ address: "192.0.2.0/24", flags: ["noserve"] }],
+    wrongType: '"192.0.2.0/24"',
+    outOfRange: '[{ address = "192.0.2.0/24", flags = [1] }]',
+    reason: "acl.rule[0].flags[0]: must be a flag name, got 1",
   },
   {
     key: "log.level",
@@ -323,9 +480,9 @@ describe("unknown keys", () => {
   });
 
   test("an unknown section", () => {
-    const e = configError(() => parseConfig("[mru]\nmax-entries = 10\n"));
-    assert.equal(e.key, "mru");
-    assert.match(e.reason, /known: server, clock, log/);
+    const e = configError(() => parseConfig("[monlist]\nenabled = true\n"));
+    assert.equal(e.key, "monlist");
+    assert.match(e.reason, /known: server, clock, mru, callgap, kod, blocklist, acl, log/);
   });
 
   test("nested, by full path, with the likely intended key", () => {

@@ -53,12 +53,21 @@ describe("the schema table", () => {
     }
   });
 
-  test("listen, threads and user need a restart; nothing else does", () => {
+  test("sockets, privileges and shared-memory sizes need a restart; nothing else does", () => {
     assert.deepEqual(
       leaves(SCHEMA)
         .filter(([, f]) => f.restart)
         .map(([k]) => k),
-      ["server.listen", "server.threads", "server.user"],
+      [
+        "server.listen",
+        "server.threads",
+        "server.user",
+        "mru.max-entries",
+        "mru.max-memory",
+        "mru.max-age",
+        "mru.admit-probability",
+        "blocklist.path",
+      ],
     );
   });
 });

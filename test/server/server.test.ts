@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { after, before, describe, it } from "node:test";
+import { defaultConfig } from "../../src/config/index.ts";
 import { createLogger } from "../../src/server/log.ts";
 import { NtpServer, ServeError, type ServerSettings } from "../../src/server/server.ts";
 import { clientRequest, exchange } from "../helpers/ntp.ts";
@@ -24,6 +25,7 @@ function settings(over: Partial<ServerSettings> = {}): ServerSettings {
       holdTime: 1800,
       correctOffset: false,
     },
+    config: defaultConfig(),
     ...over,
   };
 }

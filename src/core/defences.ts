@@ -1,0 +1,270 @@
+// The whole per-packet decision with the paper's defences, in one fixed order (docs/defences.md):
+//
+//   access list `ignore` (§10) -> blocklist (§11) -> packet checks and mode (RFC 5905) -> MRU update (§5)
+//   -> access list `noserve` (§10) -> call-gap (§12) -> KoD limiter (§11) -> reply
+//
+// Each packet ends in exactly one reason (src/core/reasons.ts). Pure like decide.ts: the time comes in as an
+// argument and nothing is allocated per packet; the only shared state is the MRU list and the KoD limiter
+// (SharedArrayBuffers, so that a client spread over several worker threads has one record) and this
+// thread's copy of the blocklist.
+//
+// Why this order: `ignore` and the blocklist come first because they must cost nothing (an elephant already
+// shot should not even be parsed). Malformed packets never create MRU records: their address and mode mean
+// nothing. Every well-formed packet is recorded, whatever its mode, so that monitoring sees mode 4/5/7
+// floods too. Only requests we would answer are gapped and kissed; a KoD is never sent to modes 2, 4 or 5
+// (they never reach that point), which is what keeps two servers from kissing each other forever.
+
+import type { Config } from "../config/index.ts";
+import {
+  ACL_IGNORE,
+  ACL_KOD,
+  ACL_LIMITED,
+  ACL_NOMRULIST,
+  ACL_NOSERVE,
+  type AclTable,
+  parseAclRules,
+} from "../defence/acl.ts";
+import { Blocklist } from "../defence/blocklist.ts";
+import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
+import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
+import { createRng, MruList, type Rng } from "../defence/mru.ts";
+import { KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
+import { decide, writeKod, writeReply } from "./decide.ts";
+import {
+  R_DROP_ACL_IGNORE,
+  R_DROP_ACL_NOSERVE,
+  R_DROP_BLOCKLISTED,
+  R_DROP_GAPPED,
+  R_DROP_KOD_LIMITED,
+  R_KISS_RATE,
+  R_KISS_RSTR,
+  R_MALFORMED_OTHER,
+  R_MALFORMED_TOO_SHORT,
+  R_SERVED_LEAK,
+  REASON_RESPONSE,
+  RESPONSE_SERVED,
+} from "./reasons.ts";
+import type { ServeState } from "./serve-state.ts";
+
+/** Addresses newly blocked by this thread, waiting for the shell to persist and share them. */
+const NEW_BLOCKS_MAX = 256;
+
+/** Shared pieces made once by the main thread and attached by every worker. */
+export interface SharedDefences {
+  mru: SharedArrayBuffer;
+  kod: SharedArrayBuffer;
+}
+
+export interface DefenceOptions {
+  /** Random numbers in [0, 2^30): MRU admission sampling, call-gap leak. Default: createRng(). */
+  rng?: Rng;
+  /** Attach to these shared buffers instead of creating new ones. */
+  shared?: SharedDefences;
+}
+
+/** The settings a SIGHUP may change without a restart. */
+interface Live {
+  acl: AclTable;
+  callgap: CallGapConfig;
+  callgapEnabled: boolean;
+  kodEnabled: boolean;
+  blocklistEnabled: boolean;
+  afterKods: number;
+  /** How long an automatic blocklist entry lasts, ms; 0 = for ever. */
+  blockDurationMs: number;
+}
+
+function liveOf(config: Config): Live {
+  const c = config.callgap;
+  return {
+    acl: parseAclRules(config.acl.rule, config.acl.default),
+    callgap: createCallGap({
+      mode: c.mode,
+      minimum: c.minimum,
+      average: c.average,
+      burst: c.burst,
+      leak: c.leak,
+      interval: c.interval,
+    }),
+    callgapEnabled: c.enabled,
+    kodEnabled: config.kod.enabled,
+    blocklistEnabled: config.blocklist.enabled,
+    afterKods: config.blocklist.afterKods,
+    blockDurationMs: config.blocklist.duration * 1000,
+  };
+}
+
+/** One thread's view of the defences. */
+export class Defences {
+  readonly mru: MruList;
+  readonly kod: KodLimiter;
+  readonly blocklist: Blocklist;
+  readonly rng: Rng;
+  live: Live;
+  /** Keys (4 words each) and expiries of addresses this thread blocked since the last drainNewBlocks(). */
+  readonly newBlockKeys = new Uint32Array(NEW_BLOCKS_MAX * 4);
+  readonly newBlockExpiry = new Float64Array(NEW_BLOCKS_MAX);
+  readonly newBlockKods = new Uint32Array(NEW_BLOCKS_MAX);
+  newBlockCount = 0;
+  /** Blocks that did not fit in the queue before it was drained (still blocked here, not persisted). */
+  newBlocksLost = 0;
+
+  private constructor(mru: MruList, kod: KodLimiter, live: Live, rng: Rng) {
+    this.mru = mru;
+    this.kod = kod;
+    this.live = live;
+    this.rng = rng;
+    this.blocklist = new Blocklist();
+  }
+
+  /**
+   * Builds every defence from a validated configuration: a new MRU list and KoD limiter, or views of
+   * shared ones (`options.shared`, from another thread's `shared()`).
+   */
+  static fromConfig(config: Config, options: DefenceOptions = {}): Defences {
+    const rng = options.rng ?? createRng();
+    const m = config.mru;
+    const mru = options.shared
+      ? MruList.attach(options.shared.mru, rng)
+      : MruList.create(
+          {
+            maxEntries: m.maxEntries,
+            maxMemory: m.maxMemory,
+            maxAge: m.maxAge,
+            admitProbability: m.admitProbability,
+          },
+          rng,
+        );
+    const kod = options.shared
+      ? KodLimiter.attach(options.shared.kod)
+      : KodLimiter.create({ clientInterval: config.callgap.average, maxRate: config.kod.maxRate });
+    return new Defences(mru, kod, liveOf(config), rng);
+  }
+
+  /** The buffers another thread attaches to. */
+  shared(): SharedDefences {
+    return { mru: this.mru.buffer, kod: this.kod.buffer };
+  }
+
+  /**
+   * Applies a reloaded configuration's live settings (access list, call-gap, KoD and blocklist switches).
+   * The KoD limits are shared: any thread's reconfigure changes them for all. The MRU list's size is fixed
+   * at start.
+   */
+  reconfigure(config: Config): void {
+    this.live = liveOf(config);
+    this.kod.setLimits({ clientInterval: config.callgap.average, maxRate: config.kod.maxRate });
+  }
+
+  private queueBlock(key: Uint32Array, expiresMs: number, kods: number): void {
+    const n = this.newBlockCount;
+    if (n >= NEW_BLOCKS_MAX) {
+      this.newBlocksLost++;
+      return;
+    }
+    const o = n * 4;
+    this.newBlockKeys[o] = key[0]!;
+    this.newBlockKeys[o + 1] = key[1]!;
+    this.newBlockKeys[o + 2] = key[2]!;
+    this.newBlockKeys[o + 3] = key[3]!;
+    this.newBlockExpiry[n] = expiresMs;
+    this.newBlockKods[n] = kods;
+    this.newBlockCount = n + 1;
+  }
+
+  /** Calls `fn` for each address blocked since the last call, then empties the queue. Allocates (rare). */
+  drainNewBlocks(fn: (key: Uint32Array, expiresMs: number, kods: number) => void): void {
+    for (let i = 0; i < this.newBlockCount; i++) {
+      fn(this.newBlockKeys.slice(i * 4, i * 4 + 4), this.newBlockExpiry[i]!, this.newBlockKods[i]!);
+    }
+    this.newBlockCount = 0;
+  }
+
+  /**
+   * One packet through the whole pipeline. `key` is the source address (src/defence/address-key.ts), `port`
+   * its port, `nowMs` the receive time (Unix ms, already corrected by state.offsetMs). On a served reason
+   * the reply is written over `buf` (stamp the transmit time just before sending); on a kissed one the KoD
+   * is written over `buf` and must be sent as is. Returns the reason; REASON_RESPONSE says which.
+   */
+  decide(
+    buf: Uint8Array,
+    length: number,
+    key: Uint32Array,
+    port: number,
+    nowMs: number,
+    state: ServeState,
+  ): number {
+    const live = this.live;
+    const flags = live.acl.lookup(key);
+    if ((flags & ACL_IGNORE) !== 0) return R_DROP_ACL_IGNORE;
+    if (live.blocklistEnabled && this.blocklist.size > 0 && this.blocklist.has(key, nowMs)) {
+      return R_DROP_BLOCKLISTED;
+    }
+    let reason = decide(buf, length, state);
+    if (reason >= R_MALFORMED_TOO_SHORT && reason <= R_MALFORMED_OTHER) return reason; // malformed: no record
+    const served = REASON_RESPONSE[reason] === RESPONSE_SERVED;
+    const mru = this.mru;
+    const nowS = nowMs / 1000;
+    let r = -1;
+    mru.lock();
+    try {
+      if ((flags & ACL_NOMRULIST) === 0) {
+        const first = buf[0]!;
+        r = mru.touchLocked(key, nowS, first & 7, (first >> 3) & 7, port);
+      }
+      if (served) reason = this.restrict(flags, key, r, nowS, nowMs, reason, buf, state);
+      if (r >= 0) mru.lastReason[r] = reason;
+    } finally {
+      mru.unlock();
+    }
+    if (REASON_RESPONSE[reason] === RESPONSE_SERVED) writeReply(buf, reason, nowMs, state);
+    return reason;
+  }
+
+  /** noserve, call-gap, KoD for a request we would serve. Called under the MRU lock. */
+  private restrict(
+    flags: number,
+    key: Uint32Array,
+    r: number,
+    nowS: number,
+    nowMs: number,
+    reason: number,
+    buf: Uint8Array,
+    state: ServeState,
+  ): number {
+    const live = this.live;
+    const kiss = live.kodEnabled && (flags & ACL_KOD) !== 0;
+    if ((flags & ACL_NOSERVE) !== 0) {
+      if (!kiss) return R_DROP_ACL_NOSERVE;
+      if (this.kod.decide(this.mru, r, nowS) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+      writeKod(buf, KISS_RSTR, state);
+      return R_KISS_RSTR;
+    }
+    if (!live.callgapEnabled || (flags & ACL_LIMITED) === 0) return reason;
+    const g = callGap(live.callgap, this.mru, r, this.rng);
+    if (g === GAP_PASS_LEAK) return R_SERVED_LEAK;
+    if (!isGapped(g)) return reason;
+    if (!kiss) return R_DROP_GAPPED;
+    if (this.kod.decide(this.mru, r, nowS) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+    writeKod(buf, KISS_RATE, state);
+    if (live.blocklistEnabled && r >= 0 && this.mru.kods[r]! >= live.afterKods) {
+      const expires = live.blockDurationMs > 0 ? nowMs + live.blockDurationMs : Number.POSITIVE_INFINITY;
+      this.blocklist.add(key, live.blockDurationMs > 0 ? expires : null);
+      this.queueBlock(key, expires, this.mru.kods[r]!);
+    }
+    return R_KISS_RATE;
+  }
+}
+
+/** Function form of Defences#decide (the simulator and benchmarks call it this way). */
+export function decidePacket(
+  buf: Uint8Array,
+  length: number,
+  key: Uint32Array,
+  port: number,
+  nowMs: number,
+  state: ServeState,
+  d: Defences,
+): number {
+  return d.decide(buf, length, key, port, nowMs, state);
+}

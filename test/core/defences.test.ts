@@ -1,0 +1,360 @@
+// The whole decision pipeline (src/core/defences.ts): order, one reason per packet, the call-gap and KoD
+// as clients see them, the access list's flags, the blocklist, shared state across threads, reloads.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { type Config, parseConfig } from "../../src/config/index.ts";
+import { Defences } from "../../src/core/defences.ts";
+import {
+  R_DROP_ACL_IGNORE,
+  R_DROP_ACL_NOSERVE,
+  R_DROP_BLOCKLISTED,
+  R_DROP_GAPPED,
+  R_DROP_KOD_LIMITED,
+  R_DROP_MODE_BROADCAST,
+  R_DROP_MODE_PASSIVE,
+  R_DROP_MODE_SERVER,
+  R_KISS_RATE,
+  R_KISS_RSTR,
+  R_MALFORMED_TOO_SHORT,
+  R_SERVED_CLIENT,
+  R_SERVED_LEAK,
+  R_SERVED_SYMMETRIC,
+  REASON_COUNT,
+  REASON_NAMES,
+  REASON_RESPONSE,
+  RESPONSE_DROPPED,
+  RESPONSE_KISSED,
+  RESPONSE_SERVED,
+} from "../../src/core/reasons.ts";
+import type { ServeState } from "../../src/core/serve-state.ts";
+import { addressKey, formatAddressKey } from "../../src/defence/address-key.ts";
+import { createRng } from "../../src/defence/mru.ts";
+
+const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
+
+function state(): ServeState {
+  return {
+    leap: 0,
+    stratum: 2,
+    precision: -20,
+    rootDelay: 0.01,
+    rootDispersion: 0.02,
+    dispersionRate: 0,
+    refId: 0xc0000201,
+    refTimeMs: T0 - 10_000,
+    offsetMs: 0,
+    answerSymmetric: true,
+  };
+}
+
+function config(toml = ""): Config {
+  return parseConfig(toml);
+}
+
+function defences(toml = "", seed = 1): Defences {
+  return Defences.fromConfig(config(toml), { rng: createRng(seed) });
+}
+
+function key(address: string): Uint32Array {
+  const k = addressKey(address);
+  assert.ok(k, address);
+  return k;
+}
+
+/** A request whose transmit timestamp is recognisable: `tag` in its low word. */
+function request(mode = 3, tag = 0x01020304, version = 4, length = 48): Uint8Array {
+  const b = new Uint8Array(length);
+  b[0] = (version << 3) | mode;
+  b[2] = 6;
+  if (length >= 48) {
+    const dv = new DataView(b.buffer);
+    dv.setUint32(40, 0xec000000);
+    dv.setUint32(44, tag);
+  }
+  return b;
+}
+
+/** Sends one request from `address` at `t` seconds after T0; returns the reason and the buffer. */
+function send(d: Defences, address: string, t: number, mode = 3, port = 40000) {
+  const buf = request(mode, (t * 1000) >>> 0);
+  const reason = d.decide(buf, buf.length, key(address), port, T0 + t * 1000, state());
+  return { reason, buf };
+}
+
+function count(reasons: number[], r: number): number {
+  return reasons.filter((x) => x === r).length;
+}
+
+describe("call-gap and KoD as clients see them (paper §11, §12)", () => {
+  it("an iburst start (8 packets 2 s apart) and then 64 s polling is never gapped or kissed", () => {
+    const d = defences();
+    const reasons: number[] = [];
+    for (let i = 0; i < 8; i++) reasons.push(send(d, "192.0.2.10", i * 2).reason);
+    for (let i = 1; i <= 50; i++) reasons.push(send(d, "192.0.2.10", 14 + 64 * i).reason);
+    assert.deepEqual(new Set(reasons), new Set([R_SERVED_CLIENT]));
+  });
+
+  it("a client polling every second gets RATE KoDs at most one per average interval, the rest dropped", () => {
+    const d = defences("[callgap]\nleak = 0\n");
+    const reasons: number[] = [];
+    for (let t = 0; t < 120; t++) reasons.push(send(d, "192.0.2.20", t).reason);
+    // The burst allowance answers the first 8.
+    assert.deepEqual(reasons.slice(0, 8), new Array(8).fill(R_SERVED_CLIENT));
+    const kods = count(reasons, R_KISS_RATE);
+    // 112 gapped requests over 112 s, one KoD per 5 s at most: about 22.
+    assert.ok(kods >= 20 && kods <= 23, `kods ${kods}`);
+    assert.equal(count(reasons, R_DROP_KOD_LIMITED), 112 - kods - count(reasons, R_SERVED_CLIENT) + 8);
+    assert.equal(count(reasons, R_SERVED_CLIENT), 8);
+    // Never two KoDs within 5 s.
+    const times = reasons.flatMap((r, t) => (r === R_KISS_RATE ? [t] : []));
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 5);
+    // The MRU record says what happened.
+    const r = d.mru.lookup(key("192.0.2.20"));
+    const e = d.mru.read(r)!;
+    assert.equal(e.count, 120);
+    assert.equal(e.kods, kods);
+    assert.equal(e.gapped, 112);
+  });
+
+  it("the KoD has RFC 5905's form: LI 3, stratum 0, RATE, the client's transmit timestamp, no time of ours", () => {
+    const d = defences("[callgap]\nleak = 0\n");
+    let kod: Uint8Array | undefined;
+    let sent: Uint8Array | undefined;
+    for (let t = 0; t < 20 && !kod; t += 0.5) {
+      const buf = request(3, 0xabcdef00 + t * 2);
+      sent = buf.slice();
+      const r = d.decide(buf, 48, key("192.0.2.21"), 123, T0 + t * 1000, state());
+      if (r === R_KISS_RATE) kod = buf;
+    }
+    assert.ok(kod && sent);
+    assert.equal(kod[0]! >> 6, 3, "leap 3");
+    assert.equal((kod[0]! >> 3) & 7, 4, "version echoed");
+    assert.equal(kod[0]! & 7, 4, "mode 4");
+    assert.equal(kod[1], 0, "stratum 0");
+    assert.equal(Buffer.from(kod.subarray(12, 16)).toString("latin1"), "RATE");
+    assert.deepEqual(kod.subarray(24, 32), sent.subarray(40, 48), "origin = client's transmit");
+    assert.deepEqual(kod.subarray(32, 40), sent.subarray(40, 48), "receive carries no time of ours");
+    assert.deepEqual(kod.subarray(40, 48), sent.subarray(40, 48), "transmit carries no time of ours");
+    assert.deepEqual(kod.subarray(16, 24), new Uint8Array(8), "reference zero");
+    assert.deepEqual(kod.subarray(4, 12), new Uint8Array(8), "root delay and dispersion zero");
+  });
+
+  it("without kod (flag or switch) gapped requests are dropped silently", () => {
+    for (const toml of [
+      "[kod]\nenabled = false\n[callgap]\nleak = 0\n",
+      '[acl]\ndefault = ["limited"]\n[callgap]\nleak = 0\n',
+    ]) {
+      const d = defences(toml);
+      const reasons: number[] = [];
+      for (let t = 0; t < 30; t++) reasons.push(send(d, "192.0.2.22", t).reason);
+      assert.equal(count(reasons, R_KISS_RATE), 0, toml);
+      assert.equal(count(reasons, R_DROP_GAPPED), 22, toml);
+    }
+  });
+
+  it("without limited, or with the call-gap off, nobody is gapped", () => {
+    for (const toml of ['[acl]\ndefault = ["kod"]\n', "[callgap]\nenabled = false\n"]) {
+      const d = defences(toml);
+      for (let t = 0; t < 30; t++) assert.equal(send(d, "192.0.2.23", t * 0.1).reason, R_SERVED_CLIENT, toml);
+    }
+  });
+
+  it("the server-wide KoD rate caps KoDs to many clients", () => {
+    const d = defences("[callgap]\nleak = 0\n[kod]\nmax-rate = 5\n");
+    const reasons: number[] = [];
+    // 100 clients, each past its burst, all within the same second.
+    for (let c = 0; c < 100; c++) for (let i = 0; i < 9; i++) send(d, `198.51.100.${c}`, i * 0.01);
+    for (let c = 0; c < 100; c++) reasons.push(send(d, `198.51.100.${c}`, 0.5).reason);
+    assert.ok(count(reasons, R_KISS_RATE) <= 6, `${count(reasons, R_KISS_RATE)} KoDs`);
+    assert.ok(count(reasons, R_DROP_KOD_LIMITED) >= 94);
+  });
+
+  it("leak: a flood forged with a victim's address still lets about 1 in 2^leak through", () => {
+    const d = defences("[callgap]\nleak = 2\n[kod]\nenabled = false\n");
+    const reasons: number[] = [];
+    for (let i = 0; i < 4000; i++) reasons.push(send(d, "203.0.113.5", i * 0.01).reason);
+    const leaked = count(reasons, R_SERVED_LEAK);
+    const gapped = count(reasons, R_DROP_GAPPED);
+    assert.equal(leaked + gapped + count(reasons, R_SERVED_CLIENT), 4000);
+    const share = leaked / (leaked + gapped);
+    assert.ok(share > 0.2 && share < 0.3, `leak share ${share}`);
+  });
+
+  it("the token-bucket form gaps by tokens", () => {
+    const d = defences(
+      '[callgap]\nmode = "token-bucket"\ninterval = 4\nburst = 2\nleak = 0\n[kod]\nenabled = false\n',
+    );
+    const reasons = [0, 1, 2, 3, 4, 8, 12].map((t) => send(d, "192.0.2.30", t).reason);
+    assert.deepEqual(reasons.slice(0, 2), [R_SERVED_CLIENT, R_SERVED_CLIENT]);
+    assert.equal(reasons[2], R_DROP_GAPPED);
+    assert.equal(reasons.at(-1), R_SERVED_CLIENT);
+  });
+});
+
+describe("modes and malformed packets", () => {
+  it("modes 2, 4 and 5 are never answered or kissed, however fast they come", () => {
+    const d = defences("[callgap]\nleak = 0\n");
+    for (const [mode, want] of [
+      [2, R_DROP_MODE_PASSIVE],
+      [4, R_DROP_MODE_SERVER],
+      [5, R_DROP_MODE_BROADCAST],
+    ] as const) {
+      for (let i = 0; i < 50; i++) assert.equal(send(d, "192.0.2.40", i * 0.1, mode).reason, want);
+    }
+    // They are recorded, though: monitoring sees who sends them.
+    assert.equal(d.mru.read(d.mru.lookup(key("192.0.2.40")))!.count, 150);
+  });
+
+  it("a symmetric-active request is answered in mode 2, and gapped like any other", () => {
+    const d = defences("[callgap]\nleak = 0\n");
+    const first = send(d, "192.0.2.41", 0, 1);
+    assert.equal(first.reason, R_SERVED_SYMMETRIC);
+    assert.equal(first.buf[0]! & 7, 2);
+    const reasons = Array.from({ length: 20 }, (_, i) => send(d, "192.0.2.41", 1 + i * 0.5, 1).reason);
+    assert.ok(reasons.includes(R_KISS_RATE));
+  });
+
+  it("a malformed packet is dropped and creates no MRU record", () => {
+    const d = defences();
+    const buf = request(3, 1, 4, 47);
+    assert.equal(d.decide(buf, 47, key("192.0.2.42"), 1, T0, state()), R_MALFORMED_TOO_SHORT);
+    assert.equal(d.mru.lookup(key("192.0.2.42")), -1);
+  });
+});
+
+describe("access list (paper §10)", () => {
+  const ACL = `
+[callgap]
+leak = 0
+[[acl.rule]]
+address = "10.0.0.0/8"
+flags = ["ignore"]
+[[acl.rule]]
+address = "10.1.0.0/16"
+flags = []
+[[acl.rule]]
+address = "172.16.0.0/12"
+flags = ["noserve"]
+[[acl.rule]]
+address = "172.16.5.0/24"
+flags = ["noserve", "kod"]
+[[acl.rule]]
+address = "2001:db8::/32"
+flags = ["limited", "kod", "nomrulist"]
+`;
+
+  it("ignore drops without a record; the longest prefix wins", () => {
+    const d = defences(ACL);
+    assert.equal(send(d, "10.9.9.9", 0).reason, R_DROP_ACL_IGNORE);
+    assert.equal(d.mru.lookup(key("10.9.9.9")), -1);
+    // 10.1/16 has no flags: served and never gapped.
+    for (let t = 0; t < 20; t++) assert.equal(send(d, "10.1.2.3", t * 0.1).reason, R_SERVED_CLIENT);
+  });
+
+  it("noserve drops; with kod it sends RSTR; IPv4-mapped clients match IPv4 rules", () => {
+    const d = defences(ACL);
+    assert.equal(send(d, "172.16.9.9", 0).reason, R_DROP_ACL_NOSERVE);
+    const r = send(d, "::ffff:172.16.5.5", 0);
+    assert.equal(r.reason, R_KISS_RSTR);
+    assert.equal(Buffer.from(r.buf.subarray(12, 16)).toString("latin1"), "RSTR");
+    assert.equal(r.buf[1], 0);
+    // RSTR is limited like any KoD: not again within the average interval.
+    assert.equal(send(d, "172.16.5.5", 1).reason, R_DROP_KOD_LIMITED);
+  });
+
+  it("nomrulist: no record, so nothing to gap", () => {
+    const d = defences(ACL);
+    for (let t = 0; t < 20; t++) assert.equal(send(d, "2001:db8::1", t * 0.1).reason, R_SERVED_CLIENT);
+    assert.equal(d.mru.lookup(key("2001:db8::1")), -1);
+  });
+
+  it("a reload replaces the rules at once", () => {
+    const d = defences(ACL);
+    assert.equal(send(d, "10.9.9.9", 0).reason, R_DROP_ACL_IGNORE);
+    d.reconfigure(config("[callgap]\nleak = 0\n"));
+    assert.equal(send(d, "10.9.9.9", 1).reason, R_SERVED_CLIENT);
+  });
+});
+
+describe("blocklist (paper §11: shoot the elephants)", () => {
+  it("after `after-kods` KoDs the address is blocked, queued for the store, and dropped from then on", () => {
+    const d = defences("[callgap]\nleak = 0\n[blocklist]\nenabled = true\nafter-kods = 3\n");
+    const reasons: number[] = [];
+    for (let t = 0; t < 60; t++) reasons.push(send(d, "192.0.2.50", t).reason);
+    assert.equal(count(reasons, R_KISS_RATE), 3);
+    const third = reasons.lastIndexOf(R_KISS_RATE);
+    assert.ok(reasons.slice(third + 1).every((r) => r === R_DROP_BLOCKLISTED));
+    const drained: string[] = [];
+    d.drainNewBlocks((k, exp, kods) => drained.push(`${formatAddressKey(k)} ${exp} ${kods}`));
+    assert.deepEqual(drained, ["192.0.2.50 Infinity 3"]);
+    d.drainNewBlocks(() => assert.fail("drained twice"));
+    // Other clients are not affected.
+    assert.equal(send(d, "192.0.2.51", 61).reason, R_SERVED_CLIENT);
+  });
+
+  it("a block with a duration expires", () => {
+    const d = defences("[callgap]\nleak = 0\n[blocklist]\nenabled = true\nafter-kods = 1\nduration = 100\n");
+    const reasons: number[] = [];
+    for (let t = 0; t < 30; t++) reasons.push(send(d, "192.0.2.52", t).reason);
+    const kod = reasons.indexOf(R_KISS_RATE);
+    assert.equal(reasons[kod + 1], R_DROP_BLOCKLISTED);
+    assert.notEqual(send(d, "192.0.2.52", kod + 101).reason, R_DROP_BLOCKLISTED);
+  });
+
+  it("disabled, nobody is blocked", () => {
+    const d = defences("[callgap]\nleak = 0\n[blocklist]\nafter-kods = 1\n");
+    const reasons: number[] = [];
+    for (let t = 0; t < 60; t++) reasons.push(send(d, "192.0.2.53", t).reason);
+    assert.equal(count(reasons, R_DROP_BLOCKLISTED), 0);
+  });
+});
+
+describe("one client, one record, across threads", () => {
+  it("two views of the shared buffers gap a client whose packets alternate between them", () => {
+    const a = defences("[callgap]\nleak = 0\n");
+    const b = Defences.fromConfig(config("[callgap]\nleak = 0\n"), { shared: a.shared(), rng: createRng(2) });
+    const reasons: number[] = [];
+    for (let t = 0; t < 40; t++) reasons.push(send(t % 2 ? a : b, "192.0.2.60", t).reason);
+    assert.equal(count(reasons, R_SERVED_CLIENT), 8);
+    assert.equal(a.mru.read(a.mru.lookup(key("192.0.2.60")))!.count, 40);
+  });
+});
+
+describe("every packet: exactly one reason, and never a reply longer than the request", () => {
+  it("holds for random bytes from random addresses at random times", () => {
+    const d = defences("[blocklist]\nenabled = true\nafter-kods = 2\n[callgap]\nleak = 1\n");
+    const seen = new Set<number>();
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 120, size: "max" }),
+        fc.integer({ min: 0, max: 15 }),
+        fc.double({ min: 0, max: 1000, noNaN: true }),
+        fc.boolean(),
+        (bytes, host, t, valid) => {
+          const buf = valid ? request(3, host) : bytes.slice();
+          const len = buf.length;
+          const before = buf.slice();
+          const r = d.decide(buf, len, key(`192.0.2.${host}`), 1, T0 + t * 1000, state());
+          assert.ok(Number.isInteger(r) && r >= 0 && r < REASON_COUNT, REASON_NAMES[r]);
+          seen.add(REASON_RESPONSE[r]!);
+          if (REASON_RESPONSE[r] === RESPONSE_DROPPED) assert.deepEqual(buf, before, "dropped: untouched");
+          assert.equal(buf.length, len);
+        },
+      ),
+      { numRuns: 3000, seed: 7 },
+    );
+    assert.ok(seen.has(RESPONSE_SERVED) && seen.has(RESPONSE_DROPPED));
+  });
+
+  it("names a response for every reason", () => {
+    for (let r = 0; r < REASON_COUNT; r++) {
+      assert.ok([RESPONSE_SERVED, RESPONSE_KISSED, RESPONSE_DROPPED].includes(REASON_RESPONSE[r]!));
+      assert.equal(typeof REASON_NAMES[r], "string");
+    }
+    assert.equal(REASON_RESPONSE[R_KISS_RATE], RESPONSE_KISSED);
+    assert.equal(REASON_RESPONSE[R_KISS_RSTR], RESPONSE_KISSED);
+    assert.equal(REASON_RESPONSE[R_SERVED_LEAK], RESPONSE_SERVED);
+  });
+});
