@@ -47,15 +47,16 @@ const buf = new Uint8Array(48);
 const key = new Uint32Array(4);
 key[2] = 0xffff;
 
+/** `rules` access rules that the sources below (10.0.0.0 and up) never match: IPv4 /24s and IPv6 /48s. */
 function aclToml(rules: number): string {
-  const rng = createRng(42);
   const lines = ["[acl]", 'default = ["limited", "kod"]'];
   for (let i = 0; i < rules; i++) {
+    const v6 = ((i * 7919) % 65536).toString(16);
     const addr =
       i % 2 === 0
-        ? `${(rng() % 223) + 1}.${rng() % 256}.${i % 256}.0/24`
-        : `2001:db8:${(i * 7919) % (65536).toString(16)}::/48`;
-    lines.push("[[acl.rule]]", `address = "${addr}"`, `flags = ["limited"]`);
+        ? `${20 + ((i * 37) % 100)}.${(i * 101) % 256}.${(i * 13) % 256}.0/24`
+        : `2001:db8:${v6}::/48`;
+    lines.push("[[acl.rule]]", `address = "${addr}"`, 'flags = ["limited"]');
   }
   return `${lines.join("\n")}\n`;
 }

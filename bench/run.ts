@@ -25,7 +25,7 @@ const LOAD_SOURCE = join(ROOT, "bench", "ntpload.c");
 const LOAD_BINARY = join(ROOT, "bench", "build", "ntpload");
 const SERVER_CPU = 0;
 const LOAD_CPU = 1;
-const SERVER_NAMES = ["chrony", "ntpshield", "reflector"] as const;
+const SERVER_NAMES = ["chrony", "ntpshield", "ntpshield-bare", "ntpshield-acl1000", "reflector"] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
 
 /** A step answers "at >= 99%" when at least this share of the requests got a valid reply. */
@@ -45,7 +45,10 @@ const USAGE = `usage: npm run bench -- [--rates LIST] [--duration S] [--warmup S
   --rates LIST     offered request rates, e.g. 20k,50k,100k (default ${DEFAULT_RATES.map(short).join(",")})
   --duration S     measured seconds per step (default 5)
   --warmup S       seconds of load before each step's measurement starts (default 1)
-  --servers LIST   any of chrony,ntpshield,reflector, in order (default chrony,ntpshield)
+  --servers LIST   any of chrony,ntpshield,ntpshield-bare,ntpshield-acl1000,reflector, in order (default
+                   chrony,ntpshield). ntpshield runs its defaults (MRU list, call-gap, KoD on);
+                   ntpshield-bare turns every defence off (no MRU record, no call-gap, no KoD);
+                   ntpshield-acl1000 is the defaults plus 1,000 access rules
   --retries N      run a step again, up to N times, when it fell below 99% while core ${SERVER_CPU} was taken by
                    others (flag c) or the generator fell behind (flag g); the best try is kept (default 1)
   --json           print one JSON document instead of the table (progress still goes to stderr)
@@ -325,6 +328,25 @@ function spawnPinned(cpu: number, argv: string[], nice: boolean): ChildProcess {
   return child;
 }
 
+/** Every defence off: no MRU record (nomrulist), hence nothing to gap; call-gap and KoD off as well. */
+const BARE_CONFIG = '[acl]\ndefault = ["nomrulist"]\n[callgap]\nenabled = false\n[kod]\nenabled = false\n';
+
+/**
+ * The defaults plus 1,000 access rules that the benchmark's sources (127.1.0.0 and up) never match, half
+ * IPv4 /24s spread over the address space, half IPv6 /48s: the trie is as deep as real rule sets make it.
+ */
+function acl1000Config(): string {
+  const lines = ["[acl]", 'default = ["limited", "kod"]'];
+  for (let i = 0; i < 1000; i++) {
+    const address =
+      i % 2 === 0
+        ? `${20 + ((i * 37) % 100)}.${(i * 101) % 256}.${(i * 13) % 256}.0/24`
+        : `2001:db8:${((i * 7919) % 65536).toString(16)}::/48`;
+    lines.push("[[acl.rule]]", `address = "${address}"`, 'flags = ["limited"]');
+  }
+  return `${lines.join("\n")}\n`;
+}
+
 function launchFor(name: ServerName, port: number, dir: string): Launch {
   switch (name) {
     case "chrony": {
@@ -355,14 +377,19 @@ function launchFor(name: ServerName, port: number, dir: string): Launch {
       );
       return { argv: [chronyd, "-d", "-x", "-f", conf] };
     }
-    case "ntpshield": {
+    case "ntpshield":
+    case "ntpshield-bare":
+    case "ntpshield-acl1000": {
       const main = join(ROOT, "src", "cli", "main.ts");
       if (!existsSync(main))
         throw new BenchError("ERR_BENCH_NO_NTPSHIELD", "src/cli/main.ts does not exist yet");
-      return {
-        argv: [process.execPath, main, "serve", "--listen", `127.0.0.1:${port}`, "--threads", "1"],
-        readyLine: '"msg":"listening"',
-      };
+      const argv = [process.execPath, main, "serve", "--listen", `127.0.0.1:${port}`, "--threads", "1"];
+      if (name !== "ntpshield") {
+        const conf = join(dir, "ntpshield.toml");
+        writeFileSync(conf, name === "ntpshield-bare" ? BARE_CONFIG : acl1000Config());
+        argv.push("--config", conf);
+      }
+      return { argv, readyLine: '"msg":"listening"' };
     }
     case "reflector":
       return {

@@ -1,0 +1,509 @@
+// The ceiling of the Node side with the batched UDP addon: a minimal NTP answering loop in JavaScript
+// (receive, turn each 48-byte request into a reply in place, send) run over native/udpio.c and, for
+// comparison, the same loop over node:dgram. No clock reading, no defences, no state: what is left is the
+// cost of getting datagrams in and out of JavaScript, the part the addon replaces.
+//
+//   npx node bench/native-echo.ts [--rates 50k,100k,...] [--duration S] [--warmup S] [--modes native,dgram]
+//                                 [--batch N] [--rcvbuf BYTES] [--no-calibrate] [--no-nice] [--json]
+//
+// As bench/run.ts (whose method docs/benchmarks.md describes): each server runs pinned to core 0 and
+// answers a ladder of offered rates from bench/ntpload.c pinned to core 1, every request from a new
+// 127/8 source; as root both run at nice -20 in sessions of their own. Prints replies per second and reply
+// ratio per rate for each loop, and native/dgram. A last step runs ntpload's own C responder at the top
+// rate (the harness ceiling). Keep steps short on a shared machine: the figures are only as quiet as the
+// two cores are.
+
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import dgram from "node:dgram";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { buildNative } from "../scripts/build-native.ts";
+import { tryLoadNativeUdp } from "../src/server/native-udp.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+const LOAD_SOURCE = join(ROOT, "bench", "ntpload.c");
+const LOAD_BINARY = join(ROOT, "bench", "build", "ntpload");
+const SERVER_CPU = 0;
+const LOAD_CPU = 1;
+/** A server child exits by itself after this long, whatever happens to its parent. */
+const SERVER_MAX_SECONDS = 600;
+const NTP_LENGTH = 48;
+
+type Mode = "native" | "dgram" | "reflector";
+const MODES: readonly Mode[] = ["native", "dgram", "reflector"];
+
+class EchoBenchError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "EchoBenchError";
+    this.code = code;
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(`native-echo: ${line}\n`);
+}
+
+function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(text.trim());
+  if (!m) throw new EchoBenchError("ERR_BENCH_OPTION", `--rates: "${text}" is not a rate (e.g. 50k)`);
+  const unit = m[2]?.toLowerCase();
+  const rate = Math.round(Number(m[1]) * (unit === "k" ? 1e3 : unit === "m" ? 1e6 : 1));
+  if (rate < 1 || rate > 2_000_000)
+    throw new EchoBenchError("ERR_BENCH_OPTION", `--rates: ${text} out of range`);
+  return rate;
+}
+
+function number(name: string, text: string, min: number, max: number): number {
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    throw new EchoBenchError("ERR_BENCH_OPTION", `${name} must be in [${min}, ${max}], got "${text}"`);
+  }
+  return v;
+}
+
+// ---- the servers (child processes) -----------------------------------------------------------------------
+
+/** Turns the request in bytes[o, o+48) into a reply: mode 4, stratum 1, origin = the client's transmit. */
+function answerInPlace(bytes: Uint8Array, o: number): void {
+  bytes[o] = (bytes[o]! & 0x38) | 4;
+  bytes[o + 1] = 1;
+  bytes.copyWithin(o + 24, o + 40, o + 48);
+}
+
+function serveNative(port: number, batch: number, rcvbuf: number): void {
+  const r = tryLoadNativeUdp();
+  if (!r.ok) throw new EchoBenchError("ERR_BENCH_NO_ADDON", r.reason);
+  const s = r.udp.open("127.0.0.1", port, 4, { batch, recvBufferBytes: rcvbuf });
+  const { data, lengths, replyLengths, slotBytes } = s;
+  process.stdout.write(`ready native batch ${s.batch} rcvbuf ${s.recvBufferBytes}\n`);
+  const deadline = Date.now() + SERVER_MAX_SECONDS * 1000;
+  while (Date.now() < deadline) {
+    const n = s.recv(100);
+    if (n === 0) continue;
+    for (let i = 0; i < n; i++) {
+      const o = i * slotBytes;
+      if (lengths[i]! >= NTP_LENGTH && (data[o]! & 7) === 3) {
+        answerInPlace(data, o);
+        replyLengths[i] = NTP_LENGTH;
+      }
+    }
+    s.send(n);
+  }
+  s.close();
+}
+
+function serveDgram(port: number, rcvbuf: number): void {
+  const socket = dgram.createSocket({ type: "udp4", ...(rcvbuf > 0 ? { recvBufferSize: rcvbuf } : {}) });
+  socket.on("message", (msg, rinfo) => {
+    if (msg.length >= NTP_LENGTH && (msg[0]! & 7) === 3) {
+      answerInPlace(msg, 0);
+      socket.send(msg, 0, NTP_LENGTH, rinfo.port, rinfo.address);
+    }
+  });
+  socket.on("error", () => undefined); // as the server: count nothing, never stop
+  socket.bind(port, "127.0.0.1", () => {
+    process.stdout.write(`ready dgram rcvbuf ${socket.getRecvBufferSize()}\n`);
+  });
+  setTimeout(() => process.exit(0), SERVER_MAX_SECONDS * 1000).unref();
+  // Keep the process alive on the socket alone; the timer above only bounds it.
+}
+
+// ---- the harness (parent) --------------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+function tryRun(file: string, args: string[]): string | null {
+  try {
+    return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function buildLoad(): void {
+  const fresh = existsSync(LOAD_BINARY) && statSync(LOAD_BINARY).mtimeMs >= statSync(LOAD_SOURCE).mtimeMs;
+  if (fresh) return;
+  mkdirSync(join(ROOT, "bench", "build"), { recursive: true });
+  execFileSync("cc", ["-O2", "-pthread", "-o", LOAD_BINARY, LOAD_SOURCE], { stdio: "inherit" });
+}
+
+function spawnPinned(cpu: number, argv: string[], nice: boolean): ChildProcess {
+  const full = [...(nice ? ["nice", "-n", "-20"] : []), "taskset", "-c", String(cpu), ...argv];
+  const child = spawn(full[0]!, full.slice(1), {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: nice,
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  if (nice && child.pid !== undefined) {
+    try {
+      writeFileSync(`/proc/${child.pid}/autogroup`, "-20"); // see bench/run.ts spawnPinned
+    } catch {
+      // No autogroups: nice alone counts.
+    }
+  }
+  return child;
+}
+
+function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const CLOCK_TICKS = Number(tryRun("getconf", ["CLK_TCK"])) || 100;
+
+function stealTicks(cpu: number): number {
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  return Number((line ?? "").trim().split(/\s+/)[8] ?? 0);
+}
+
+async function freePort(): Promise<number> {
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((resolve, reject) => {
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => resolve());
+  });
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+interface Server {
+  child: ChildProcess;
+  banner: string;
+}
+
+async function startServer(mode: Mode, port: number, opts: Options): Promise<Server> {
+  const argv =
+    mode === "reflector"
+      ? [LOAD_BINARY, "--reflect", String(port), "--duration", String(SERVER_MAX_SECONDS)]
+      : [
+          process.execPath,
+          SELF,
+          "--serve",
+          mode,
+          "--port",
+          String(port),
+          "--batch",
+          String(opts.batch),
+          "--rcvbuf",
+          String(opts.rcvbuf),
+        ];
+  const child = spawnPinned(SERVER_CPU, argv, opts.nice);
+  let out = "";
+  const banner = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new EchoBenchError("ERR_BENCH_START", `${mode}: no ready line: ${out}`)),
+      20_000,
+    );
+    const take = (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+      const line = out.split("\n").find((l) => l.startsWith("ready") || l.includes('"listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(line.trim());
+      }
+    };
+    child.stdout?.on("data", take);
+    child.stderr?.on("data", (c: Buffer) => {
+      out += c.toString("utf8");
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new EchoBenchError("ERR_BENCH_START", `${mode} exited (code ${code}): ${out.trim()}`));
+    });
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return { child, banner };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => s.child.once("exit", () => resolve()));
+  s.child.kill("SIGTERM"); // the native loop is in C or JavaScript, never in a handler: SIGTERM ends it
+  const killer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
+  await exited;
+  clearTimeout(killer);
+}
+
+interface LoadResult {
+  sent: number;
+  send_pps: number;
+  valid: number;
+  replies_per_s: number;
+  ratio: number;
+  duration_s: number;
+  next_source: number;
+  target_drops: number;
+  rx_drops: number;
+}
+
+function runLoad(args: string[], nice: boolean, timeoutMs: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnPinned(LOAD_CPU, [LOAD_BINARY, ...args], nice);
+    let out = "";
+    let err = "";
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString("utf8");
+    });
+    child.stderr?.on("data", (c: Buffer) => {
+      err += c.toString("utf8");
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      const line = out.trim().split("\n").pop() ?? "";
+      if (code !== 0 || !line.startsWith("{")) {
+        reject(
+          new EchoBenchError("ERR_BENCH_LOAD", `ntpload failed (exit ${code}): ${err.trim() || out.trim()}`),
+        );
+        return;
+      }
+      resolve(JSON.parse(line) as LoadResult);
+    });
+  });
+}
+
+interface Step {
+  mode: Mode;
+  offered: number;
+  sendRate: number;
+  repliesPerSecond: number;
+  ratio: number;
+  serverCpu: number;
+  serverDrops: number;
+  steal0: number;
+}
+
+interface Options {
+  rates: number[];
+  duration: number;
+  warmup: number;
+  modes: Mode[];
+  batch: number;
+  rcvbuf: number;
+  calibrate: boolean;
+  nice: boolean;
+  json: boolean;
+}
+
+async function runMode(mode: Mode, rates: number[], opts: Options): Promise<Step[]> {
+  const port = await freePort();
+  const server = await startServer(mode, port, opts);
+  log(`${mode}: ${server.banner}`);
+  const steps: Step[] = [];
+  let source = mode === "native" ? 0 : mode === "dgram" ? 5_000_000 : 10_000_000;
+  try {
+    for (const rate of rates) {
+      const pid = server.child.pid ?? -1;
+      const t0 = performance.now();
+      const cpu0 = processTicks(pid);
+      const steal0 = stealTicks(SERVER_CPU);
+      const r = await runLoad(
+        [
+          "--target",
+          `127.0.0.1:${port}`,
+          "--rate",
+          String(rate),
+          "--duration",
+          String(opts.duration),
+          "--warmup",
+          String(opts.warmup),
+          "--first-source",
+          String(source),
+        ],
+        opts.nice,
+        (opts.duration + opts.warmup + 15) * 1000,
+      );
+      source = r.next_source;
+      const ticks = Math.max(1, ((performance.now() - t0) / 1000) * CLOCK_TICKS);
+      const step: Step = {
+        mode,
+        offered: rate,
+        sendRate: r.send_pps,
+        repliesPerSecond: r.replies_per_s,
+        ratio: r.ratio,
+        serverCpu: (processTicks(pid) - cpu0) / ticks,
+        serverDrops: r.target_drops,
+        steal0: (stealTicks(SERVER_CPU) - steal0) / ticks,
+      };
+      steps.push(step);
+      log(
+        `${mode.padEnd(9)} ${fmt(rate).padStart(9)} offered: ${fmt(step.repliesPerSecond).padStart(9)} replies/s, ` +
+          `ratio ${step.ratio.toFixed(4)}, sent ${fmt(step.sendRate)}/s, server cpu ${pct(step.serverCpu)}, ` +
+          `server-socket drops ${fmt(step.serverDrops)}, core ${SERVER_CPU} steal ${pct(step.steal0)}`,
+      );
+    }
+  } finally {
+    await stopServer(server);
+  }
+  return steps;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 100)}%`;
+}
+
+function table(rates: number[], byMode: Map<Mode, Step[]>): string {
+  const modes = [...byMode.keys()].filter((m) => m !== "reflector");
+  const header = ["offered PPS"];
+  for (const m of modes) header.push(`${m} replies/s`, `${m} ratio`, `${m} cpu`);
+  const both = modes.includes("native") && modes.includes("dgram");
+  if (both) header.push("native/dgram");
+  const rows = rates.map((rate, i) => {
+    const row = [fmt(rate)];
+    for (const m of modes) {
+      const s = byMode.get(m)?.[i];
+      row.push(s ? fmt(s.repliesPerSecond) : "-", s ? s.ratio.toFixed(4) : "-", s ? pct(s.serverCpu) : "-");
+    }
+    if (both) {
+      const a = byMode.get("native")?.[i];
+      const b = byMode.get("dgram")?.[i];
+      row.push(a && b && b.repliesPerSecond > 0 ? (a.repliesPerSecond / b.repliesPerSecond).toFixed(2) : "-");
+    }
+    return row;
+  });
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]?.length ?? 0)));
+  const line = (cells: string[]) => cells.map((c, k) => c.padStart(widths[k] ?? 0)).join(" | ");
+  const out = [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)];
+  for (const m of modes) {
+    const steps = byMode.get(m) ?? [];
+    const good = steps.filter((s) => s.ratio >= 0.99).map((s) => s.offered);
+    const peak = steps.reduce((p, s) => Math.max(p, s.repliesPerSecond), 0);
+    out.push(
+      `${m}: highest offered rate at >= 99%: ${good.length ? fmt(Math.max(...good)) : "none"}; peak ${fmt(peak)} replies/s`,
+    );
+  }
+  const ceiling = byMode.get("reflector")?.[0];
+  if (ceiling) {
+    out.push(
+      `harness ceiling (ntpload's C responder, ${fmt(ceiling.offered)} offered): ${fmt(ceiling.repliesPerSecond)} ` +
+        `replies/s, ratio ${ceiling.ratio.toFixed(4)}`,
+    );
+  }
+  return out.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      serve: { type: "string" },
+      port: { type: "string" },
+      rates: { type: "string", default: "50k,100k,150k,200k,250k,300k" },
+      duration: { type: "string", default: "3" },
+      warmup: { type: "string", default: "1" },
+      modes: { type: "string", default: "native,dgram" },
+      batch: { type: "string", default: "64" },
+      rcvbuf: { type: "string", default: "0" },
+      calibrate: { type: "boolean", default: true },
+      nice: { type: "boolean", default: true },
+      json: { type: "boolean", default: false },
+    },
+    allowNegative: true,
+    strict: true,
+  });
+  const batch = Math.round(number("--batch", values.batch, 1, 1024));
+  const rcvbuf = Math.round(number("--rcvbuf", values.rcvbuf, 0, 1 << 30));
+  if (values.serve !== undefined) {
+    const port = Math.round(number("--port", values.port ?? "", 1, 65535));
+    if (values.serve === "native") serveNative(port, batch, rcvbuf);
+    else if (values.serve === "dgram") serveDgram(port, rcvbuf);
+    else throw new EchoBenchError("ERR_BENCH_OPTION", `--serve native|dgram, not ${values.serve}`);
+    return 0;
+  }
+  if (process.platform !== "linux" || os.cpus().length < 2 || !tryRun("taskset", ["-V"])) {
+    throw new EchoBenchError("ERR_BENCH_MACHINE", "needs Linux, two cores and taskset");
+  }
+  const modes = values.modes.split(",").map((m) => m.trim()) as Mode[];
+  for (const m of modes) {
+    if (!MODES.includes(m)) throw new EchoBenchError("ERR_BENCH_OPTION", `--modes: unknown "${m}"`);
+  }
+  const opts: Options = {
+    rates: [...new Set(values.rates.split(",").map(parseRate))].sort((a, b) => a - b),
+    duration: number("--duration", values.duration, 0.5, 60),
+    warmup: number("--warmup", values.warmup, 0, 10),
+    modes,
+    batch,
+    rcvbuf,
+    calibrate: values.calibrate,
+    nice: values.nice && process.getuid?.() === 0,
+    json: values.json,
+  };
+  tryRun("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)]);
+  buildLoad();
+  if (modes.includes("native")) {
+    buildNative();
+    const r = tryLoadNativeUdp();
+    if (!r.ok) throw new EchoBenchError("ERR_BENCH_NO_ADDON", r.reason);
+  }
+  log(
+    `${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
+  const byMode = new Map<Mode, Step[]>();
+  for (const m of modes)
+    byMode.set(m, await runMode(m, m === "reflector" ? opts.rates.slice(-1) : opts.rates, opts));
+  if (opts.calibrate && !modes.includes("reflector")) {
+    byMode.set("reflector", await runMode("reflector", opts.rates.slice(-1), opts));
+  }
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify({ options: opts, steps: Object.fromEntries(byMode) }, null, 2)}\n`,
+    );
+  } else {
+    process.stdout.write(
+      `\nnative-echo: JS answering loop, addon vs node:dgram; server on core ${SERVER_CPU}, ntpload on core ` +
+        `${LOAD_CPU}; ${opts.duration} s per step after ${opts.warmup} s warm-up, batch ${opts.batch}\n\n`,
+    );
+    process.stdout.write(`${table(opts.rates, byMode)}\n`);
+  }
+  return 0;
+}
+
+function killChildren(): void {
+  for (const c of children) c.kill("SIGKILL");
+}
+
+if (process.argv[1] === SELF) {
+  // Only the harness handles signals: a serving child must die on the parent's SIGTERM even while its
+  // loop never returns to the event loop (a JavaScript handler would never run).
+  if (!process.argv.includes("--serve")) {
+    process.once("exit", killChildren);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        killChildren();
+        process.exit(130);
+      });
+    }
+  }
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    killChildren();
+    const e = err as EchoBenchError;
+    process.stderr.write(`native-echo: ${e.code ? `${e.code}: ` : ""}${e.message}\n`);
+    process.exitCode = 1;
+  }
+}
