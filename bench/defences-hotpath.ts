@@ -16,7 +16,7 @@
 import { PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../src/config/index.ts";
-import { decide, stampTransmit, writeReply } from "../src/core/decide.ts";
+import { decide, stampTransmitAt, writeReplyAt } from "../src/core/decide.ts";
 import { Defences } from "../src/core/defences.ts";
 import { REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../src/core/reasons.ts";
 import type { ServeState } from "../src/core/serve-state.ts";
@@ -47,6 +47,7 @@ request[0] = 0x23;
 request[2] = 6;
 const buf = new Uint8Array(48);
 const key = new Uint32Array(4);
+const tx = new Float64Array(1);
 key[2] = 0xffff;
 
 /** `rules` access rules that the sources below (10.0.0.0 and up) never match: IPv4 /24s and IPv6 /48s. */
@@ -91,15 +92,19 @@ function runCase(c: Case, d: Defences, count: number, offset: number): Map<numbe
     for (let j = 0; j < 48; j++) buf[j] = request[j]!;
     buf[47] = p & 0xff;
     c.source(p);
-    const now = T0 + (p / c.rate) * 1000;
+    // Times travel in typed arrays, as in the server (see Defences#decideNow).
+    d.time[0] = T0 + (p / c.rate) * 1000;
     let r: number;
     if (c.plain) {
       r = decide(buf, 48, state);
-      if (REASON_RESPONSE[r] === RESPONSE_SERVED) writeReply(buf, r, now, state);
+      if (REASON_RESPONSE[r] === RESPONSE_SERVED) writeReplyAt(buf, d.time, state);
     } else {
-      r = d.decide(buf, 48, key, 123, now, state);
+      r = d.decideNow(buf, 48, key, 123, state);
     }
-    if (REASON_RESPONSE[r] === RESPONSE_SERVED) stampTransmit(buf, now + 0.01);
+    if (REASON_RESPONSE[r] === RESPONSE_SERVED) {
+      tx[0] = d.time[0]! + 0.01;
+      stampTransmitAt(buf, tx);
+    }
     reasons[r]!++;
   }
   const out = new Map<number, number>();

@@ -121,6 +121,19 @@ function writeU32(buf: Uint8Array, offset: number, value: number): void {
  * is the header only: extension fields and MACs are never echoed.
  */
 export function writeReply(buf: Uint8Array, _reason: number, receiveMs: number, state: ServeState): number {
+  replyTime[0] = receiveMs;
+  return writeReplyAt(buf, replyTime, state);
+}
+
+const replyTime = new Float64Array(1);
+
+/**
+ * writeReply with the receive time read from `time[0]` (Unix ms): the hot path's form. A double passed as
+ * an argument to a function V8 does not inline is boxed, one heap allocation per packet; a typed array is
+ * not.
+ */
+export function writeReplyAt(buf: Uint8Array, time: Float64Array, state: ServeState): number {
+  const receiveMs = time[0]!;
   const version = (buf[0]! >> 3) & 7;
   // The reply's mode follows the request's (a leaked or served mode 1 gets mode 2), not the reason.
   const replyMode = (buf[0]! & 7) === MODE_SYMMETRIC_ACTIVE ? MODE_SYMMETRIC_PASSIVE : MODE_SERVER;
@@ -173,4 +186,9 @@ export function writeKod(buf: Uint8Array, code: number, state: ServeState): numb
 /** Writes the transmit timestamp: the last thing done before the datagram leaves. */
 export function stampTransmit(buf: Uint8Array, transmitMs: number): void {
   writeNtpTimestampFromUnixMs(buf, OFF_TRANSMIT_TS, transmitMs);
+}
+
+/** stampTransmit with the time read from `transmitMs[0]`: the hot path's form (see writeReplyAt). */
+export function stampTransmitAt(buf: Uint8Array, transmitMs: Float64Array): void {
+  writeNtpTimestampFromUnixMs(buf, OFF_TRANSMIT_TS, transmitMs[0]!);
 }

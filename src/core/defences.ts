@@ -29,7 +29,7 @@ import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } f
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
 import { createRng, MruList, type Rng } from "../defence/mru.ts";
 import { KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
-import { decide, writeKod, writeReply } from "./decide.ts";
+import { decide, writeKod, writeReplyAt } from "./decide.ts";
 import {
   R_DROP_ACL_IGNORE,
   R_DROP_ACL_NOSERVE,
@@ -108,6 +108,8 @@ export class Defences {
   newBlockCount = 0;
   /** Blocks that did not fit in the queue before it was drained (still blocked here, not persisted). */
   newBlocksLost = 0;
+  /** "now" of the packet being decided, Unix ms (decideNow reads it; see there). */
+  readonly time = new Float64Array(1);
 
   private constructor(mru: MruList, kod: KodLimiter, live: Live, rng: Rng) {
     this.mru = mru;
@@ -194,30 +196,42 @@ export class Defences {
     nowMs: number,
     state: ServeState,
   ): number {
+    this.time[0] = nowMs;
+    return this.decideNow(buf, length, key, port, state);
+  }
+
+  /**
+   * decide at the time in `this.time[0]` (Unix ms): the hot path's form. Time travels in typed arrays, never
+   * as a double argument (which V8 boxes, one allocation per call, when it does not inline the callee).
+   */
+  decideNow(buf: Uint8Array, length: number, key: Uint32Array, port: number, state: ServeState): number {
+    const nowMs = this.time[0]!;
+    this.blocklist.clock[0] = nowMs;
     const live = this.live;
     const flags = live.acl.lookup(key);
     if ((flags & ACL_IGNORE) !== 0) return R_DROP_ACL_IGNORE;
-    if (live.blocklistEnabled && this.blocklist.size > 0 && this.blocklist.has(key, nowMs)) {
+    if (live.blocklistEnabled && this.blocklist.size > 0 && this.blocklist.hasNow(key)) {
       return R_DROP_BLOCKLISTED;
     }
     let reason = decide(buf, length, state);
     if (reason >= R_MALFORMED_TOO_SHORT && reason <= R_MALFORMED_OTHER) return reason; // malformed: no record
     const served = REASON_RESPONSE[reason] === RESPONSE_SERVED;
     const mru = this.mru;
-    const nowS = nowMs / 1000;
+    mru.clock[0] = nowMs / 1000;
+    this.kod.clock[0] = nowMs / 1000;
     let r = -1;
     mru.lock();
     try {
       if ((flags & ACL_NOMRULIST) === 0) {
         const first = buf[0]!;
-        r = mru.touchLocked(key, nowS, first & 7, (first >> 3) & 7, port);
+        r = mru.touchNowLocked(key, first & 7, (first >> 3) & 7, port);
       }
-      if (served) reason = this.restrict(flags, key, r, nowS, nowMs, reason, buf, state);
+      if (served) reason = this.restrict(flags, key, r, reason, buf, state);
       if (r >= 0) mru.lastReason[r] = reason;
     } finally {
       mru.unlock();
     }
-    if (REASON_RESPONSE[reason] === RESPONSE_SERVED) writeReply(buf, reason, nowMs, state);
+    if (REASON_RESPONSE[reason] === RESPONSE_SERVED) writeReplyAt(buf, this.time, state);
     return reason;
   }
 
@@ -226,8 +240,6 @@ export class Defences {
     flags: number,
     key: Uint32Array,
     r: number,
-    nowS: number,
-    nowMs: number,
     reason: number,
     buf: Uint8Array,
     state: ServeState,
@@ -236,7 +248,7 @@ export class Defences {
     const kiss = live.kodEnabled && (flags & ACL_KOD) !== 0;
     if ((flags & ACL_NOSERVE) !== 0) {
       if (!kiss) return R_DROP_ACL_NOSERVE;
-      if (this.kod.decide(this.mru, r, nowS) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+      if (this.kod.decideNow(this.mru, r) !== KOD_SEND) return R_DROP_KOD_LIMITED;
       writeKod(buf, KISS_RSTR, state);
       return R_KISS_RSTR;
     }
@@ -245,9 +257,10 @@ export class Defences {
     if (g === GAP_PASS_LEAK) return R_SERVED_LEAK;
     if (!isGapped(g)) return reason;
     if (!kiss) return R_DROP_GAPPED;
-    if (this.kod.decide(this.mru, r, nowS) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+    if (this.kod.decideNow(this.mru, r) !== KOD_SEND) return R_DROP_KOD_LIMITED;
     writeKod(buf, KISS_RATE, state);
     if (live.blocklistEnabled && r >= 0 && this.mru.kods[r]! >= live.afterKods) {
+      const nowMs = this.time[0]!;
       const expires = live.blockDurationMs > 0 ? nowMs + live.blockDurationMs : Number.POSITIVE_INFINITY;
       this.blocklist.add(key, live.blockDurationMs > 0 ? expires : null);
       this.queueBlock(key, expires, this.mru.kods[r]!);

@@ -75,6 +75,8 @@ export class KodLimiter {
   readonly buffer: SharedArrayBuffer;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
+  /** This view's "now" for decideNow, in seconds (per thread, not shared). */
+  readonly clock = new Float64Array(1);
 
   /** Use KodLimiter.create or KodLimiter.attach. */
   private constructor(buffer: SharedArrayBuffer) {
@@ -153,6 +155,13 @@ export class KodLimiter {
    * caller holds the MRU lock when r >= 0. Allocation-free.
    */
   decide(mru: MruList | null, r: number, now: number): number {
+    this.clock[0] = now;
+    return this.decideNow(mru, r);
+  }
+
+  /** decide at the time in `this.clock[0]` (seconds): the hot path's form (no boxed double argument). */
+  decideNow(mru: MruList | null, r: number): number {
+    const now = this.clock[0]!;
     const f = this.f64;
     if (mru !== null && r >= 0 && now - mru.lastKod[r]! < f[F_CLIENT_INTERVAL]!) {
       this.lock();

@@ -222,6 +222,8 @@ export class MruList {
    * after the touch, under the same lock.
    */
   interval = Number.NaN;
+  /** This view's "now" for touchNowLocked, in seconds: written by the caller just before the call. */
+  readonly clock = new Float64Array(1);
 
   readonly firstSeen: Float64Array;
   readonly lastSeen: Float64Array;
@@ -389,6 +391,17 @@ export class MruList {
    * full and the newcomer was refused. Sets `this.interval`. Caller holds the lock. O(1), allocation-free.
    */
   touchLocked(key: Uint32Array, now: number, mode: number, version: number, port: number): number {
+    this.clock[0] = now;
+    return this.touchNowLocked(key, mode, version, port);
+  }
+
+  /**
+   * touchLocked at the time in `this.clock[0]` (seconds). The hot path's form: a double passed as an argument
+   * to a function V8 does not inline is boxed (a heap allocation per call); one read from a typed array is
+   * not. Caller holds the lock.
+   */
+  touchNowLocked(key: Uint32Array, mode: number, version: number, port: number): number {
+    const now = this.clock[0]!;
     const k0 = key[0]!;
     const k1 = key[1]!;
     const k2 = key[2]!;
@@ -475,6 +488,30 @@ export class MruList {
     const k2 = key[2]!;
     const k3 = key[3]!;
     return this.find(hashKeyWords(k0, k1, k2, k3, this.seed) & this.mask, k0, k1, k2, k3);
+  }
+
+  // Read-only steps along the recency list, for monitoring walks that must start at a given record or run
+  // from the oldest end (ntpq's mrulist, src/control/mrulist.ts). Each returns a record index or -1 (none).
+  // Caller holds the lock; indices are meaningful only while it is held.
+
+  /** The most recently used record, or -1 if the list is empty. Caller holds the lock. */
+  newestLocked(): number {
+    return this.header[H_HEAD]!;
+  }
+
+  /** The least recently used record, or -1 if the list is empty. Caller holds the lock. */
+  oldestLocked(): number {
+    return this.header[H_TAIL]!;
+  }
+
+  /** The record used just after record r (one step toward the newest), or -1. Caller holds the lock. */
+  newerLocked(r: number): number {
+    return this.prev[r]!;
+  }
+
+  /** The record used just before record r (one step toward the oldest), or -1. Caller holds the lock. */
+  olderLocked(r: number): number {
+    return this.next[r]!;
   }
 
   /** lookupLocked under the lock. The index may be recycled as soon as the lock is released. */
