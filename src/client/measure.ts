@@ -1,16 +1,25 @@
 // One client/server exchange evaluated (RFC 5905 §8): pure arithmetic on the four timestamps, plus the
 // checks that make a reply trustworthy. Used by the server when it follows upstream servers, and by the
-// client library.
+// client library (core.ts, query.ts), which also builds its requests here and ranks servers by the root
+// distance computed here (RFC 5905 §11.2, the quantity the selection algorithm works on).
+//
+// Era handling (RFC 5905 §6): the 32-bit seconds of a timestamp wrap every 136 years (first on
+// 2036-02-07). T2 and T3 are read as the instant nearest to T1, our own clock when we sent, so an exchange
+// that straddles the wrap, or that happens in any later era, measures the same offset as one in era 0.
 
 import {
+  MODE_CLIENT,
   MODE_SERVER,
   NTP_HEADER_LENGTH,
+  NTP_VERSION,
   OFF_ORIGIN_TS,
   OFF_RECEIVE_TS,
   OFF_TRANSMIT_TS,
   readNtpTimestampToUnixMs,
   shortToSeconds,
+  writeNtpTimestampFromUnixMsFuzzed,
 } from "../protocol/index.ts";
+import { type Random, randomU32 } from "./random.ts";
 
 export interface Sample {
   /** Server clock minus ours, ms: ((T2 - T1) + (T3 - T4)) / 2. */
@@ -94,4 +103,52 @@ export function evaluateReply(
       atMs: t4Ms,
     },
   };
+}
+
+/** RFC 5905 §7.2: the frequency tolerance, 15 ppm, by which a sample's dispersion grows with its age. */
+export const PHI = 15e-6;
+/** RFC 5905 Appendix A.1.1 MINDISP: the least round-trip delay a root distance assumes, seconds. */
+export const MINDISP = 0.01;
+
+/** A client request ready to send, and the transmit field a reply must echo as its origin timestamp. */
+export interface Request {
+  /** 48 octets: NTPv4, mode 3, our poll exponent, everything else zero but the transmit timestamp. */
+  packet: Uint8Array;
+  /** A view of packet[40..48): what evaluateReply compares the reply's origin timestamp with. */
+  transmit: Uint8Array;
+}
+
+/**
+ * Builds a client request. Its transmit timestamp carries our clock's seconds (`wallMs`) and a fraction of
+ * 32 random bits: a reply or kiss-o'-death is ours only if it echoes all 64 bits, which an off-path
+ * attacker must guess (RFC 5905 §8; RFC 8633 §3.2), and the paper's redirection (§8, §9) matches a reply
+ * from another address by the same "very fine-grained value". The offset is computed from the T1 we
+ * record, not from this field, so the random fraction costs no accuracy. `pollExponent` is the log2 of our
+ * current interval, which a server may use to size its reply or kiss (RFC 5905 §7.3).
+ */
+export function buildRequest(wallMs: number, random: Random, pollExponent: number): Request {
+  const packet = new Uint8Array(NTP_HEADER_LENGTH);
+  packet[0] = (NTP_VERSION << 3) | MODE_CLIENT; // leap 0: RFC 5905 leaves it unused in requests
+  packet[2] = Math.max(0, Math.min(17, Math.round(pollExponent))) & 0xff;
+  // precision 0: the whole 32-bit fraction is replaced by random bits.
+  writeNtpTimestampFromUnixMsFuzzed(packet, OFF_TRANSMIT_TS, wallMs, randomU32(random), 0);
+  return { packet, transmit: packet.subarray(OFF_TRANSMIT_TS, OFF_TRANSMIT_TS + 8) };
+}
+
+/**
+ * The root synchronization distance of a sample (RFC 5905 §11.2, Appendix A.5.5.2), in seconds: half the
+ * round trip to the primary reference (root delay plus our path, at least MINDISP), plus the server's
+ * root dispersion, plus the dispersion of our own measurement (the server's precision and PHI times the
+ * sample's age) and the jitter of the source. It bounds how far the server's time can be from the truth
+ * as we see it: the selection algorithm builds its correctness intervals from it.
+ */
+export function rootDistance(sample: Sample, ageS: number, jitterS: number): number {
+  const delayS = sample.rootDelay + sample.delayMs / 1000;
+  return (
+    Math.max(MINDISP, delayS) / 2 +
+    sample.rootDispersion +
+    2 ** sample.precision +
+    PHI * Math.max(0, ageS) +
+    jitterS
+  );
 }

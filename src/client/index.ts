@@ -1,0 +1,16 @@
+// The client library (MISSION.md part 9): a client that behaves, for device and operating-system makers
+// and for `ntpshield query` / `ntpshield sync`. docs/client.md shows how to embed it.
+//
+// NtpClient runs the whole client (timers, DNS, sockets, the state file) around the pure ClientCore;
+// queryServer makes a single exchange; the pure pieces (PollSchedule, selectTruechimers, evaluateReply)
+// are exported for simulators and tests.
+export * from "./client.ts";
+export * from "./core.ts";
+export * from "./errors.ts";
+export * from "./measure.ts";
+export * from "./poll.ts";
+export * from "./query.ts";
+export * from "./random.ts";
+export * from "./select.ts";
+export * from "./state-file.ts";
+export * from "./udp.ts";
