@@ -1,0 +1,793 @@
+// Dynamic access lists from reverse DNS (paper §10): "clients can be distinguished by domain, as determined by
+// a reverse-DNS query ... only those with domain names ending in MIL would be accepted and added to the
+// whitelist, while others would be added to the blacklist. The relatively expensive reverse-DNS query then
+// needs to be done only once."
+//
+// This is the pure half (docs/defences-names.md): the rules on name suffixes, a bounded cache of verdicts per
+// address, and a fixed queue of lookups for the shell (src/server/name-resolver.ts) to carry out. No I/O,
+// no clock reads: time comes in as an argument, in Unix milliseconds.
+//
+// Per packet, NameGate.checkNow() looks the source address up in the cache. A fresh verdict (allow or deny)
+// is returned at once. An address seen for the first time is marked pending and its key queued for a
+// lookup, but only if the lookup budget allows: at most `maxConcurrent` lookups pending at once and
+// `maxRate` new ones per second (a token bucket). A refused address stores nothing at all, so a flood of
+// random sources can neither flood the resolver nor push known verdicts out of the cache faster than
+// `maxRate` a second; it is asked again on its next packet. A verdict past its TTL is still returned while
+// its refresh is pending (or refused), so a known client is never interrupted by its own refresh.
+//
+// The admission limits live here rather than in the shell for that reason: the shell only learns of a
+// request once it has been queued, and by then the cache slot is taken.
+//
+// The cache is a hash table with chaining over typed arrays, evicting by CLOCK ("second chance"): a hit
+// sets the entry's referenced bit (one byte written, where a recency list would rewrite three entries'
+// links on every packet); when the cache is full, a hand sweeps the slots, clearing referenced bits and
+// evicting the first entry found without one. An entry is inserted unreferenced, so an address that sent
+// one packet (a forged source, most likely) goes before any that came back. Pending entries are never
+// evicted (there are at most maxConcurrent of them, fewer than the capacity), so a settle always finds its
+// entry and the count of pending lookups stays exact. 41 bytes an entry (key 16, expiry 8, state 1, chain
+// and free list 8, buckets 8). checkNow() allocates nothing; drain() allocates one small array per lookup
+// (rate-limited).
+//
+// One cache for all worker threads, in a SharedArrayBuffer under one Atomics lock (like the MRU list), not
+// one per thread: SO_REUSEPORT spreads a client over the threads by its whole address and port, and a
+// client that takes a new source port for each request (chrony's default, many SNTP clients) would
+// otherwise be looked up, and held pending, once in every thread. Shared, an address is looked up once,
+// the limits are the server's own (not divided between threads) and the counters are server-wide. The
+// lookup queue is per thread: a lookup is carried out, and settled, by the thread whose packet queued it.
+
+import { hashKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
+import { DefenceError } from "./mru.ts";
+
+// Verdicts, as check() returns them.
+/** Serve (the name matched an `allow` rule, or the default is allow). */
+export const NAME_ALLOW = 1;
+/** Drop (the name matched a `deny` rule, or the default is deny). */
+export const NAME_DENY = 2;
+/** No verdict yet: a lookup is pending or was refused by the limits; `dropPending` says what to do. */
+export const NAME_PENDING = 3;
+/** peek() only: the address is not in the cache. */
+export const NAME_UNKNOWN = 0;
+
+/** The most lookups pending at once in one gate (the queue's fixed size). */
+export const NAME_MAX_CONCURRENT = 256;
+/** The smallest cache: it must stay well above the most pending entries, which are never evicted. */
+export const NAME_MIN_CACHE = 1024;
+/** The largest cache of one gate. */
+export const NAME_MAX_CACHE = 1 << 24;
+
+// Counters (Float64Array slots, so that counting allocates nothing).
+export const NC_ALLOWED = 0; // check() returned NAME_ALLOW
+export const NC_DENIED = 1; // check() returned NAME_DENY
+export const NC_PENDING = 2; // check() returned NAME_PENDING
+export const NC_QUEUED = 3; // lookups admitted and queued (first sight or refresh)
+export const NC_REFUSED_RATE = 4; // a lookup was due but the rate limit (token bucket) refused it
+export const NC_REFUSED_BUSY = 5; // a lookup was due but maxConcurrent lookups were already pending
+export const NC_EVICTED = 6; // verdicts pushed out of a full cache
+export const NC_STALE = 7; // an expired verdict returned while its refresh is pending or refused
+export const NAME_COUNTER_COUNT = 8;
+export const NAME_COUNTER_NAMES: readonly string[] = Object.freeze([
+  "allowed",
+  "denied",
+  "pending",
+  "queued",
+  "refused_rate",
+  "refused_busy",
+  "evicted",
+  "stale",
+]);
+
+// ---------------------------------------------------------------------------------------------------------
+// Names and rules. Used when a lookup completes and when rules are loaded, never per packet: these allocate.
+
+/** Most labels and characters of a name (RFC 1035 §2.3.4: 63 per label, 255 octets on the wire). */
+const MAX_NAME_LENGTH = 253;
+const MAX_LABEL_LENGTH = 63;
+
+/** Letters, digits, hyphen, and the underscore that real PTR records sometimes carry. */
+function isLabelChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 /* - */ || c === 95 /* _ */;
+}
+
+/** Whether s (already lower case, no trailing dot) is dot-separated labels of 1 to 63 label characters. */
+function isLabels(s: string): boolean {
+  if (s.length === 0 || s.length > MAX_NAME_LENGTH) return false;
+  let label = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (label === 0) return false;
+      label = 0;
+    } else if (isLabelChar(c)) {
+      if (++label > MAX_LABEL_LENGTH) return false;
+    } else {
+      return false;
+    }
+  }
+  return label > 0;
+}
+
+/** ASCII lower case only (RFC 4343: DNS compares names case-insensitively, ASCII letters only). */
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/**
+ * The canonical form of a host name from a PTR record or a rule: ASCII lower case, one trailing dot (the
+ * root) removed. Undefined when it is not a host name (empty, empty labels, characters other than letters,
+ * digits, `-` and `_`, a label over 63 or a name over 253 characters): such a PTR name is ignored. Names
+ * in other scripts arrive, and must be written in rules, in their ASCII (punycode, `xn--`) form.
+ */
+export function normalizeName(name: string): string | undefined {
+  const s = asciiLower(name.endsWith(".") ? name.slice(0, -1) : name);
+  return isLabels(s) ? s : undefined;
+}
+
+/**
+ * The canonical form of a rule's suffix: a domain, with an optional leading dot (".mil" and "mil" are the
+ * same rule) and an optional trailing dot; "." alone is the root, which every name is under. Undefined
+ * when it is not one ("", "*.mil", "a..b").
+ */
+export function normalizeSuffix(suffix: string): string | undefined {
+  if (suffix === ".") return "";
+  const s = suffix.startsWith(".") ? suffix.slice(1) : suffix;
+  return normalizeName(s);
+}
+
+/** Whether a configured suffix is valid (the config schema's test). */
+export function isNameSuffix(suffix: string): boolean {
+  return normalizeSuffix(suffix) !== undefined;
+}
+
+/**
+ * Whether `name` (canonical) is `suffix` (canonical) or a name below it. The match is on whole labels:
+ * "mil" covers "mil", "army.mil" and "a.b.army.mil", never "evilmil" or "mil.example". The root ("")
+ * covers every name.
+ */
+export function isUnderSuffix(name: string, suffix: string): boolean {
+  if (suffix === "") return true;
+  if (name.length === suffix.length) return name === suffix;
+  return (
+    name.length > suffix.length &&
+    name.endsWith(suffix) &&
+    name.charCodeAt(name.length - suffix.length - 1) === 46 /* . */
+  );
+}
+
+export type NameAction = "allow" | "deny";
+
+/** One rule as configured: `{ suffix = ".mil", action = "allow" }`. */
+export interface NameRuleInput {
+  readonly suffix: string;
+  readonly action: string;
+}
+
+function verdictOf(action: string, what: string): number {
+  if (action === "allow") return NAME_ALLOW;
+  if (action === "deny") return NAME_DENY;
+  throw new DefenceError(
+    "ERR_DEFENCE_OPTION",
+    `${what} must be "allow" or "deny", got ${JSON.stringify(action)}`,
+  );
+}
+
+/** Ordered rules on name suffixes: the first rule whose suffix covers the name decides. */
+export class NameRules {
+  /** Canonical suffixes, in order ("" = the root). */
+  readonly suffixes: readonly string[];
+  /** NAME_ALLOW or NAME_DENY of each rule. */
+  readonly verdicts: readonly number[];
+  /** The verdict for a name no rule covers, and for an address with no confirmed name. */
+  readonly defaultVerdict: number;
+
+  constructor(rules: readonly NameRuleInput[], defaultAction: string) {
+    const suffixes: string[] = [];
+    const verdicts: number[] = [];
+    rules.forEach((r, i) => {
+      const s = normalizeSuffix(r.suffix);
+      if (s === undefined) {
+        throw new DefenceError(
+          "ERR_DEFENCE_OPTION",
+          `rule ${i}: suffix must be a domain such as ".mil" or "example.org" (or "." for every name), got ${JSON.stringify(r.suffix)}`,
+        );
+      }
+      suffixes.push(s);
+      verdicts.push(verdictOf(r.action, `rule ${i}: action`));
+    });
+    this.suffixes = Object.freeze(suffixes);
+    this.verdicts = Object.freeze(verdicts);
+    this.defaultVerdict = verdictOf(defaultAction, "the default action");
+  }
+
+  get length(): number {
+    return this.suffixes.length;
+  }
+
+  /** Index of the first rule covering `name` (raw: it is normalized here), or -1 (none, or not a name). */
+  matchIndex(name: string): number {
+    const n = normalizeName(name);
+    if (n === undefined) return -1;
+    for (let i = 0; i < this.suffixes.length; i++) if (isUnderSuffix(n, this.suffixes[i]!)) return i;
+    return -1;
+  }
+
+  /** The verdict for a confirmed name, or for none (null): the first covering rule's, else the default. */
+  verdict(name: string | null): number {
+    if (name === null) return this.defaultVerdict;
+    const i = this.matchIndex(name);
+    return i < 0 ? this.defaultVerdict : this.verdicts[i]!;
+  }
+
+  /** Whether two rule sets decide every name alike (same rules in the same order, same default). */
+  sameAs(other: NameRules): boolean {
+    return (
+      this.defaultVerdict === other.defaultVerdict &&
+      this.suffixes.length === other.suffixes.length &&
+      this.suffixes.every((s, i) => s === other.suffixes[i] && this.verdicts[i] === other.verdicts[i])
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The gate: cache, admission limits, queue.
+
+/** Options of a gate. Seconds and per-second rates, like the configuration. */
+export interface NameGateOptions {
+  /** Ordered rules; none = the gate is inactive and nothing is ever looked up. */
+  rules?: readonly NameRuleInput[];
+  /** "allow" (default) or "deny": for names no rule covers and addresses with no confirmed name. */
+  default?: string;
+  /** "serve" (default) or "drop": what the pipeline does with a packet whose verdict is pending. */
+  pending?: string;
+  /** How long a verdict from a confirmed name is kept (default 3600 s). */
+  ttl?: number;
+  /** How long a verdict without one (no PTR, forged PTR, failed lookup) is kept (default 300 s). */
+  negativeTtl?: number;
+  /** Most lookups pending at once, server-wide (default 16, at most NAME_MAX_CONCURRENT). */
+  maxConcurrent?: number;
+  /** New lookups per second, server-wide: a token bucket holding one second's worth, at least 1 (default 20). */
+  maxRate?: number;
+  /** Entries of the cache (default 65536; NAME_MIN_CACHE to NAME_MAX_CACHE). Fixed at creation. */
+  cacheSize?: number;
+  /** Hash seed (default random, so that a flood cannot pick addresses that share a chain). Creation only. */
+  seed?: number;
+}
+
+export const NAME_GATE_DEFAULTS = Object.freeze({
+  default: "allow",
+  pending: "serve",
+  ttl: 3600,
+  negativeTtl: 300,
+  maxConcurrent: 16,
+  maxRate: 20,
+  cacheSize: 65536,
+});
+
+/** The `[names]` section as the configuration holds it (structurally: this module imports no config). */
+export interface NameConfigLike {
+  readonly rule: readonly NameRuleInput[];
+  readonly default: string;
+  readonly pending: string;
+  readonly ttl: number;
+  readonly negativeTtl: number;
+  readonly maxConcurrent: number;
+  readonly maxRate: number;
+  readonly cacheSize: number;
+}
+
+/** Gate options from the `[names]` section. */
+export function nameGateOptions(c: NameConfigLike): NameGateOptions {
+  return {
+    rules: c.rule,
+    default: c.default,
+    pending: c.pending,
+    ttl: c.ttl,
+    negativeTtl: c.negativeTtl,
+    maxConcurrent: c.maxConcurrent,
+    maxRate: c.maxRate,
+    cacheSize: c.cacheSize,
+  };
+}
+
+// A slot's state byte: 0 = free; else the verdict (0 none yet, NAME_ALLOW, NAME_DENY) and these bits.
+const VERDICT_MASK = 3;
+const PENDING_BIT = 4;
+const REF_BIT = 8;
+
+/** Spins on a contended lock before sleeping on it (as the MRU list's). */
+const SPINS = 64;
+
+// The shared buffer: the Int32 header, the Float64 words (bucket, counters), then the table.
+const F_TOKENS = 0; // token bucket: tokens left
+const F_LAST = 1; // time of the last refill, Unix ms
+const F_RATE = 2; // tokens per ms
+const F_SIZE = 3; // bucket size
+const F_COUNTERS = 4; // NAME_COUNTER_COUNT counters
+const F_WORDS = F_COUNTERS + NAME_COUNTER_COUNT;
+const H_LOCK = 0; // 0 free, 1 held, 2 held with sleepers
+const H_CAPACITY = 1;
+const H_BUCKETS = 2; // bucket count, a power of two
+const H_SEED = 3;
+const H_USED = 4; // slots handed out so far (slots at and above it have never been used)
+const H_FREE_TOP = 5;
+const H_COUNT = 6; // entries in the table
+const H_PENDING = 7; // pending lookups, all threads
+const H_HAND = 8; // the CLOCK hand
+const H_MAX_CONCURRENT = 9;
+const H_RULES = 10; // hash of the rules the cached verdicts were made with
+const H_WORDS = 16;
+
+/** Bytes of the shared buffer of `capacity` entries: 33 each, plus 8 to 16 each for the hash buckets. */
+export function nameGateBytes(capacity: number): number {
+  const nb = bucketCount(capacity);
+  return H_WORDS * 4 + F_WORDS * 8 + capacity * 8 + capacity * (KEY_WORDS * 4 + 4 + 4 + 1) + nb * 4;
+}
+
+function bucketCount(capacity: number): number {
+  let nb = 1;
+  while (nb < capacity * 2) nb <<= 1;
+  return nb;
+}
+
+/** A 32-bit hash of rules text (only to tell whether another thread already judged by the same rules). */
+function textHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new DefenceError("ERR_DEFENCE_OPTION", message);
+}
+
+/** Seeds from the platform's random source (once per gate). */
+function randomSeed(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! | 0;
+}
+
+/**
+ * The verdict cache and lookup limits in one SharedArrayBuffer that every worker thread attaches to (a
+ * client whose packets the kernel spreads over several threads, as a client that changes its source port
+ * is spread, is looked up once and judged alike everywhere), and this thread's own lookup queue.
+ * Everything shared is read and written under one Atomics lock, like the MRU list's.
+ */
+export class NameGate {
+  /** The shared cache; hand it to NameGate.attach in another thread. */
+  readonly buffer: SharedArrayBuffer;
+  /** Whether any rule is configured; when false the pipeline skips the gate and nothing is looked up. */
+  active = false;
+  /** What to do while pending: true = drop the packet, false = serve it. */
+  dropPending = false;
+  rules: NameRules;
+  /** TTLs in ms, read by the shell when it settles. */
+  ttlMs = 0;
+  negativeTtlMs = 0;
+  /** Entries the cache holds at most. */
+  readonly capacity: number;
+  /** Counters (NC_*), server-wide: they live in the shared buffer. */
+  readonly counters: Float64Array;
+  /** "now" for checkNow, Unix ms, written by the caller just before the call (per thread). */
+  readonly clock = new Float64Array(1);
+
+  private readonly f64: Float64Array;
+  private readonly header: Int32Array;
+  private readonly keys: Uint32Array;
+  private readonly expires: Float64Array;
+  private readonly chain: Int32Array; // next slot + 1 in the bucket's chain, 0 = end
+  private readonly free: Int32Array;
+  private readonly buckets: Int32Array; // first slot + 1, 0 = empty (so a new buffer needs no filling)
+  private readonly state: Uint8Array;
+  private readonly mask: number;
+  private readonly seed: number;
+  private rulesHash = 0;
+  // This thread's lookups waiting for drain(), a ring of slots. Pending slots never move and only the thread
+  // that queued one settles or releases it, so an index stays valid until drained.
+  private readonly queue = new Int32Array(NAME_MAX_CONCURRENT);
+  private queueHead = 0;
+  private queueCount = 0;
+
+  /** Use NameGate.create or NameGate.attach. */
+  private constructor(buffer: SharedArrayBuffer, fresh: boolean, capacity: number, seed: number) {
+    this.buffer = buffer;
+    const nb = bucketCount(capacity);
+    let o = 0;
+    this.header = new Int32Array(buffer, o, H_WORDS);
+    o += H_WORDS * 4;
+    this.f64 = new Float64Array(buffer, o, F_WORDS);
+    this.counters = new Float64Array(buffer, o + F_COUNTERS * 8, NAME_COUNTER_COUNT);
+    o += F_WORDS * 8;
+    this.expires = new Float64Array(buffer, o, capacity);
+    o += capacity * 8;
+    this.keys = new Uint32Array(buffer, o, capacity * KEY_WORDS);
+    o += capacity * KEY_WORDS * 4;
+    this.chain = new Int32Array(buffer, o, capacity);
+    o += capacity * 4;
+    this.free = new Int32Array(buffer, o, capacity);
+    o += capacity * 4;
+    this.buckets = new Int32Array(buffer, o, nb);
+    o += nb * 4;
+    this.state = new Uint8Array(buffer, o, capacity);
+    this.mask = nb - 1;
+    this.capacity = capacity;
+    if (fresh) {
+      const h = this.header;
+      h[H_CAPACITY] = capacity;
+      h[H_BUCKETS] = nb;
+      h[H_SEED] = seed;
+      this.f64[F_TOKENS] = -1; // "never configured": the first reconfigure fills the bucket
+    }
+    this.seed = this.header[H_SEED]!;
+    this.rules = new NameRules([], "allow");
+  }
+
+  /**
+   * A new gate with a new shared cache of `cacheSize` entries. The buffer is allocated whether or not any
+   * rule is configured (so that rules added by a reload find it), but it is all zeros until used, and the
+   * operating system gives an untouched page no memory.
+   */
+  static create(options: NameGateOptions = {}): NameGate {
+    const cacheSize = options.cacheSize ?? NAME_GATE_DEFAULTS.cacheSize;
+    check(
+      Number.isInteger(cacheSize) && cacheSize >= NAME_MIN_CACHE && cacheSize <= NAME_MAX_CACHE,
+      `cacheSize must be an integer from ${NAME_MIN_CACHE} to ${NAME_MAX_CACHE}`,
+    );
+    const g = new NameGate(
+      new SharedArrayBuffer(nameGateBytes(cacheSize)),
+      true,
+      cacheSize,
+      options.seed ?? randomSeed(),
+    );
+    g.reconfigure(options);
+    return g;
+  }
+
+  /** This thread's view of another thread's gate (its `buffer`), with this thread's options. */
+  static attach(buffer: SharedArrayBuffer, options: NameGateOptions = {}): NameGate {
+    const cap = buffer.byteLength >= H_WORDS * 4 ? new Int32Array(buffer, 0, H_WORDS)[H_CAPACITY]! : 0;
+    if (cap < NAME_MIN_CACHE || cap > NAME_MAX_CACHE || buffer.byteLength !== nameGateBytes(cap)) {
+      throw new DefenceError("ERR_DEFENCE_BUFFER", "not the buffer of a NameGate");
+    }
+    const g = new NameGate(buffer, false, cap, 0);
+    g.reconfigure(options);
+    return g;
+  }
+
+  /**
+   * Applies new options (everything but the cache size and seed). Rules, default, pending action and TTLs
+   * are this thread's; the limits are written to the shared buffer (every thread is given the same ones).
+   * When the rules or the default change, cached verdicts are forgotten once for all threads (pending
+   * lookups go on and are judged by the new rules).
+   */
+  reconfigure(options: NameGateOptions): void {
+    const d = NAME_GATE_DEFAULTS;
+    const rules = new NameRules(options.rules ?? [], options.default ?? d.default);
+    const pending = options.pending ?? d.pending;
+    const ttl = options.ttl ?? d.ttl;
+    const negativeTtl = options.negativeTtl ?? d.negativeTtl;
+    const maxConcurrent = options.maxConcurrent ?? d.maxConcurrent;
+    const maxRate = options.maxRate ?? d.maxRate;
+    check(pending === "serve" || pending === "drop", 'pending must be "serve" or "drop"');
+    check(ttl > 0 && Number.isFinite(ttl), "ttl must be a number of seconds > 0");
+    check(negativeTtl > 0 && Number.isFinite(negativeTtl), "negativeTtl must be a number of seconds > 0");
+    check(
+      Number.isInteger(maxConcurrent) && maxConcurrent >= 1 && maxConcurrent <= NAME_MAX_CONCURRENT,
+      `maxConcurrent must be an integer from 1 to ${NAME_MAX_CONCURRENT}`,
+    );
+    check(maxRate > 0 && Number.isFinite(maxRate), "maxRate must be a number of lookups per second > 0");
+    this.rules = rules;
+    this.rulesHash = textHash(
+      JSON.stringify([rules.defaultVerdict, ...rules.suffixes.map((x, i) => `${rules.verdicts[i]}${x}`)]),
+    );
+    this.dropPending = pending === "drop";
+    this.ttlMs = ttl * 1000;
+    this.negativeTtlMs = negativeTtl * 1000;
+    this.active = rules.length > 0;
+    const size = Math.max(1, maxRate);
+    const f = this.f64;
+    const h = this.header;
+    this.lock();
+    try {
+      h[H_MAX_CONCURRENT] = maxConcurrent;
+      if (f[F_TOKENS]! < 0) {
+        f[F_TOKENS] = size; // a new gate starts with a full bucket
+        f[F_LAST] = Number.NEGATIVE_INFINITY;
+      } else if (f[F_TOKENS]! > size) {
+        f[F_TOKENS] = size;
+      }
+      f[F_RATE] = maxRate / 1000;
+      f[F_SIZE] = size;
+      if (h[H_RULES] !== this.rulesHash) {
+        h[H_RULES] = this.rulesHash;
+        this.forgetVerdictsLocked();
+      }
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Entries in the cache (verdicts and pending lookups, all threads). */
+  get size(): number {
+    return Atomics.load(this.header, H_COUNT);
+  }
+
+  /** Lookups pending, all threads: queued, or in a shell's hands, not yet settled or released. */
+  get pending(): number {
+    return Atomics.load(this.header, H_PENDING);
+  }
+
+  get maxConcurrent(): number {
+    return Atomics.load(this.header, H_MAX_CONCURRENT);
+  }
+
+  /** This thread's lookups waiting for drain(). */
+  get queued(): number {
+    return this.queueCount;
+  }
+
+  /** The verdict for a name confirmed by forward lookup, or for none (null), by this thread's rules. */
+  verdictFor(name: string | null): number {
+    return this.rules.verdict(name);
+  }
+
+  /** checkNow at `nowMs` (tests and tools; the hot path writes `clock` and calls checkNow). */
+  check(key: Uint32Array, nowMs: number): number {
+    this.clock[0] = nowMs;
+    return this.checkNow(key);
+  }
+
+  /**
+   * The per-packet call: NAME_ALLOW, NAME_DENY or NAME_PENDING for the address `key` at the time in
+   * `this.clock[0]` (Unix ms; time travels in a typed array, never as a double argument, which V8 boxes
+   * when it does not inline the callee). On first sight (or when a verdict has expired) queues a lookup
+   * here if the limits allow. Takes the lock; allocation-free; call only when `active`.
+   */
+  checkNow(key: Uint32Array): number {
+    this.lock();
+    try {
+      return this.checkLocked(key);
+    } finally {
+      this.unlock();
+    }
+  }
+
+  private checkLocked(key: Uint32Array): number {
+    const c = this.counters;
+    const i = this.find(key);
+    if (i >= 0) {
+      const s = this.state[i]!;
+      const v = s & VERDICT_MASK;
+      if ((s & PENDING_BIT) !== 0) {
+        if (v === 0) {
+          c[NC_PENDING]!++;
+          return NAME_PENDING;
+        }
+        c[NC_STALE]!++;
+      } else if (this.expires[i]! <= this.clock[0]!) {
+        // Expired: refresh, and keep answering with the old verdict meanwhile.
+        if (this.admit()) {
+          this.state[i] = s | PENDING_BIT;
+          this.enqueue(i);
+        }
+        c[NC_STALE]!++;
+      }
+      if ((s & REF_BIT) === 0) this.state[i] = this.state[i]! | REF_BIT;
+      c[v === NAME_ALLOW ? NC_ALLOWED : NC_DENIED]!++;
+      return v;
+    }
+    c[NC_PENDING]!++;
+    if (!this.admit()) return NAME_PENDING;
+    const j = this.take();
+    const o = j * KEY_WORDS;
+    const keys = this.keys;
+    keys[o] = key[0]!;
+    keys[o + 1] = key[1]!;
+    keys[o + 2] = key[2]!;
+    keys[o + 3] = key[3]!;
+    this.state[j] = PENDING_BIT;
+    this.expires[j] = 0;
+    const b = hashKey(key, this.seed) & this.mask;
+    this.chain[j] = this.buckets[b]!;
+    this.buckets[b] = j + 1;
+    this.header[H_COUNT]!++;
+    this.enqueue(j);
+    return NAME_PENDING;
+  }
+
+  /** What the cache holds for `key`, without side effects: NAME_UNKNOWN, NAME_PENDING, NAME_ALLOW, NAME_DENY. */
+  peek(key: Uint32Array): number {
+    this.lock();
+    try {
+      const i = this.find(key);
+      if (i < 0) return NAME_UNKNOWN;
+      const s = this.state[i]!;
+      return (s & PENDING_BIT) !== 0 ? NAME_PENDING : s & VERDICT_MASK;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Hands every lookup this thread queued (a new key array each) to `fn`, in order, and empties the queue. */
+  drain(fn: (key: Uint32Array) => void): void {
+    while (this.queueCount > 0) {
+      const i = this.queue[this.queueHead]!;
+      this.queueHead = (this.queueHead + 1) % NAME_MAX_CONCURRENT;
+      this.queueCount--;
+      const key = new Uint32Array(KEY_WORDS);
+      this.lock();
+      key.set(this.keys.subarray(i * KEY_WORDS, i * KEY_WORDS + KEY_WORDS));
+      this.unlock();
+      fn(key);
+    }
+  }
+
+  /**
+   * Ends the pending lookup of `key` with `verdict` (NAME_ALLOW or NAME_DENY), kept for `ttlMs` from
+   * `nowMs`. Returns false (and changes nothing) if `key` has no pending lookup.
+   */
+  settle(key: Uint32Array, verdict: number, ttlMs: number, nowMs: number): boolean {
+    if (verdict !== NAME_ALLOW && verdict !== NAME_DENY) {
+      throw new DefenceError("ERR_DEFENCE_OPTION", "a verdict is NAME_ALLOW or NAME_DENY");
+    }
+    this.lock();
+    try {
+      const i = this.find(key);
+      if (i < 0 || (this.state[i]! & PENDING_BIT) === 0) return false;
+      this.state[i] = verdict | (this.state[i]! & REF_BIT);
+      this.expires[i] = nowMs + ttlMs;
+      this.header[H_PENDING]!--;
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * Gives up the pending lookup of `key` without a verdict (the shell is closing): an address that had
+   * none is forgotten, one with an expired verdict keeps it (and will ask again). False if none pending.
+   */
+  release(key: Uint32Array): boolean {
+    this.lock();
+    try {
+      const i = this.find(key);
+      if (i < 0) return false;
+      const s = this.state[i]!;
+      if ((s & PENDING_BIT) === 0) return false;
+      this.header[H_PENDING]!--;
+      if ((s & VERDICT_MASK) === 0) this.remove(i);
+      else this.state[i] = s & (VERDICT_MASK | REF_BIT);
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Forgets every verdict, all threads' (pending lookups stay, without their stale verdict). */
+  forgetVerdicts(): void {
+    this.lock();
+    try {
+      this.forgetVerdictsLocked();
+    } finally {
+      this.unlock();
+    }
+  }
+
+  // --- internals ---------------------------------------------------------------------------------------
+
+  private lock(): void {
+    if (Atomics.compareExchange(this.header, H_LOCK, 0, 1) !== 0) this.lockContended();
+  }
+
+  private lockContended(): void {
+    const h = this.header;
+    for (let i = 0; i < SPINS; i++) {
+      if (Atomics.load(h, H_LOCK) === 0 && Atomics.compareExchange(h, H_LOCK, 0, 1) === 0) return;
+    }
+    while (Atomics.exchange(h, H_LOCK, 2) !== 0) Atomics.wait(h, H_LOCK, 2);
+  }
+
+  private unlock(): void {
+    if (Atomics.exchange(this.header, H_LOCK, 0) === 2) Atomics.notify(this.header, H_LOCK, 1);
+  }
+
+  private forgetVerdictsLocked(): void {
+    const used = this.header[H_USED]!;
+    for (let i = 0; i < used; i++) {
+      const s = this.state[i]!;
+      if (s === 0) continue;
+      if ((s & PENDING_BIT) === 0) this.remove(i);
+      else this.state[i] = PENDING_BIT;
+    }
+  }
+
+  /** Takes a lookup from the budget at the time in clock[0]: a pending slot and a token. */
+  private admit(): boolean {
+    const h = this.header;
+    if (h[H_PENDING]! >= h[H_MAX_CONCURRENT]! || this.queueCount >= NAME_MAX_CONCURRENT) {
+      this.counters[NC_REFUSED_BUSY]!++;
+      return false;
+    }
+    const nowMs = this.clock[0]!;
+    const f = this.f64;
+    let tokens = f[F_TOKENS]!;
+    const last = f[F_LAST]!;
+    // A clock that steps back earns nothing, and restarts the count from the new time.
+    if (nowMs > last) {
+      tokens += (nowMs - last) * f[F_RATE]!;
+      if (tokens > f[F_SIZE]!) tokens = f[F_SIZE]!;
+    }
+    f[F_LAST] = nowMs;
+    if (tokens < 1) {
+      f[F_TOKENS] = tokens;
+      this.counters[NC_REFUSED_RATE]!++;
+      return false;
+    }
+    f[F_TOKENS] = tokens - 1;
+    h[H_PENDING]!++;
+    this.counters[NC_QUEUED]!++;
+    return true;
+  }
+
+  private enqueue(i: number): void {
+    this.queue[(this.queueHead + this.queueCount) % NAME_MAX_CONCURRENT] = i;
+    this.queueCount++;
+  }
+
+  private find(key: Uint32Array): number {
+    const k0 = key[0]!;
+    const k1 = key[1]!;
+    const k2 = key[2]!;
+    const k3 = key[3]!;
+    const keys = this.keys;
+    let i = this.buckets[hashKey(key, this.seed) & this.mask]! - 1;
+    while (i >= 0) {
+      const o = i * KEY_WORDS;
+      if (keys[o] === k0 && keys[o + 1] === k1 && keys[o + 2] === k2 && keys[o + 3] === k3) return i;
+      i = this.chain[i]! - 1;
+    }
+    return -1;
+  }
+
+  /**
+   * A free slot: a released one, a never-used one, or the first one the CLOCK hand finds neither pending
+   * nor referenced (clearing referenced bits as it passes). At most maxConcurrent (< capacity) entries are
+   * pending, so one full turn clears every bit and the second finds a victim: bounded, and amortized O(1).
+   */
+  private take(): number {
+    const h = this.header;
+    if (h[H_FREE_TOP]! > 0) return this.free[--h[H_FREE_TOP]!]!;
+    const used = h[H_USED]!;
+    if (used < this.capacity) {
+      h[H_USED] = used + 1;
+      return used;
+    }
+    const state = this.state;
+    let v = h[H_HAND]!;
+    for (;;) {
+      const s = state[v]!;
+      if ((s & PENDING_BIT) === 0) {
+        if ((s & REF_BIT) === 0) break;
+        state[v] = s & ~REF_BIT;
+      }
+      if (++v === this.capacity) v = 0;
+    }
+    h[H_HAND] = v + 1 === this.capacity ? 0 : v + 1;
+    this.remove(v);
+    this.counters[NC_EVICTED]!++;
+    return this.free[--h[H_FREE_TOP]!]!;
+  }
+
+  private remove(i: number): void {
+    const o = i * KEY_WORDS;
+    const k = this.keys;
+    const b = hashKeyWords(k[o]!, k[o + 1]!, k[o + 2]!, k[o + 3]!, this.seed) & this.mask;
+    let j = this.buckets[b]! - 1;
+    if (j === i) this.buckets[b] = this.chain[i]!;
+    else {
+      while (this.chain[j]! - 1 !== i) j = this.chain[j]! - 1;
+      this.chain[j] = this.chain[i]!;
+    }
+    this.state[i] = 0;
+    const h = this.header;
+    this.free[h[H_FREE_TOP]!++] = i;
+    h[H_COUNT]!--;
+  }
+}
