@@ -1,0 +1,277 @@
+// The mice (paper §2, §4): well-behaved ntpd clients. "This software has been carefully groomed to be a good
+// citizen; it begins by sending one packet per minute and then retreats to one packet every fifteen
+// minutes" (§2); "packets are sent at intervals of 64 to 1,024 s. Usually, the client starts out at 64 s
+// [...] then increases in steps to 1,024 s" (§4). They obey kiss-o'-death (§11: KoD "has been implemented
+// only in the public software distribution").
+//
+// Two forms:
+//
+// - MiceStream: the settled multitude, millions of clients already at their longest poll. Keeping a
+//   record per client would cost hundreds of megabytes for the 16,000 PPS of NIST (16 million clients at
+//   1,024 s), so the stream holds none: client j sends at (k + (j + u_j) / N) * poll for k = 0, 1, ...,
+//   with u_j a fixed hash of (seed, j) in [0, 1/2). That is each client strictly periodic, the clients'
+//   phases spread evenly over the poll with a per-client jitter, and the whole stream one queue slot that
+//   walks j. The rare client that gets a kiss-o'-death is remembered in a small map (RATE: it sends on
+//   every 2nd, 4th, ... of its turns; DENY or RSTR: never again).
+//
+// - NtpdClients: clients with state, for the behaviour the stream cannot show: starting at the shortest
+//   poll and rising, backing off when unanswered, slowing down or stopping on a kiss, and sharing one
+//   address behind a firewall (§4: "2,000 clients behind the firewall were using the USNO servers with
+//   total aggregate impact of 9 PPS").
+
+import {
+  checkInt,
+  checkParam,
+  KISS_SLOW_DOWN,
+  KISS_STOP,
+  kissAction,
+  OUT_ANSWERED,
+  OUT_KISSED,
+  OUT_SKIPPED,
+  Population,
+  type PopulationContext,
+} from "../population.ts";
+import { hash01 } from "../random.ts";
+
+/** RFC 5905's longest poll, 2^17 s (36 h): how far a kiss can push an obedient client. */
+export const MAX_POLL_SECONDS = 2 ** 17;
+
+export interface MiceStreamOptions {
+  /** Clients (default 1,000,000). */
+  count?: number;
+  /** Their poll interval, seconds (default 1,024: ntpd's longest by default, where a settled client sits). */
+  poll?: number;
+  /** Whether they obey kiss-o'-death (default true: ntpd does). */
+  obeyKod?: boolean;
+  /** Source port (ntpd sends from 123). */
+  port?: number;
+}
+
+export class MiceStream extends Population {
+  readonly description = "settled ntpd clients at their longest poll, obeying KoD (§2, §4)";
+  readonly slots = 1;
+  readonly addresses: number;
+  readonly count: number;
+  readonly poll: number;
+  readonly obeyKod: boolean;
+  readonly port: number;
+  private j = 0;
+  private k = 0;
+  private seed = 0;
+  /** Clients that were kissed: index -> [multiplier (0 = stopped), round of the kiss]. */
+  private readonly kissed = new Map<number, [number, number]>();
+
+  constructor(name: string, o: MiceStreamOptions = {}) {
+    super(name);
+    this.count = checkInt(`${name}.count`, o.count ?? 1_000_000, 1, 2 ** 28);
+    this.poll = checkParam(`${name}.poll`, o.poll ?? 1024, 1, MAX_POLL_SECONDS);
+    this.obeyKod = o.obeyKod ?? true;
+    this.port = checkInt(`${name}.port`, o.port ?? 123, 1, 65535);
+    this.addresses = this.count;
+  }
+
+  /** Packets per second the stream offers. */
+  get rate(): number {
+    return this.count / this.poll;
+  }
+
+  params(): Record<string, unknown> {
+    return {
+      kind: "mice-stream",
+      count: this.count,
+      poll: this.poll,
+      obeyKod: this.obeyKod,
+      rate: this.rate,
+    };
+  }
+
+  private timeOf(k: number, j: number): number {
+    return (k + (j + hash01(this.seed, j) * 0.5) / this.count) * this.poll;
+  }
+
+  start(ctx: PopulationContext): void {
+    this.seed = ctx.rnd.next32();
+    this.j = 0;
+    this.k = 0;
+    ctx.schedule(0, this.timeOf(0, 0));
+  }
+
+  emit(_slot: number, _t: number): boolean {
+    const j = this.j;
+    if (this.kissed.size > 0) {
+      const s = this.kissed.get(j);
+      if (s !== undefined && (s[0] === 0 || (this.k - s[1]) % s[0] !== 0)) return false;
+    }
+    this.outAddr = (this.addrBase + j) >>> 0;
+    this.outPort = this.port;
+    return true;
+  }
+
+  react(_slot: number, t: number, outcome: number): number {
+    if (outcome === OUT_KISSED && this.obeyKod) {
+      const action = kissAction(this.kiss);
+      const prev = this.kissed.get(this.j);
+      if (action === KISS_STOP) this.kissed.set(this.j, [0, this.k]);
+      else if (action === KISS_SLOW_DOWN) {
+        const m = Math.min((prev?.[0] || 1) * 2, Math.max(1, Math.floor(MAX_POLL_SECONDS / this.poll)));
+        this.kissed.set(this.j, [m, this.k]);
+      }
+    }
+    if (++this.j === this.count) {
+      this.j = 0;
+      this.k++;
+    }
+    const next = this.timeOf(this.k, this.j);
+    return next > t ? next : t + 1e-6;
+  }
+}
+
+export interface NtpdClientsOptions {
+  /** Clients (default 1,000). */
+  count?: number;
+  /** First poll interval, seconds (default 64). */
+  minPoll?: number;
+  /** Longest poll it rises to, seconds (default 1,024). */
+  maxPoll?: number;
+  /** Answered polls at one interval before it doubles (default 8). */
+  pollsPerStep?: number;
+  /** Consecutive unanswered polls before it doubles its interval (default 4). */
+  missesPerStep?: number;
+  /** Send an initial burst of this many requests 2 s apart (ntpd's iburst is 8; default 0: none). */
+  iburst?: number;
+  /** Relative jitter of each interval, +-(default 0.05). */
+  jitter?: number;
+  /** Start times spread uniformly over [0, startWithin) s (default: minPoll). */
+  startWithin?: number;
+  /** Whether they obey kiss-o'-death (default true). */
+  obeyKod?: boolean;
+  /** All clients share one address (a NAT firewall, §4), each on its own port (default false). */
+  sharedAddress?: boolean;
+}
+
+export class NtpdClients extends Population {
+  readonly description: string;
+  readonly slots: number;
+  readonly addresses: number;
+  readonly o: Required<NtpdClientsOptions>;
+  private readonly poll: Float64Array;
+  private readonly steps: Uint16Array;
+  private readonly misses: Uint16Array;
+  private readonly burst: Uint8Array;
+  private rnd: PopulationContext["rnd"] | undefined;
+
+  constructor(name: string, o: NtpdClientsOptions = {}, description?: string) {
+    super(name);
+    const count = checkInt(`${name}.count`, o.count ?? 1000, 1);
+    const minPoll = checkParam(`${name}.minPoll`, o.minPoll ?? 64, 0.01, MAX_POLL_SECONDS);
+    const maxPoll = checkParam(`${name}.maxPoll`, o.maxPoll ?? 1024, minPoll, MAX_POLL_SECONDS);
+    this.o = {
+      count,
+      minPoll,
+      maxPoll,
+      pollsPerStep: checkInt(`${name}.pollsPerStep`, o.pollsPerStep ?? 8, 1, 65535),
+      missesPerStep: checkInt(`${name}.missesPerStep`, o.missesPerStep ?? 4, 1, 65535),
+      iburst: checkInt(`${name}.iburst`, o.iburst ?? 0, 0, 16),
+      jitter: checkParam(`${name}.jitter`, o.jitter ?? 0.05, 0, 0.5),
+      startWithin: checkParam(`${name}.startWithin`, o.startWithin ?? minPoll, 0),
+      obeyKod: o.obeyKod ?? true,
+      sharedAddress: o.sharedAddress ?? false,
+    };
+    this.description =
+      description ?? "ntpd clients: 64 s rising to 1,024 s, backing off, obeying KoD (§2, §4)";
+    this.slots = count;
+    this.addresses = this.o.sharedAddress ? 1 : count;
+    this.poll = new Float64Array(count);
+    this.steps = new Uint16Array(count);
+    this.misses = new Uint16Array(count);
+    this.burst = new Uint8Array(count);
+  }
+
+  params(): Record<string, unknown> {
+    return { kind: "ntpd-clients", ...this.o, rate: this.o.count / this.o.minPoll };
+  }
+
+  start(ctx: PopulationContext): void {
+    this.rnd = ctx.rnd;
+    this.poll.fill(this.o.minPoll);
+    this.burst.fill(this.o.iburst > 0 ? this.o.iburst - 1 : 0);
+    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, ctx.rnd.float() * this.o.startWithin);
+  }
+
+  override replyWait(slot: number): number {
+    return this.burst[slot]! > 0 ? 1.8 : 1;
+  }
+
+  emit(slot: number, _t: number): boolean {
+    if (this.o.sharedAddress) {
+      this.outAddr = this.addrBase >>> 0;
+      this.outPort = 1024 + (slot % 64512);
+    } else {
+      this.outAddr = (this.addrBase + slot) >>> 0;
+      this.outPort = 123;
+    }
+    return true;
+  }
+
+  react(slot: number, t: number, outcome: number): number {
+    if (outcome === OUT_SKIPPED) return t + this.poll[slot]!;
+    const o = this.o;
+    if (this.burst[slot]! > 0) {
+      // iburst: the start-up volley, 2 s apart, whatever comes back.
+      this.burst[slot]!--;
+      return t + 2;
+    }
+    if (outcome === OUT_ANSWERED) {
+      this.misses[slot] = 0;
+      if (this.poll[slot]! < o.maxPoll && ++this.steps[slot]! >= o.pollsPerStep) {
+        this.poll[slot] = Math.min(this.poll[slot]! * 2, o.maxPoll);
+        this.steps[slot] = 0;
+      }
+    } else if (outcome === OUT_KISSED && o.obeyKod) {
+      const action = kissAction(this.kiss);
+      if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
+      if (action === KISS_SLOW_DOWN) {
+        this.poll[slot] = Math.min(this.poll[slot]! * 2, MAX_POLL_SECONDS);
+        this.steps[slot] = 0;
+      }
+    } else if (++this.misses[slot]! >= o.missesPerStep) {
+      // Unanswered (or a kiss it ignores, which is no answer): the reach register empties and ntpd backs off.
+      this.misses[slot] = 0;
+      this.poll[slot] = Math.min(this.poll[slot]! * 2, o.maxPoll);
+    }
+    const j = o.jitter > 0 ? 1 + o.jitter * (2 * this.rnd!.float() - 1) : 1;
+    return t + this.poll[slot]! * j;
+  }
+}
+
+export interface FirewallOptions {
+  /** Hosts behind the firewall (default 2,000, §4). */
+  hosts?: number;
+  /** Their aggregate rate, packets per second (default 9, §4). */
+  rate?: number;
+  /** Whether the hosts obey kiss-o'-death (default true: they run ntpd). */
+  obeyKod?: boolean;
+}
+
+/**
+ * §4: "2,000 clients behind the firewall were using the USNO servers with total aggregate impact of 9 PPS".
+ * ntpd hosts behind one NAT address, each polling every hosts/rate seconds (222 s for the defaults: between
+ * ntpd's 128 and 256 s steps, so that the aggregate is the paper's 9 PPS exactly).
+ */
+export function firewall(name: string, o: FirewallOptions = {}): NtpdClients {
+  const hosts = o.hosts ?? 2000;
+  const rate = o.rate ?? 9;
+  const poll = hosts / rate;
+  return new NtpdClients(
+    name,
+    {
+      count: hosts,
+      minPoll: poll,
+      maxPoll: poll,
+      startWithin: poll,
+      obeyKod: o.obeyKod ?? true,
+      sharedAddress: true,
+    },
+    `${hosts.toLocaleString("en-US")} ntpd hosts behind one firewall address, ${rate} PPS in all (§4)`,
+  );
+}
