@@ -64,7 +64,7 @@ function aclToml(rules: number): string {
   return `${lines.join("\n")}\n`;
 }
 
-type Source = (i: number) => number; // sets key[3], returns the time offset in ms
+type Source = (i: number) => void; // sets the source address (key[3]) of packet i
 
 interface Case {
   name: string;
@@ -77,12 +77,48 @@ interface Case {
 
 const T0 = Date.now();
 const cases: Case[] = [
-  { name: "core", toml: "", rate: 100_000, plain: true, source: (i) => ((key[3] = 0x0a000000 + i), 0) },
-  { name: "new-client", toml: "", rate: 100_000, source: (i) => ((key[3] = 0x0a000000 + i), 0) },
+  {
+    name: "core",
+    toml: "",
+    rate: 100_000,
+    plain: true,
+    source: (i) => {
+      key[3] = 0x0a000000 + i;
+    },
+  },
+  {
+    name: "new-client",
+    toml: "",
+    rate: 100_000,
+    source: (i) => {
+      key[3] = 0x0a000000 + i;
+    },
+  },
   // 10,000 clients, each once per 64 s: 156 packets per simulated second.
-  { name: "repeat", toml: "", rate: 10_000 / 64, source: (i) => ((key[3] = 0x0b000000 + (i % 10_000)), 0) },
-  { name: "elephants", toml: "", rate: 10_000, source: (i) => ((key[3] = 0x0c000000 + (i % 1000)), 0) },
-  { name: "acl-1000", toml: aclToml(1000), rate: 100_000, source: (i) => ((key[3] = 0x0a000000 + i), 0) },
+  {
+    name: "repeat",
+    toml: "",
+    rate: 10_000 / 64,
+    source: (i) => {
+      key[3] = 0x0b000000 + (i % 10_000);
+    },
+  },
+  {
+    name: "elephants",
+    toml: "",
+    rate: 10_000,
+    source: (i) => {
+      key[3] = 0x0c000000 + (i % 1000);
+    },
+  },
+  {
+    name: "acl-1000",
+    toml: aclToml(1000),
+    rate: 100_000,
+    source: (i) => {
+      key[3] = 0x0a000000 + i;
+    },
+  },
 ];
 
 function runCase(c: Case, d: Defences, count: number, offset: number): Map<number, number> {

@@ -58,7 +58,7 @@
 #include <unistd.h>
 
 // Bumped whenever the exports or the shared layout change: the loader refuses a stale binary.
-#define UDPIO_ABI 2
+#define UDPIO_ABI 3
 
 #define SLOT_BYTES 2048     // per-slot datagram space; larger datagrams are reported truncated
 #define DEFAULT_BATCH 64    // slots per socket unless open() asks otherwise
@@ -1049,6 +1049,69 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// reply(handle, slot, data, length) -> bool: sends data[0..length) at once to the source of slot `slot` of the
+// batch the last recv() filled (before that batch's send()), from the address the request came to. For the
+// rare request whose answer is not one datagram written in place (ntpq's mode 6: several fragments of their
+// own sizes). One sendmsg, no retry; a refusal is counted (sendErrors) and returns false, never throws.
+static napi_value js_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
+    throw_type(env, "ERR_MISSING_ARGS", "udpio.reply(handle, slot, data, length)");
+    return NULL;
+  }
+  udp_socket *s = socket_arg(env, argv[0], false);
+  if (s == NULL || !buffer_attached(env, s)) return NULL;
+  int32_t slot = -1, length = -1;
+  if (napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || (uint32_t)slot >= s->received) {
+    throw_range(env, "ERR_OUT_OF_RANGE", "udpio.reply: slot must be one the last recv filled, before its send");
+    return NULL;
+  }
+  bool is_typed = false;
+  NAPI_OK(env, napi_is_typedarray(env, argv[2], &is_typed));
+  napi_typedarray_type type;
+  size_t n = 0;
+  void *data = NULL;
+  if (is_typed) NAPI_OK(env, napi_get_typedarray_info(env, argv[2], &type, &n, &data, NULL, NULL));
+  if (!is_typed || type != napi_uint8_array) {
+    throw_type(env, "ERR_INVALID_ARG_TYPE", "udpio.reply: data must be a Uint8Array");
+    return NULL;
+  }
+  if (napi_get_value_int32(env, argv[3], &length) != napi_ok || length < 0 || (size_t)length > n ||
+      length > SLOT_BYTES) {
+    throw_range(env, "ERR_OUT_OF_RANGE", "udpio.reply: length must be within data and at most a slot");
+    return NULL;
+  }
+  bool ok = false;
+  if (s->name_lens[slot] == 0) {
+    s->counters[C_SEND_ERRORS] += 1;
+    s->counters[C_LAST_SEND_ERRNO] = EDESTADDRREQ;
+  } else {
+    struct iovec iov = {data, (size_t)length};
+    struct msghdr h;
+    memset(&h, 0, sizeof h);
+    h.msg_name = &s->names[slot];
+    h.msg_namelen = s->name_lens[slot];
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    set_reply_source(s, (uint32_t)slot, &h, 0); // send() rebuilds control buffer 0 for its own batch
+    ssize_t r;
+    int tries = 0;
+    do {
+      r = sendmsg(s->fd, &h, MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR && tries++ < SEND_EINTR_RETRIES);
+    if (r >= 0) {
+      ok = true;
+      s->counters[C_SENT] += 1;
+    } else {
+      s->counters[C_SEND_ERRORS] += 1;
+      s->counters[C_LAST_SEND_ERRNO] = errno;
+    }
+  }
+  if (napi_get_boolean(env, ok, &result) != napi_ok) return NULL;
+  return result;
+}
+
 // ---- wait over several sockets ---------------------------------------------------------------------------
 
 #define MAX_WAIT 30 // sockets per wait(): the result is a bit mask in a small integer
@@ -1209,6 +1272,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"wait", NULL, js_wait, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"realtime", NULL, js_realtime, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reply", NULL, js_reply, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods) != napi_ok) return NULL;
   napi_value names, name;

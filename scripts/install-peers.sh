@@ -2,8 +2,14 @@
 # Installs the real NTP implementations the interoperability tests talk to (see docs/testing.md):
 #   - chrony (chronyd as client and as server), Debian package, its service left stopped;
 #   - python3-ntplib, iproute2, util-linux (ip, unshare, nsenter);
+#   - dnsmasq-base: the dnsmasq binary alone, no system service, the DNS server the reverse-DNS access
+#     list tests start on loopback (test/server/name-resolver.test.ts);
+#   - chromium: Debian's headless-capable browser, driven by playwright-core (executablePath
+#     /usr/bin/chromium) in the dashboard's end-to-end test (test/integration/dashboard.test.ts);
 #   - NTPsec's ntpdig and ntpq, unpacked into .peers/ntpsec/ of the repository and run through
 #     wrappers in .peers/bin/. The ntpsec package itself is never installed: it conflicts with chrony.
+#     Its ntpd (.peers/ntpsec/usr/sbin/ntpd, same package) is the rate-limiting server of the client
+#     tests, run in a network namespace through setpriv (util-linux) without CAP_SYS_TIME.
 # Idempotent. Needs root only when something is missing; run by CI as root on Debian 12.
 set -euo pipefail
 
@@ -34,8 +40,13 @@ apt_update_once() {
 }
 
 # --- 1. Debian packages -------------------------------------------------------------------------
-# libbsd0 and libssl3 are what NTPsec's libntpc.so links against; python3 runs its scripts.
-packages=(chrony python3 python3-ntplib iproute2 util-linux libbsd0 libssl3)
+# libbsd0 and libssl3 are what NTPsec's libntpc.so links against; python3 runs its scripts. dnsmasq-base
+# (not dnsmasq, which would install and start a system resolver service) gives /usr/sbin/dnsmasq only.
+# chromium is Debian's build (playwright-core's own browser download cannot be used: it fetches from outside
+# the package registries).
+packages=(chrony python3 python3-ntplib iproute2 util-linux libbsd0 libssl3 dnsmasq-base chromium)
+# libcap2 is what NTPsec's ntpd links against besides libbsd0 and libssl3.
+packages+=(libcap2)
 missing=()
 for p in "${packages[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != "installed" ]; then
@@ -215,6 +226,13 @@ check libntpc env PYTHONPATH="$ntpsec_root/usr/lib/python3/dist-packages" "$pyth
 check ip ip -V
 check unshare unshare --version
 check nsenter nsenter --version
+check setpriv setpriv --version
+check ntpd "$ntpsec_root/usr/sbin/ntpd" --version
+check dnsmasq dnsmasq --version
+# Debian's launcher script may print shell noise before the version (its /dev/shm probe): show the version
+# line, and everything when there is none.
+check chromium sh -c 'out=$(/usr/bin/chromium --version 2>&1) && printf "%s\n" "$out" | grep "^Chromium " ||
+  { printf "%s\n" "$out"; exit 1; }'
 
 if [ "$failed" -ne 0 ]; then
   die "some peers do not run (see above); rerun scripts/install-peers.sh as root"

@@ -2,7 +2,15 @@
 
 import { BLOCKLIST_USAGE, blocklistCommand } from "./blocklist.ts";
 import { CHECK_USAGE, checkConfigCommand } from "./check-config.ts";
+import { CLIENTS_USAGE, clientsCommand } from "./clients.ts";
+import { LOAD_USAGE, loadCommand } from "./load.ts";
+import { QUERY_USAGE, queryCommand } from "./query.ts";
 import { SERVE_USAGE, serveCommand } from "./serve.ts";
+import { SIMULATE_USAGE, simulateCommand } from "./simulate.ts";
+import { STATS_USAGE, statsCommand } from "./stats.ts";
+import { SURVEY_USAGE, surveyCommand } from "./survey.ts";
+import { SYNC_USAGE, syncCommand } from "./sync.ts";
+import { TOP_USAGE, topCommand } from "./top.ts";
 import { VERSION } from "./version.ts";
 
 interface Command {
@@ -22,6 +30,46 @@ const COMMANDS: Record<string, Command> = {
     summary: "list, add or remove blocked addresses (paper §11)",
     usage: BLOCKLIST_USAGE,
     run: blocklistCommand,
+  },
+  survey: {
+    summary: "survey several servers' MRU lists: bursters and load share (paper §5)",
+    usage: SURVEY_USAGE,
+    run: surveyCommand,
+  },
+  clients: {
+    summary: "a running server's clients (its MRU list), as ntpq -c mrulist shows them",
+    usage: CLIENTS_USAGE,
+    run: clientsCommand,
+  },
+  stats: {
+    summary: "a running server's counters, as chronyc serverstats shows them",
+    usage: STATS_USAGE,
+    run: statsCommand,
+  },
+  top: {
+    summary: "a live view of a running server: packets per second and its top talkers",
+    usage: TOP_USAGE,
+    run: topCommand,
+  },
+  query: {
+    summary: "ask NTP servers once: offset, delay, stratum, refid, leap (--json)",
+    usage: QUERY_USAGE,
+    run: queryCommand,
+  },
+  sync: {
+    summary: "poll servers as a well-behaved client, a line per poll (does not set the clock)",
+    usage: SYNC_USAGE,
+    run: syncCommand,
+  },
+  simulate: {
+    summary: "replay the paper's incidents on virtual time, paper's figures beside ours (§3-§5, §12)",
+    usage: SIMULATE_USAGE,
+    run: simulateCommand,
+  },
+  load: {
+    summary: "send a scenario's clients to a real server over loopback, from many 127.x addresses",
+    usage: LOAD_USAGE,
+    run: loadCommand,
   },
   version: {
     summary: "print the version",

@@ -11,15 +11,19 @@ import {
   loadConfigFile,
   parseHostPort,
 } from "../config/index.ts";
+import { HttpMonitor } from "../server/http.ts";
 import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
 import type { ListenAddress } from "../server/messages.ts";
 import { NtpServer, ServeError, type ServerSettings } from "../server/server.ts";
 import { VERSION } from "./version.ts";
 
 export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADDR:PORT]... [--threads N] [--log-level LEVEL]
+                       [--http ADDR:PORT|off]
 
 Serves NTP. Without a configuration file it serves on 127.0.0.1:11123 (no root needed) as a stratum-10
-local-clock server. Flags override the file. SIGHUP reloads the file; SIGTERM or SIGINT stops.`;
+local-clock server, with its monitoring endpoint (metrics, JSON API, dashboard) on http://127.0.0.1:11124
+(--http moves it, port 0 = any free port; --http off turns it off). Flags override the file. SIGHUP reloads
+the file; SIGTERM or SIGINT stops.`;
 
 export function settingsFromConfig(config: Config, configFile?: string): ServerSettings {
   const listen: ListenAddress[] = config.server.listen.map((spec, i) => {
@@ -55,11 +59,12 @@ interface ServeFlags {
   listen?: string[];
   threads?: string;
   logLevel?: string;
+  http?: string;
 }
 
 function loadConfig(flags: ServeFlags): Config {
   const base = flags.config ? loadConfigFile(flags.config) : defaultConfig();
-  const overrides: { listen?: string[]; threads?: number; logLevel?: string } = {};
+  const overrides: { listen?: string[]; threads?: number; logLevel?: string; http?: string } = {};
   if (flags.listen && flags.listen.length > 0) overrides.listen = flags.listen;
   if (flags.threads !== undefined) {
     const n = Number(flags.threads);
@@ -68,6 +73,7 @@ function loadConfig(flags: ServeFlags): Config {
     overrides.threads = n;
   }
   if (flags.logLevel !== undefined) overrides.logLevel = flags.logLevel;
+  if (flags.http !== undefined) overrides.http = flags.http;
   return applyOverrides(base, overrides);
 }
 
@@ -79,6 +85,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       listen: { type: "string", short: "l", multiple: true },
       threads: { type: "string", short: "t" },
       "log-level": { type: "string" },
+      http: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -92,6 +99,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     ...(values.listen !== undefined && { listen: values.listen }),
     ...(values.threads !== undefined && { threads: values.threads }),
     ...(values["log-level"] !== undefined && { logLevel: values["log-level"] }),
+    ...(values.http !== undefined && { http: values.http }),
   };
   let config: Config;
   let settings: ServerSettings;
@@ -107,9 +115,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const log = createLogger(config.log.level as LogLevel);
   const server = new NtpServer(settings, log);
+  // The monitoring endpoint is bound first, while the process may still hold the privileges a low port
+  // needs ([server] user drops them inside server.start()); until the server runs it answers 503.
+  const monitor = config.http.enabled
+    ? new HttpMonitor({ source: server, config, log, startedAtMs: Date.now() })
+    : undefined;
   try {
+    await monitor?.listen();
     await server.start();
   } catch (err) {
+    await monitor?.close();
     if (err instanceof ServeError) {
       log.error(err.message, { code: err.code });
       process.stderr.write(`ntpshield: ${err.message}\n`);
@@ -124,24 +139,27 @@ export async function serveCommand(argv: string[]): Promise<number> {
       a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
     ),
     threads: server.threads,
+    io: server.io,
+    ioDetail: server.ioReason,
+    http: monitor?.address ?? "off",
     clock: server.describeClock(),
     config: flags.config ?? "(embedded defaults)",
   });
   return await new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info("stopping", { signal });
-      void server.stop().then(() => {
+      void Promise.all([monitor?.close(), server.stop()]).then(() => {
         log.info("stopped", { counters: server.stats() });
         resolve(0);
       });
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => reload(server, flags, log));
+    process.on("SIGHUP", () => reload(server, monitor, flags, log));
   });
 }
 
-function reload(server: NtpServer, flags: ServeFlags, log: Logger): void {
+function reload(server: NtpServer, monitor: HttpMonitor | undefined, flags: ServeFlags, log: Logger): void {
   if (!flags.config) {
     log.warn("SIGHUP ignored: running on embedded defaults, there is no configuration file to reload");
     return;
@@ -149,6 +167,12 @@ function reload(server: NtpServer, flags: ServeFlags, log: Logger): void {
   try {
     const config = loadConfig(flags);
     const restart = server.reload(settingsFromConfig(config, flags.config));
+    monitor?.reconfigure(config);
+    if (
+      config.http.enabled !== (monitor !== undefined) ||
+      (monitor && config.http.listen !== monitor.listenSpec)
+    )
+      restart.push("http");
     log.setLevel(config.log.level as LogLevel);
     log.info("configuration reloaded", { config: flags.config, needsRestart: restart });
   } catch (err) {

@@ -65,6 +65,27 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
     if (e instanceof AclError) problems.push(...e.problems.map((p) => ({ key: p.key, reason: p.reason })));
     else throw e;
   }
+  problems.push(...controlAllowProblems(config.control.allow));
+}
+
+/**
+ * The problems of a [control] allow list: each entry is an address or prefix as an access rule's address is
+ * (the same parser, so "192.0.2.77/24" with host bits set is refused the same way). Keys "control.allow[i]".
+ */
+export function controlAllowProblems(allow: readonly string[]): ConfigProblem[] {
+  try {
+    parseAclRules(
+      allow.map((address) => ({ address, flags: [] })),
+      [],
+    );
+    return [];
+  } catch (e) {
+    if (!(e instanceof AclError)) throw e;
+    return e.problems.map((p) => ({
+      key: p.key.replace(/^acl\.rule\[(\d+)\]\.address$/, "control.allow[$1]"),
+      reason: p.reason.replace(/acl\.rule\[(\d+)\]/g, "control.allow[$1]"),
+    }));
+  }
 }
 
 function syntaxError(e: unknown, source: string | undefined): ConfigError {
@@ -113,6 +134,8 @@ export interface Overrides {
   listen?: string[] | undefined;
   threads?: number | undefined;
   logLevel?: string | undefined;
+  /** --http ADDR:PORT (turns the endpoint on there) or "off". */
+  http?: string | undefined;
 }
 
 /** Command-line flags and the schema field each one replaces. */
@@ -120,6 +143,7 @@ const FLAGS = {
   listen: { flag: "--listen", field: SCHEMA.server.listen },
   threads: { flag: "--threads", field: SCHEMA.server.threads },
   logLevel: { flag: "--log-level", field: SCHEMA.log.level },
+  http: { flag: "--http", field: SCHEMA.http.listen },
 } as const satisfies Record<keyof Overrides, { flag: string; field: Field<unknown> }>;
 
 /**
@@ -138,10 +162,15 @@ export function applyOverrides(config: Config, o: Overrides): Config {
   const listen = take("listen", FLAGS.listen.field, config.server.listen);
   const threads = take("threads", FLAGS.threads.field, config.server.threads);
   const level = take("logLevel", FLAGS.logLevel.field, config.log.level);
+  let http = config.http;
+  if (o.http === "off") http = { ...http, enabled: false };
+  else if (o.http !== undefined)
+    http = { enabled: true, listen: take("http", FLAGS.http.field, http.listen) };
   if (problems.length > 0) throw ConfigError.of(problems);
   return deepFreeze({
     ...config,
     server: { ...config.server, listen, threads },
+    http,
     log: { ...config.log, level },
   });
 }

@@ -6,7 +6,9 @@ import { REASON_COUNT, REASON_NAMES, REASON_RESPONSE, RESPONSE_NAMES } from "./r
 
 export const C_SEND_ERRORS = REASON_COUNT;
 export const C_SOCKET_ERRORS = REASON_COUNT + 1;
-export const COUNTER_SLOTS = REASON_COUNT + 2;
+/** Requests the kernel dropped because the socket's receive buffer was full (native I/O reports them). */
+export const C_KERNEL_DROPS = REASON_COUNT + 2;
+export const COUNTER_SLOTS = REASON_COUNT + 3;
 
 export function createCounters(shared = true): Float64Array {
   const bytes = COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT;
@@ -19,6 +21,8 @@ export interface CounterSnapshot {
   byReason: Record<string, number>;
   sendErrors: number;
   socketErrors: number;
+  /** Requests lost in the kernel before the server could read them (not counted in `received`). */
+  kernelDrops: number;
 }
 
 /** Sums several threads' counters into one snapshot. */
@@ -35,9 +39,11 @@ export function summarise(arrays: readonly Float64Array[]): CounterSnapshot {
   }
   let sendErrors = 0;
   let socketErrors = 0;
+  let kernelDrops = 0;
   for (const a of arrays) {
     sendErrors += a[C_SEND_ERRORS] ?? 0;
     socketErrors += a[C_SOCKET_ERRORS] ?? 0;
+    kernelDrops += a[C_KERNEL_DROPS] ?? 0;
   }
-  return { received, byResponse, byReason, sendErrors, socketErrors };
+  return { received, byResponse, byReason, sendErrors, socketErrors, kernelDrops };
 }

@@ -28,6 +28,7 @@ import { Blocklist } from "../defence/blocklist.ts";
 import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
 import { createRng, MruList, type Rng } from "../defence/mru.ts";
+import { NAME_DENY, NAME_PENDING, NameGate, nameGateOptions } from "../defence/names.ts";
 import { KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
 import { decide, writeKod, writeReplyAt } from "./decide.ts";
 import {
@@ -36,6 +37,8 @@ import {
   R_DROP_BLOCKLISTED,
   R_DROP_GAPPED,
   R_DROP_KOD_LIMITED,
+  R_DROP_NAME_DENY,
+  R_DROP_NAME_PENDING,
   R_KISS_RATE,
   R_KISS_RSTR,
   R_MALFORMED_OTHER,
@@ -53,6 +56,8 @@ const NEW_BLOCKS_MAX = 256;
 export interface SharedDefences {
   mru: SharedArrayBuffer;
   kod: SharedArrayBuffer;
+  /** The reverse-DNS verdict cache (src/defence/names.ts). */
+  names: SharedArrayBuffer;
 }
 
 export interface DefenceOptions {
@@ -99,6 +104,8 @@ export class Defences {
   readonly mru: MruList;
   readonly kod: KodLimiter;
   readonly blocklist: Blocklist;
+  /** Reverse-DNS name rules (paper §10): the shared verdict cache, this thread's lookup queue. */
+  readonly names: NameGate;
   readonly rng: Rng;
   live: Live;
   /** Keys (4 words each) and expiries of addresses this thread blocked since the last drainNewBlocks(). */
@@ -111,7 +118,8 @@ export class Defences {
   /** "now" of the packet being decided, Unix ms (decideNow reads it; see there). */
   readonly time = new Float64Array(1);
 
-  private constructor(mru: MruList, kod: KodLimiter, live: Live, rng: Rng) {
+  private constructor(mru: MruList, kod: KodLimiter, live: Live, rng: Rng, names: NameGate) {
+    this.names = names;
     this.mru = mru;
     this.kod = kod;
     this.live = live;
@@ -140,12 +148,15 @@ export class Defences {
     const kod = options.shared
       ? KodLimiter.attach(options.shared.kod)
       : KodLimiter.create({ clientInterval: config.callgap.average, maxRate: config.kod.maxRate });
-    return new Defences(mru, kod, liveOf(config), rng);
+    const names = options.shared
+      ? NameGate.attach(options.shared.names, nameGateOptions(config.names))
+      : NameGate.create(nameGateOptions(config.names));
+    return new Defences(mru, kod, liveOf(config), rng, names);
   }
 
   /** The buffers another thread attaches to. */
   shared(): SharedDefences {
-    return { mru: this.mru.buffer, kod: this.kod.buffer };
+    return { mru: this.mru.buffer, kod: this.kod.buffer, names: this.names.buffer };
   }
 
   /**
@@ -156,6 +167,7 @@ export class Defences {
   reconfigure(config: Config): void {
     this.live = liveOf(config);
     this.kod.setLimits({ clientInterval: config.callgap.average, maxRate: config.kod.maxRate });
+    this.names.reconfigure(nameGateOptions(config.names));
   }
 
   private queueBlock(key: Uint32Array, expiresMs: number, kods: number): void {
@@ -212,6 +224,13 @@ export class Defences {
     if ((flags & ACL_IGNORE) !== 0) return R_DROP_ACL_IGNORE;
     if (live.blocklistEnabled && this.blocklist.size > 0 && this.blocklist.hasNow(key)) {
       return R_DROP_BLOCKLISTED;
+    }
+    const names = this.names;
+    if (names.active) {
+      names.clock[0] = nowMs;
+      const v = names.checkNow(key);
+      if (v === NAME_DENY) return R_DROP_NAME_DENY;
+      if (v === NAME_PENDING && names.dropPending) return R_DROP_NAME_PENDING;
     }
     let reason = decide(buf, length, state);
     if (reason >= R_MALFORMED_TOO_SHORT && reason <= R_MALFORMED_OTHER) return reason; // malformed: no record

@@ -39,8 +39,10 @@ export const R_DROP_KOD_LIMITED = 23; // would have been kissed, but the KoD lim
 export const R_SERVED_LEAK = 24; // gapped, but answered by the leak (1 in 2^leak) so a spoofed victim is not cut off
 export const R_DROP_NOQUERY = 25; // mode 6 from an address not allowed to query (access list `noquery`)
 export const R_SERVED_CONTROL = 26; // mode 6 answered (ntpq)
+export const R_DROP_NAME_DENY = 27; // reverse-DNS name rule (or the [names] default) says deny (paper §10)
+export const R_DROP_NAME_PENDING = 28; // name lookup not finished, and [names] pending = "drop"
 
-export const REASON_COUNT = 27;
+export const REASON_COUNT = 29;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -70,6 +72,8 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_leak",
   "drop_noquery",
   "served_control",
+  "drop_name_deny",
+  "drop_name_pending",
 ]);
 
 export const REASON_RESPONSE: readonly Response[] = Object.freeze(

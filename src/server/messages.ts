@@ -22,6 +22,18 @@ export interface WorkerInit {
   config: Config;
   /** The MRU list and KoD limiter every thread shares. */
   shared: SharedDefences;
+  /** Batched native I/O (src/server/native-udp.ts) or node:dgram; the main thread chose. */
+  io: "native" | "dgram";
+  /** Socket receive buffer to ask for, bytes. */
+  recvBuffer: number;
+  /** Every worker's counters (the ntpq system variables sum them). */
+  allCounters: Float64Array[];
+  /** The secret of ntpq's mrulist nonces, the same in every thread. */
+  nonceSecret: Uint8Array;
+  /** When the server started, Unix ms. */
+  startedMs: number;
+  /** The blocklist as it stands, applied before the first packet is read. */
+  blocklist?: BlocklistUpdate | undefined;
 }
 
 /** An address a worker's defences blocked (paper §11), for the main thread to persist and share. */

@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url";
 import { KEY_WORDS } from "../defence/address-key.ts";
 
 /** The ABI version this wrapper speaks (UDPIO_ABI in native/udpio.c). */
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
 /** Where scripts/build-native.ts puts the addon, from src/server/ or dist/server/ alike. */
 export const DEFAULT_ADDON_PATH = fileURLToPath(new URL("../../native/build/udpio.node", import.meta.url));
@@ -137,6 +137,7 @@ interface RawAddon {
   wait(handles: RawHandle[], timeoutMs: number): number;
   stats(handle: RawHandle): { kernelDrops: number; queuedBytes: number; recvBufferBytes: number };
   realtime(cell: Float64Array): void;
+  reply(handle: RawHandle, slot: number, data: Uint8Array, length: number): boolean;
 }
 
 /** Each socket's native handle, for NativeUdpGroup (kept off the socket's public surface). */
@@ -225,6 +226,15 @@ export class NativeUdpSocket {
    */
   send(count: number): number {
     return this.#addon.send(this.#handle, count);
+  }
+
+  /**
+   * Sends `data[0..length)` at once to the source of slot `slot` of the current batch (after recv(), before
+   * send()), from the address the request came to: for answers that are not one datagram written in place
+   * (ntpq's mode 6 fragments). Returns false when the kernel refused it (counted in sendErrors).
+   */
+  reply(slot: number, data: Uint8Array, length: number = data.length): boolean {
+    return this.#addon.reply(this.#handle, slot, data, length);
   }
 
   /** Closes the socket; idempotent. The arrays stay readable. */
@@ -354,7 +364,7 @@ function load(path: string): NativeUdpLoad {
   }
   const names = addon.counterNames;
   if (
-    !["open", "recv", "send", "close", "stats", "wait", "realtime"].every((f) =>
+    !["open", "recv", "send", "close", "stats", "wait", "realtime", "reply"].every((f) =>
       isFunction((addon as unknown as Record<string, unknown>)[f]),
     ) ||
     !Array.isArray(names) ||

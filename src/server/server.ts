@@ -7,11 +7,19 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Config } from "../config/index.ts";
+import { createNonceSecret } from "../control/nonce.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import type { BlocklistUpdate } from "../defence/blocklist.ts";
-import { BlocklistStore, BlocklistStoreError, resolveBlocklistPath, updatesOf } from "./blocklist-store.ts";
+import { type BlocklistUpdate, canonicalAddress } from "../defence/blocklist.ts";
+import {
+  type BlocklistEntry,
+  BlocklistStore,
+  BlocklistStoreError,
+  type BlocklistWrite,
+  resolveBlocklistPath,
+  updatesOf,
+} from "./blocklist-store.ts";
 import { type ClockSource, createClockSource } from "./clock-source.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -22,6 +30,7 @@ import {
   type ToWorker,
   type WorkerInit,
 } from "./messages.ts";
+import { tryLoadNativeUdp } from "./native-udp.ts";
 import { measurePrecision, measureSharedOffset, WallClock } from "./wallclock.ts";
 
 export interface ServerSettings {
@@ -130,6 +139,11 @@ export class NtpServer {
   private errorLog = new Map<string, { last: number; suppressed: number }>();
   /** The addresses actually bound (port 0 resolved). */
   addresses: ListenAddress[] = [];
+  private readonly nonceSecret = createNonceSecret();
+  private readonly startedMs = Date.now();
+  /** How the workers move packets, and why (for the start-up log). */
+  io: "native" | "dgram" = "dgram";
+  ioReason = "";
   /** The main thread's view of the shared defences (MRU list, KoD limiter): for monitoring. */
   defences: Defences | undefined;
   /** The blocklist database, open while [blocklist] is enabled. */
@@ -154,6 +168,7 @@ export class NtpServer {
   async start(): Promise<void> {
     this.precision = this.settings.precision !== 0 ? this.settings.precision : measurePrecision();
     this.addresses = await probe(this.settings.listen);
+    this.chooseIo();
     this.defences = Defences.fromConfig(this.settings.config);
     if (this.settings.config.blocklist.enabled) this.openBlocklist();
     this.clock = this.makeClock();
@@ -162,10 +177,10 @@ export class NtpServer {
     const bound: Promise<void>[] = [];
     for (let i = 0; i < threads; i++) {
       const counters = createCounters();
-      const slot: WorkerSlot = { worker: undefined as unknown as Worker, counters, restarts: 0 };
-      this.slots.push(slot);
-      bound.push(this.spawn(i, slot, state));
+      this.slots.push({ worker: undefined as unknown as Worker, counters, restarts: 0 });
     }
+    // Spawned once every slot has its counters: each worker sees all of them (ntpq's ss_* variables).
+    for (const [i, slot] of this.slots.entries()) bound.push(this.spawn(i, slot, state));
     try {
       await Promise.all(bound);
     } catch (err) {
@@ -182,6 +197,30 @@ export class NtpServer {
       process.setuid?.(uid);
       this.log.info("dropped privileges", { user: this.settings.user, uid, gid });
     }
+  }
+
+  /** [server] io: the native addon when asked for or when `auto` finds it loadable, else node:dgram. */
+  private chooseIo(): void {
+    const want = this.settings.config.server.io;
+    if (want === "dgram") {
+      this.io = "dgram";
+      this.ioReason = "[server] io = dgram";
+      return;
+    }
+    const loaded = tryLoadNativeUdp();
+    if (loaded.ok) {
+      this.io = "native";
+      this.ioReason = loaded.udp.path;
+      return;
+    }
+    if (want === "native") {
+      throw new ServeError(
+        "ERR_NATIVE_UDP",
+        `[server] io = "native", but the UDP addon is unavailable: ${loaded.reason}`,
+      );
+    }
+    this.io = "dgram";
+    this.ioReason = `native I/O unavailable: ${loaded.reason}`;
   }
 
   /** Opens the blocklist database and keeps every worker's copy in step with it (paper §11). */
@@ -255,6 +294,12 @@ export class NtpServer {
       sharedOffset: this.sharedOffset,
       config: this.settings.config,
       shared: this.defences!.shared(),
+      io: this.io,
+      recvBuffer: this.settings.config.server.recvBuffer,
+      blocklist: this.blocklistSnapshot,
+      allCounters: this.slots.map((s) => s.counters),
+      nonceSecret: this.nonceSecret,
+      startedMs: this.startedMs,
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ntpshield-worker-${index}` });
     slot.worker = worker;
@@ -264,8 +309,6 @@ export class NtpServer {
         switch (msg.type) {
           case "bound":
             ready = true;
-            if (this.blocklistSnapshot)
-              worker.postMessage({ type: "blocklist", update: this.blocklistSnapshot });
             resolve();
             break;
           case "blocked":
@@ -401,5 +444,42 @@ export class NtpServer {
     } catch (err) {
       this.log.error("blocklist database: closing failed", { error: err });
     }
+  }
+
+  /**
+   * Blocks an address by hand (the HTTP API): written to the database at once (durable when this returns)
+   * and sent to every worker, since the store's watch() reports only other processes' writes. Throws
+   * ServeError ERR_BLOCKLIST_DISABLED when [blocklist] is off, BlocklistError for a bad address and
+   * BlocklistStoreError when the database fails.
+   */
+  blockAddress(write: BlocklistWrite): BlocklistEntry {
+    const store = this.openStore();
+    const entry = store.add(write);
+    for (const update of updatesOf({ full: false, upserts: [entry], removed: [] })) {
+      this.broadcast({ type: "blocklist", update });
+    }
+    this.log.info("blocklist: address added", { address: entry.address, source: entry.source });
+    return entry;
+  }
+
+  /** Unblocks an address (the HTTP API); false if it was not on the list. Throws as blockAddress. */
+  unblockAddress(address: string): boolean {
+    const store = this.openStore();
+    const canonical = canonicalAddress(address);
+    const removed = store.remove(canonical);
+    // Sent even when the database had no row: a worker may still hold an address blocked a moment ago.
+    this.broadcast({ type: "blocklist", update: { type: "blocklist-remove", addresses: [canonical] } });
+    if (removed) this.log.info("blocklist: address removed", { address: canonical });
+    return removed;
+  }
+
+  private openStore(): BlocklistStore {
+    if (!this.settings.config.blocklist.enabled || this.blocklistStore === undefined) {
+      throw new ServeError(
+        "ERR_BLOCKLIST_DISABLED",
+        "the blocklist is disabled ([blocklist] enabled = false)",
+      );
+    }
+    return this.blocklistStore;
   }
 }

@@ -2,17 +2,27 @@
 // keeps each client on one of them), the receive -> decide -> reply loop, and nothing else.
 //
 // Every packet goes through the defences (src/core/defences.ts) with the source address as a 16-byte key.
-// The hot path allocates nothing of its own: the address is parsed into a scratch key, the reply is written
-// over the request's buffer and counted in a shared typed array. (Node itself allocates the datagram's
-// Buffer and its rinfo object.)
+//
+// Two ways to move packets, chosen by the main thread ([server] io):
+// - native: the project's addon (src/server/native-udp.ts) reads up to 64 datagrams per system call into
+//   preallocated slots, with the kernel's receive timestamps and the source addresses already as keys; the
+//   replies are written in place and leave in one sendmmsg. Nothing is allocated per packet, by us or by
+//   Node. The loop blocks in the addon for at most WAIT_MS at a time and yields to the event loop at least
+//   every SLICE_MS, so messages from the main thread (reload, stop, blocklist) are never held up long.
+// - dgram: node:dgram, portable; Node allocates the datagram's Buffer and its rinfo object per packet (our
+//   code adds nothing: the address is parsed into a scratch key, the reply written over the request).
 
 import dgram from "node:dgram";
 import { parentPort, workerData } from "node:worker_threads";
-import { C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
-import { stampTransmit } from "../core/decide.ts";
+import { VERSION } from "../cli/version.ts";
+import { C_KERNEL_DROPS, C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
+import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
 import { Defences } from "../core/defences.ts";
 import {
   R_DROP_INTERNAL_ERROR,
+  R_DROP_MODE_CONTROL,
+  R_MALFORMED_TOO_LONG,
+  R_SERVED_CONTROL,
   REASON_RESPONSE,
   RESPONSE_DROPPED,
   RESPONSE_SERVED,
@@ -20,6 +30,7 @@ import {
 import type { ServeState } from "../core/serve-state.ts";
 import { formatAddressKey, parseAddressKey } from "../defence/address-key.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
+import { ControlService } from "./control.ts";
 import {
   type BlockedItem,
   type FromWorker,
@@ -27,6 +38,8 @@ import {
   type ToWorker,
   type WorkerInit,
 } from "./messages.ts";
+import { NameResolver } from "./name-resolver.ts";
+import { type NativeUdp, type NativeUdpGroup, type NativeUdpSocket, tryLoadNativeUdp } from "./native-udp.ts";
 import { WallClock } from "./wallclock.ts";
 
 const init = workerData as WorkerInit;
@@ -37,6 +50,24 @@ let state: ServeState = init.state;
 const sockets: dgram.Socket[] = [];
 const defences = Defences.fromConfig(init.config, { shared: init.shared });
 const key = new Uint32Array(4);
+// The blocklist as it stood when this worker was started: in force before the first packet. Changes since
+// then arrive as messages.
+if (init.blocklist) defences.blocklist.apply(init.blocklist);
+// Reverse-DNS lookups the name rules queued (paper §10), off the hot path, limited by the shared gate.
+const names = new NameResolver(defences.names, {
+  servers: init.config.names.resolver,
+  timeout: init.config.names.timeout,
+  now: () => clock.now() + state.offsetMs,
+});
+const control = new ControlService({
+  config: init.config,
+  defences,
+  nonceSecret: init.nonceSecret,
+  counters: init.allCounters,
+  startedMs: init.startedMs,
+  version: VERSION,
+  state: () => state,
+});
 
 /** Addresses blocked here go to the main thread (which persists them and tells the other workers). */
 const BLOCK_REPORT_MS = 200;
@@ -54,7 +85,10 @@ function reportBlocks(): void {
   defences.newBlocksLost = 0;
   post({ type: "blocked", index: init.index, items, lost });
 }
-const blockTimer = setInterval(reportBlocks, BLOCK_REPORT_MS);
+const blockTimer = setInterval(() => {
+  reportBlocks();
+  if (native) native.syncCounters();
+}, BLOCK_REPORT_MS);
 
 function post(msg: FromWorker): void {
   port.postMessage(msg);
@@ -82,7 +116,11 @@ function attach(socket: dgram.Socket, label: string): void {
       const s = state;
       if (!parseAddressKey(rinfo.address, key)) throw new Error("unparsable source address");
       reason = defences.decide(msg, msg.length, key, rinfo.port, received + s.offsetMs, s);
-      const response = REASON_RESPONSE[reason];
+      if (reason === R_DROP_MODE_CONTROL) {
+        reason = control.handle(msg, msg.length, key, rinfo.port, received + s.offsetMs);
+        for (const d of control.out) socket.send(d, 0, d.length, rinfo.port, rinfo.address);
+      }
+      const response = reason === R_SERVED_CONTROL ? RESPONSE_DROPPED : REASON_RESPONSE[reason];
       if (response !== RESPONSE_DROPPED) {
         // A KoD carries no time of ours: only a served reply gets its transmit timestamp.
         if (response === RESPONSE_SERVED) stampTransmit(msg, clock.now() + s.offsetMs);
@@ -92,6 +130,7 @@ function attach(socket: dgram.Socket, label: string): void {
       reason = R_DROP_INTERNAL_ERROR;
     }
     counters[reason]!++;
+    names.kick();
   });
 }
 
@@ -103,6 +142,7 @@ async function bindAll(): Promise<void> {
       reuseAddr: false,
       reusePort: true,
       ipv6Only: a.family === 6,
+      recvBufferSize: init.recvBuffer,
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(Object.assign(err, { label }));
@@ -127,6 +167,8 @@ port.on("message", (msg: ToWorker) => {
       break;
     case "config":
       defences.reconfigure(msg.config);
+      control.reconfigure(msg.config);
+      names.reconfigure({ servers: msg.config.names.resolver, timeout: msg.config.names.timeout });
       break;
     case "blocklist":
       defences.blocklist.apply(msg.update);
@@ -134,6 +176,13 @@ port.on("message", (msg: ToWorker) => {
     case "stop": {
       clearInterval(blockTimer);
       reportBlocks();
+      names.close();
+      if (native) {
+        native.stop();
+        post({ type: "stopped", index: init.index });
+        port.close();
+        break;
+      }
       let open = sockets.length;
       if (open === 0) post({ type: "stopped", index: init.index });
       for (const s of sockets)
@@ -148,7 +197,147 @@ port.on("message", (msg: ToWorker) => {
   }
 });
 
-bindAll().then(
+// ---- native I/O -------------------------------------------------------------------------------------------
+
+/** Longest block in the addon while idle, and longest run before yielding to the event loop, in ms. */
+const WAIT_MS = 20;
+const SLICE_MS = 20;
+
+class NativeLoop {
+  private readonly udp: NativeUdp;
+  private readonly socks: NativeUdpSocket[] = [];
+  private keyViews: Uint32Array[][] = [];
+  private served: Uint8Array[] = [];
+  private group: NativeUdpGroup | undefined;
+  private readonly tx = new Float64Array(1);
+  private readonly sliceEnd = new Float64Array(1);
+  private running = false;
+  private sentErrors = 0;
+
+  constructor(udp: NativeUdp) {
+    this.udp = udp;
+  }
+
+  bind(): void {
+    for (const a of init.listen) {
+      try {
+        this.socks.push(
+          this.udp.open(a.host, a.port, a.family, { reusePort: true, recvBufferBytes: init.recvBuffer }),
+        );
+      } catch (err) {
+        for (const s of this.socks) s.close();
+        throw Object.assign(err as Error, { label: formatAddress(a.host, a.port) });
+      }
+    }
+    // Views made once: slot i's key, and whether slot i's reply needs its transmit timestamp.
+    this.keyViews = this.socks.map((s) =>
+      Array.from({ length: s.batch }, (_, i) => s.keys.subarray(i * 4, i * 4 + 4)),
+    );
+    this.served = this.socks.map((s) => new Uint8Array(s.batch));
+    this.group = this.udp.group(this.socks);
+    this.running = true;
+    setImmediate(() => this.pump());
+  }
+
+  private pump(): void {
+    const group = this.group;
+    if (!this.running || !group) return;
+    this.udp.realtime(this.sliceEnd);
+    this.sliceEnd[0]! += SLICE_MS;
+    for (;;) {
+      const mask = group.wait(WAIT_MS);
+      if (mask === 0) break;
+      for (let j = 0; j < this.socks.length; j++) {
+        if ((mask & (1 << j)) !== 0) this.batch(this.socks[j]!, this.keyViews[j]!, this.served[j]!);
+      }
+      this.udp.realtime(this.tx);
+      if (this.tx[0]! >= this.sliceEnd[0]!) break;
+    }
+    // Let the event loop run (messages, timers), then carry on.
+    setImmediate(() => this.pump());
+  }
+
+  /** One batch: receive, decide every packet, stamp the served replies, send them all. */
+  private batch(sock: NativeUdpSocket, keys: Uint32Array[], served: Uint8Array): void {
+    const n = sock.recv(0);
+    if (n === 0) return;
+    const s = state;
+    const lengths = sock.lengths;
+    const stamps = sock.stamps;
+    const ports = sock.ports;
+    const replies = sock.replyLengths;
+    for (let i = 0; i < n; i++) {
+      const length = lengths[i]!;
+      let reason: number;
+      served[i] = 0;
+      if (length < 0) {
+        reason = R_MALFORMED_TOO_LONG; // longer than a slot: cut by the kernel, never an NTP request
+      } else {
+        try {
+          defences.time[0] = stamps[i]! + s.offsetMs;
+          reason = defences.decideNow(sock.slots[i]!, length, keys[i]!, ports[i]!, s);
+          if (reason === R_DROP_MODE_CONTROL) {
+            // ntpq: answered at once, in datagrams of their own; nothing in place.
+            reason = control.handle(sock.slots[i]!, length, keys[i]!, ports[i]!, defences.time[0]!);
+            for (const d of control.out) sock.reply(i, d);
+          }
+          const response = reason === R_SERVED_CONTROL ? RESPONSE_DROPPED : REASON_RESPONSE[reason];
+          if (response !== RESPONSE_DROPPED) {
+            replies[i] = NTP_HEADER_LENGTH;
+            // A KoD carries no time of ours: only a served reply gets its transmit timestamp.
+            if (response === RESPONSE_SERVED) served[i] = 1;
+          }
+        } catch {
+          reason = R_DROP_INTERNAL_ERROR;
+          replies[i] = 0;
+        }
+      }
+      counters[reason]!++;
+    }
+    // The transmit timestamp, as late as we can: one clock read for the batch, just before sendmmsg, from the
+    // clock of the kernel's receive stamps.
+    this.udp.realtime(this.tx);
+    this.tx[0]! += s.offsetMs;
+    for (let i = 0; i < n; i++) if (served[i] === 1) stampTransmitAt(sock.slots[i]!, this.tx);
+    sock.send(n);
+    names.kick();
+  }
+
+  /** Copies the addon's error and kernel-drop counts into the shared counters (every BLOCK_REPORT_MS). */
+  syncCounters(): void {
+    let sendErrors = 0;
+    let drops = 0;
+    for (const s of this.socks) {
+      const c = s.counters();
+      sendErrors += c.sendErrors;
+      drops += c.kernelDrops;
+    }
+    counters[C_SEND_ERRORS]! += sendErrors - this.sentErrors;
+    this.sentErrors = sendErrors;
+    counters[C_KERNEL_DROPS] = drops;
+  }
+
+  stop(): void {
+    this.running = false;
+    this.syncCounters();
+    for (const s of this.socks) s.close();
+  }
+}
+
+let native: NativeLoop | undefined;
+
+async function start(): Promise<void> {
+  if (init.io === "native") {
+    const loaded = tryLoadNativeUdp();
+    if (!loaded.ok) throw Object.assign(new Error(loaded.reason), { code: "ERR_NATIVE_UDP", label: "" });
+    native = new NativeLoop(loaded.udp);
+    native.bind();
+    return;
+  }
+  await bindAll();
+}
+
+start().then(
   () => post({ type: "bound", index: init.index }),
   (err: NodeJS.ErrnoException & { label?: string }) => {
     for (const s of sockets) s.close();

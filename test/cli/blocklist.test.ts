@@ -7,7 +7,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
 import { type BlocklistChange, BlocklistStore } from "../../src/server/blocklist-store.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ntpshield-blocklist-cli-"));

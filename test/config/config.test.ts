@@ -31,7 +31,14 @@ function configError(fn: () => unknown): ConfigError {
 describe("defaults", () => {
   test("an empty file gives every default", () => {
     const expected = {
-      server: { listen: ["127.0.0.1:11123"], threads: 0, user: "", answerSymmetric: true },
+      server: {
+        listen: ["127.0.0.1:11123"],
+        threads: 0,
+        user: "",
+        answerSymmetric: true,
+        io: "auto",
+        recvBuffer: 4 * 1024 * 1024,
+      },
       clock: {
         stratum: 10,
         refid: "LOCL",
@@ -48,6 +55,20 @@ describe("defaults", () => {
       kod: { enabled: true, maxRate: 100 },
       blocklist: { enabled: false, path: "ntpshield-blocklist.db", afterKods: 10, duration: 0 },
       acl: { default: ["limited", "kod"], rule: [] },
+      http: { enabled: true, listen: "127.0.0.1:11124" },
+      control: { allow: ["127.0.0.1", "::1"] },
+      names: {
+        rule: [],
+        default: "allow",
+        resolver: [],
+        pending: "serve",
+        ttl: 3600,
+        negativeTtl: 300,
+        maxConcurrent: 16,
+        maxRate: 20,
+        cacheSize: 65536,
+        timeout: 2,
+      },
       log: { level: "info" },
     };
     assert.deepEqual(parseConfig(""), expected);
@@ -108,6 +129,22 @@ const ROWS: Row[] = [
     wrongType: '"yes"',
     outOfRange: "1",
     reason: "server.answer-symmetric: must be true or false, got 1",
+  },
+  {
+    key: "server.io",
+    valid: '"dgram"',
+    value: "dgram",
+    wrongType: "1",
+    outOfRange: '"epoll"',
+    reason: 'server.io: must be one of "auto", "native", "dgram", got "epoll"',
+  },
+  {
+    key: "server.recv-buffer",
+    valid: '"16MiB"',
+    value: 16 * 1024 * 1024,
+    wrongType: "true",
+    outOfRange: "1000",
+    reason: "server.recv-buffer: must be a size from 64 KiB to 1 GiB",
   },
   {
     key: "clock.stratum",
@@ -196,7 +233,8 @@ const ROWS: Row[] = [
     value: 200_000_000,
     wrongType: "true",
     outOfRange: '"17GiB"',
-    reason: 'mru.max-memory: must be a size from 64 KiB to 16 GiB (a number of bytes, or a string like "64MiB"',
+    reason:
+      'mru.max-memory: must be a size from 64 KiB to 16 GiB (a number of bytes, or a string like "64MiB"',
   },
   {
     key: "mru.max-age",
@@ -333,6 +371,114 @@ const ROWS: Row[] = [
     wrongType: '"192.0.2.0/24"',
     outOfRange: '[{ address = "192.0.2.0/24", flags = [1] }]',
     reason: "acl.rule[0].flags[0]: must be a flag name, got 1",
+  },
+  {
+    key: "http.enabled",
+    valid: "false",
+    value: false,
+    wrongType: '"off"',
+    outOfRange: "1",
+    reason: "http.enabled: must be true or false, got 1",
+  },
+  {
+    key: "http.listen",
+    valid: '"[::]:9100"',
+    value: "[::]:9100",
+    wrongType: "9100",
+    outOfRange: '"127.0.0.1:65536"',
+    reason:
+      'http.listen: must be an IP address and port (0 = any free port), as "ADDR:PORT" or "[IPv6]:PORT", got "127.0.0.1:65536"',
+  },
+  {
+    key: "control.allow",
+    valid: '["10.0.0.0/8", "2001:db8::/32", "::1"]',
+    value: ["10.0.0.0/8", "2001:db8::/32", "::1"],
+    wrongType: '"127.0.0.1"',
+    outOfRange: '["127.0.0.1", "192.0.2.77/24"]',
+    reason: "control.allow[1]: host bits are set beyond /24",
+  },
+  {
+    key: "names.rule",
+    valid: '[{ suffix = ".mil", action = "allow" }, { suffix = ".", action = "deny" }]',
+    value: [
+      { suffix: ".mil", action: "allow" },
+      { suffix: ".", action: "deny" },
+    ],
+    wrongType: '".mil"',
+    outOfRange: '[{ suffix = "*.mil", action = "allow" }]',
+    reason: 'names.rule[0].suffix: must be a domain suffix such as ".mil" or "example.org"',
+  },
+  {
+    key: "names.default",
+    valid: '"deny"',
+    value: "deny",
+    wrongType: "1",
+    outOfRange: '"reject"',
+    reason: 'names.default: must be one of "allow", "deny", got "reject"',
+  },
+  {
+    key: "names.resolver",
+    valid: '["127.0.0.1:5353", "::1"]',
+    value: ["127.0.0.1:5353", "[::1]:53"],
+    wrongType: '"127.0.0.1:53"',
+    outOfRange: '["127.0.0.1:0"]',
+    reason: "names.resolver[0]: port must be a number from 1 to 65535",
+  },
+  {
+    key: "names.pending",
+    valid: '"drop"',
+    value: "drop",
+    wrongType: "false",
+    outOfRange: '"queue"',
+    reason: 'names.pending: must be one of "serve", "drop", got "queue"',
+  },
+  {
+    key: "names.ttl",
+    valid: '"2h"',
+    value: 7200,
+    wrongType: "true",
+    outOfRange: '"8d"',
+    reason: "names.ttl: must be a duration from 1 to 604800 seconds",
+  },
+  {
+    key: "names.negative-ttl",
+    valid: "60",
+    value: 60,
+    wrongType: "[60]",
+    outOfRange: "0",
+    reason: "names.negative-ttl: must be a duration from 1 to 86400 seconds",
+  },
+  {
+    key: "names.max-concurrent",
+    valid: "4",
+    value: 4,
+    wrongType: '"4"',
+    outOfRange: "257",
+    reason: "names.max-concurrent: must be an integer from 1 to 256, got 257",
+  },
+  {
+    key: "names.max-rate",
+    valid: "2.5",
+    value: 2.5,
+    wrongType: '"fast"',
+    outOfRange: "0",
+    reason: "names.max-rate: must be a number of lookups per second from 0.01 to 100000, got 0",
+  },
+  {
+    key: "names.cache-size",
+    valid: "4096",
+    value: 4096,
+    wrongType: "4096.5",
+    outOfRange: "100",
+    reason: "names.cache-size: must be an integer from 1024 to 16777216, got 100",
+  },
+  {
+    key: "names.timeout",
+    valid: "0.5",
+    value: 0.5,
+    wrongType: '"soon"',
+    outOfRange: "31",
+    reason: "names.timeout: must be a duration from 0.1 to 30 seconds",
   },
   {
     key: "log.level",
@@ -482,7 +628,10 @@ describe("unknown keys", () => {
   test("an unknown section", () => {
     const e = configError(() => parseConfig("[monlist]\nenabled = true\n"));
     assert.equal(e.key, "monlist");
-    assert.match(e.reason, /known: server, clock, mru, callgap, kod, blocklist, acl, log/);
+    assert.match(
+      e.reason,
+      /known: server, clock, mru, callgap, kod, blocklist, acl, http, control, names, log/,
+    );
   });
 
   test("nested, by full path, with the likely intended key", () => {
@@ -643,6 +792,23 @@ describe("applyOverrides", () => {
 
   test("an empty --listen list is refused", () => {
     assert.equal(configError(() => applyOverrides(base, { listen: [] })).key, "--listen");
+  });
+
+  test("--http moves the monitoring endpoint (port 0 = any free port) and turns it on; off turns it off", () => {
+    const off = parseConfig("[http]\nenabled = false\n");
+    const moved = applyOverrides(off, { http: "127.0.0.1:0" });
+    assert.deepEqual(moved.http, { enabled: true, listen: "127.0.0.1:0" });
+    assert.deepEqual(applyOverrides(base, { http: "[::1]:9100" }).http, {
+      enabled: true,
+      listen: "[::1]:9100",
+    });
+    assert.deepEqual(applyOverrides(base, { http: "off" }).http, {
+      enabled: false,
+      listen: "127.0.0.1:11124",
+    });
+    const e = configError(() => applyOverrides(base, { http: "localhost:80" }));
+    assert.equal(e.key, "--http");
+    assert.match(e.reason, /^must be an IP address and port/);
   });
 });
 

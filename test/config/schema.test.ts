@@ -62,11 +62,16 @@ describe("the schema table", () => {
         "server.listen",
         "server.threads",
         "server.user",
+        "server.io",
+        "server.recv-buffer",
         "mru.max-entries",
         "mru.max-memory",
         "mru.max-age",
         "mru.admit-probability",
         "blocklist.path",
+        "http.enabled",
+        "http.listen",
+        "names.cache-size",
       ],
     );
   });

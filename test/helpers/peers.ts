@@ -607,10 +607,17 @@ export interface NtpshieldOptions {
   sandbox?: PortSandbox;
   /** How long to wait for the "listening" log line (default 10 s). */
   readyTimeoutMs?: number;
+  /**
+   * --http: the monitoring endpoint (default "127.0.0.1:0", any free port, so that servers started at once
+   * never collide on 11124); "off" turns it off; null passes no flag (the configuration decides).
+   */
+  http?: string | null;
 }
 
 export interface Ntpshield {
   child: ChildProcess;
+  /** The monitoring endpoint, "http://127.0.0.1:PORT" as the server logged it; undefined when off. */
+  httpUrl: string | undefined;
   /** Raw stdout lines (JSON log records) so far. */
   logs: string[];
   /** The stdout lines that parsed as JSON. */
@@ -629,6 +636,8 @@ export async function startNtpshield(opts: NtpshieldOptions): Promise<Ntpshield>
   let dir: string | undefined;
   const args = ["src/cli/main.ts", "serve", "--threads", String(opts.threads ?? 1)];
   for (const l of opts.listen) args.push("--listen", l);
+  const http = opts.http === undefined ? "127.0.0.1:0" : opts.http;
+  if (http !== null) args.push("--http", http);
   if (opts.configToml !== undefined) {
     dir = await tempDir("ntpshield");
     const file = join(dir, "ntpshield.toml");
@@ -705,5 +714,273 @@ export async function startNtpshield(opts: NtpshieldOptions): Promise<Ntpshield>
     await stop();
     throw e;
   }
-  return { child, logs, records, stderr: () => err, stop };
+  const bound = records.find((r) => r["msg"] === "listening")?.["http"];
+  const httpUrl = typeof bound === "string" && bound !== "off" ? `http://${bound}` : undefined;
+  return { child, logs, records, stderr: () => err, stop, httpUrl };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// NTPsec's ntpd as a server (added for the client tests, test/client/ntpd.test.ts). ntpd has no port option
+// and binds every interface address on port 123 (its wildcard socket included), so it runs only inside a
+// network namespace of its own (openPort123Sandbox("netns")), where it can take 127.0.0.1:123 without
+// touching the machine's port 123. It is the unpacked binary from .peers/ntpsec (scripts/install-peers.sh),
+// started through setpriv with CAP_SYS_TIME dropped from its bounding set, so whatever its configuration
+// says it cannot set or slew the clock; its configuration also disables the clock discipline.
+
+export interface NtpdServer {
+  /** Where it listens inside the sandbox: 127.0.0.1:123. */
+  host: string;
+  port: number;
+  sandbox: PortSandbox;
+  /** ntpd's log file so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface NtpdOptions {
+  /** A netns sandbox from openPort123Sandbox("netns"). */
+  sandbox: PortSandbox;
+  /** ntp.conf lines (restrict, limit, ...). */
+  lines: string[];
+  /** How long to wait until it answers (default 10 s). */
+  readyTimeoutMs?: number;
+}
+
+function ntpsecDaemon(): string {
+  const path = join(REPO_ROOT, ".peers", "ntpsec", "usr", "sbin", "ntpd");
+  if (!isExecutable(path)) throw new PeerError("PEER_MISSING", `${path} not found: ${INSTALL_HINT}`);
+  return path;
+}
+
+/**
+ * Starts NTPsec's ntpd (foreground, -n) in `sandbox` with the given configuration lines plus a driftfile,
+ * statsdir and log file in a temp dir, and waits until it answers a request on 127.0.0.1:123 (with
+ * anything, a kiss-o'-death included: an unsynchronised ntpd answers INIT).
+ */
+export async function startNtpsecNtpd(opts: NtpdOptions): Promise<NtpdServer> {
+  if (opts.sandbox.kind !== "netns") {
+    throw new PeerError("PEER_FAILED", "ntpd binds port 123 on every address: run it in a netns sandbox");
+  }
+  const ntpd = ntpsecDaemon();
+  const setpriv = findTool("setpriv");
+  const dir = await tempDir("ntpd");
+  const conf = join(dir, "ntp.conf");
+  const log = join(dir, "ntpd.log");
+  await writeFile(
+    conf,
+    [
+      ...opts.lines,
+      "disable ntp",
+      "disable kernel",
+      `driftfile ${join(dir, "drift")}`,
+      `statsdir ${dir}/`,
+      "",
+    ].join("\n"),
+  );
+  const argv = opts.sandbox.wrap([
+    setpriv,
+    "--bounding-set",
+    "-sys_time",
+    "--",
+    ntpd,
+    "-n",
+    "-c",
+    conf,
+    "-l",
+    log,
+    "-p",
+    join(dir, "ntpd.pid"),
+  ]);
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const child = track(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
+  let out = "";
+  const collect = (d: string) => {
+    out += d;
+  };
+  child.stdout?.setEncoding("utf8").on("data", collect);
+  child.stderr?.setEncoding("utf8").on("data", collect);
+  const output = () => {
+    let text = out;
+    try {
+      text += readFileSync(log, "utf8");
+    } catch {
+      // no log yet
+    }
+    return text;
+  };
+  const stop = async () => {
+    await terminate(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      "ntpd to answer on 127.0.0.1:123",
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new PeerError("PEER_FAILED", `ntpd exited (${child.exitCode ?? child.signalCode})`, output());
+        }
+        try {
+          return await ntplibQuery("127.0.0.1", 123, { timeoutS: 0.3, sandbox: opts.sandbox });
+        } catch (err) {
+          if (err instanceof PeerError && err.code === "PEER_MISSING") throw err;
+          return undefined;
+        }
+      },
+      opts.readyTimeoutMs ?? 10000,
+      200,
+    );
+  } catch (err) {
+    const text = output();
+    await stop();
+    if (err instanceof PeerError && err.code !== "PEER_TIMEOUT") throw err;
+    throw new PeerError("PEER_TIMEOUT", "ntpd did not answer on 127.0.0.1:123 in its namespace", text);
+  }
+  return { host: "127.0.0.1", port: 123, sandbox: opts.sandbox, output, stop };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dnsmasq as a DNS server holding test records (the reverse-DNS access lists, docs/defences-names.md)
+
+export interface DnsmasqOptions {
+  /** UDP (and TCP) port; default: a free one. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** `--host-record`: A/AAAA records for the name and the matching PTR records. */
+  hostRecords?: readonly { name: string; addresses: readonly string[] }[];
+  /** `--ptr-record`: a PTR record alone (no forward record is implied). */
+  ptrRecords?: readonly { address: string; name: string }[];
+  /** `--address=/name/address`: an A or AAAA record alone (dnsmasq also answers it for names below). */
+  addressRecords?: readonly { name: string; address: string }[];
+  /**
+   * Domains answered from these records only, NXDOMAIN for anything else in them (`--local`). Default: the
+   * two reverse trees, so an address without a PTR record gets NXDOMAIN. Anything outside every local
+   * domain is REFUSED (no upstream server is configured).
+   */
+  localDomains?: readonly string[];
+  /** How long to wait until it answers (default 5 s). */
+  readyTimeoutMs?: number;
+}
+
+export interface DnsmasqQuery {
+  type: string;
+  name: string;
+}
+
+export interface Dnsmasq {
+  host: string;
+  port: number;
+  /** "ADDR:PORT", as node:dns's setServers and `[names] resolver` take it. */
+  server: string;
+  /** What dnsmasq has printed so far (it runs with --log-queries, logging to stderr). */
+  output(): string;
+  /** Every query logged so far, in order (the readiness probe's excluded). See quiet(). */
+  queries(type?: string): DnsmasqQuery[];
+  /**
+   * Resolves once dnsmasq has printed nothing for `quietMs` (at most `timeoutMs`). dnsmasq queues its log
+   * lines and writes them after answering, so the log of a query can arrive after its answer: wait for
+   * this before counting queries.
+   */
+  quiet(quietMs?: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The reverse-tree name of an IPv4 or IPv6 address: "1.2.0.192.in-addr.arpa", "1.0...8.b.d.0.1.0.0.2.ip6.arpa". */
+export function reverseName(address: string): string {
+  if (!address.includes(":")) return `${address.split(".").reverse().join(".")}.in-addr.arpa`;
+  const [head = "", tail = ""] = address.split("::");
+  const groups = (s: string) => (s === "" ? [] : s.split(":"));
+  const h = groups(head);
+  const t = groups(tail);
+  const all = address.includes("::") ? [...h, ...Array(8 - h.length - t.length).fill("0"), ...t] : h;
+  const hex = all.map((g) => g.padStart(4, "0")).join("");
+  return `${[...hex].reverse().join(".")}.ip6.arpa`;
+}
+
+const DNSMASQ_PROBE = "ntpshield-probe.invalid";
+
+/**
+ * A real dnsmasq on host:port (-d: foreground, no pid file, no change of user; --no-resolv, --no-hosts and
+ * no configuration file: it knows only the records given). Resolves once it answers a query.
+ */
+export async function startDnsmasq(opts: DnsmasqOptions = {}): Promise<Dnsmasq> {
+  const dnsmasq = findTool("dnsmasq");
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? (await freeUdpPort(host));
+  const args = [
+    "--no-daemon",
+    "--conf-file=/dev/null",
+    `--port=${port}`,
+    `--listen-address=${host}`,
+    "--bind-interfaces",
+    "--no-resolv",
+    "--no-hosts",
+    "--log-queries",
+    "--log-facility=-",
+    ...(opts.localDomains ?? ["in-addr.arpa", "ip6.arpa"]).map((d) => `--local=/${d}/`),
+    ...(opts.hostRecords ?? []).map((r) => `--host-record=${[r.name, ...r.addresses].join(",")}`),
+    ...(opts.ptrRecords ?? []).map((r) => `--ptr-record=${reverseName(r.address)},${r.name}`),
+    ...(opts.addressRecords ?? []).map((r) => `--address=/${r.name}/${r.address}`),
+  ];
+  const child = track(spawn(dnsmasq, args, { stdio: ["ignore", "pipe", "pipe"] }));
+  let out = "";
+  const collect = (d: string) => {
+    out += d;
+  };
+  child.stdout?.setEncoding("utf8").on("data", collect);
+  child.stderr?.setEncoding("utf8").on("data", collect);
+  let spawnError: Error | undefined;
+  child.once("error", (err) => {
+    spawnError = err;
+  });
+  const server = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const { Resolver } = await import("node:dns/promises");
+  const probe = new Resolver({ timeout: 200, tries: 1 });
+  probe.setServers([server]);
+  try {
+    await waitFor(
+      `dnsmasq to answer on ${server}`,
+      async () => {
+        if (spawnError)
+          throw new PeerError(
+            "PEER_MISSING",
+            `cannot run ${dnsmasq}: ${spawnError.message}; ${INSTALL_HINT}`,
+          );
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new PeerError("PEER_FAILED", `dnsmasq exited (${child.exitCode ?? child.signalCode})`, out);
+        }
+        try {
+          await probe.resolve4(DNSMASQ_PROBE);
+          return true;
+        } catch (err) {
+          // Any DNS answer (REFUSED for a name it does not hold) proves it is up; no answer does not.
+          const code = (err as NodeJS.ErrnoException).code;
+          return code === "ECONNREFUSED" || code === "ETIMEOUT" ? undefined : true;
+        }
+      },
+      opts.readyTimeoutMs ?? 5000,
+      50,
+    );
+  } catch (err) {
+    await terminate(child, 1000);
+    if (err instanceof PeerError && err.code !== "PEER_TIMEOUT") throw err;
+    throw new PeerError("PEER_TIMEOUT", `dnsmasq did not answer on ${server}`, out);
+  }
+  const queries = (type?: string): DnsmasqQuery[] => {
+    const found: DnsmasqQuery[] = [];
+    for (const m of out.matchAll(/query\[(\w+)\] (\S+) from /g)) {
+      if (m[2] === DNSMASQ_PROBE) continue;
+      if (type === undefined || m[1] === type) found.push({ type: m[1]!, name: m[2]! });
+    }
+    return found;
+  };
+  const quiet = async (quietMs = 100, timeoutMs = 3000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    let seen = -1;
+    while (seen !== out.length && Date.now() < deadline) {
+      seen = out.length;
+      await new Promise((r) => setTimeout(r, quietMs));
+    }
+  };
+  return { host, port, server, output: () => out, queries, quiet, stop: () => terminate(child, 1000) };
 }

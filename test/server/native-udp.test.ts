@@ -227,6 +227,28 @@ describe("native UDP: the clock", () => {
   });
 });
 
+describe("native UDP: replies of their own (mode 6 fragments)", () => {
+  it("reply sends several datagrams of any size to a slot's source, from the server's port", async () => {
+    const s = open("127.0.0.1", 4);
+    const c = await client("127.0.0.1");
+    const got = collect(c);
+    await sendFrom(c, Buffer.from("ask"), s.port, "127.0.0.1");
+    const { got: req } = receive(s, 1);
+    assert.equal(req.length, 1);
+    const big = new Uint8Array(500).fill(7);
+    assert.equal(s.reply(0, Buffer.from("part one")), true);
+    assert.equal(s.reply(0, big, 300), true);
+    s.send(1); // nothing in place (reply length 0): the batch is closed
+    await until("two replies", () => got.length === 2);
+    assert.equal(got[0]!.msg.toString(), "part one");
+    assert.equal(got[1]!.msg.length, 300);
+    assert.equal(got[1]!.rinfo.port, s.port);
+    // Only slots of the current batch, before its send().
+    assert.throws(() => s.reply(0, big), /slot must be one the last recv filled/);
+    assert.throws(() => s.reply(0, big, 5000), RangeError);
+  });
+});
+
 describe("native UDP: limits and misuse", () => {
   it("returns 0 after the timeout, and at once with timeout 0", () => {
     const s = open("127.0.0.1", 4);

@@ -32,67 +32,73 @@ function settings(over: Partial<ServerSettings> = {}): ServerSettings {
 
 const quiet = createLogger("error", () => {});
 
-describe("NtpServer on loopback", () => {
-  let server: NtpServer;
-  let port: number;
+// Both ways of moving packets ([server] io): the native addon (built by `npm ci`; "native" fails rather than
+// falls back) and node:dgram.
+for (const io of ["native", "dgram"] as const)
+  describe(`NtpServer on loopback (io ${io})`, () => {
+    let server: NtpServer;
+    let port: number;
+    const withIo = (over: Partial<ServerSettings> = {}) =>
+      settings({ config: { ...defaultConfig(), server: { ...defaultConfig().server, io } }, ...over });
 
-  before(async () => {
-    server = new NtpServer(settings(), quiet);
-    await server.start();
-    port = server.addresses[0]!.port;
-  });
-  after(async () => {
-    await server.stop();
-  });
+    before(async () => {
+      server = new NtpServer(withIo(), quiet);
+      await server.start();
+      port = server.addresses[0]!.port;
+    });
+    after(async () => {
+      await server.stop();
+    });
 
-  it("answers a client request with the configured stratum and refid and the right origin", async () => {
-    const [reply] = await exchange(port, [clientRequest()]);
-    assert.ok(reply, "a reply came");
-    assert.equal(reply.length, 48);
-    assert.equal(reply[0]! & 7, 4);
-    assert.equal(reply[1], 7);
-    assert.equal(reply.toString("latin1", 12, 16), "TEST");
-    assert.equal(reply.readUInt32BE(24), 0xdeadbeef);
-    assert.equal(reply.readUInt32BE(28), 0x01234567);
-    const transmitS = reply.readUInt32BE(40) - 2208988800;
-    assert.ok(Math.abs(transmitS - Date.now() / 1000) < 2, "serves the system clock");
-  });
+    it("answers a client request with the configured stratum and refid and the right origin", async () => {
+      const [reply] = await exchange(port, [clientRequest()]);
+      assert.ok(reply, "a reply came");
+      assert.equal(reply.length, 48);
+      assert.equal(reply[0]! & 7, 4);
+      assert.equal(reply[1], 7);
+      assert.equal(reply.toString("latin1", 12, 16), "TEST");
+      assert.equal(reply.readUInt32BE(24), 0xdeadbeef);
+      assert.equal(reply.readUInt32BE(28), 0x01234567);
+      const transmitS = reply.readUInt32BE(40) - 2208988800;
+      assert.ok(Math.abs(transmitS - Date.now() / 1000) < 2, "serves the system clock");
+    });
 
-  it("counts and drops every kind of malformed packet and keeps serving", async () => {
-    const before = server.stats();
-    const junk = [
-      Buffer.alloc(0),
-      Buffer.alloc(1, 0x23),
-      Buffer.alloc(47, 0x23),
-      Buffer.from(clientRequest(0)),
-      Buffer.from(clientRequest(6)),
-      Buffer.concat([clientRequest(), Buffer.alloc(3)]), // not a multiple of 4
-      Buffer.concat([clientRequest(), Buffer.from([0, 1, 0, 8, 0, 0, 0, 0])]), // extension field too short
-      Buffer.alloc(2000, 0x23), // too long
-      clientRequest(4, 4), // a server reply we never asked for
-      clientRequest(4, 6), // control: not answered yet
-      clientRequest(2, 7), // monlist: never
-    ];
-    const replies = await exchange(port, [...junk, clientRequest()], 400);
-    assert.equal(replies.length, 1, "only the well-formed request is answered");
-    const after = server.stats();
-    assert.equal(after.received - before.received, junk.length + 1);
-    assert.equal(after.byResponse.dropped - before.byResponse.dropped, junk.length);
-    assert.equal(after.byResponse.served - before.byResponse.served, 1);
-    assert.ok(after.byReason.malformed_too_short! - before.byReason.malformed_too_short! >= 3);
-    assert.equal(after.byReason.drop_mode_private! - before.byReason.drop_mode_private!, 1);
-  });
+    it("counts and drops every kind of malformed packet and keeps serving", async () => {
+      const before = server.stats();
+      const junk = [
+        Buffer.alloc(0),
+        Buffer.alloc(1, 0x23),
+        Buffer.alloc(47, 0x23),
+        Buffer.from(clientRequest(0)),
+        Buffer.from(clientRequest(6)),
+        Buffer.concat([clientRequest(), Buffer.alloc(3)]), // not a multiple of 4
+        Buffer.concat([clientRequest(), Buffer.from([0, 1, 0, 8, 0, 0, 0, 0])]), // extension field too short
+        Buffer.alloc(2000, 0x23), // too long
+        Buffer.alloc(3000, 0x23), // longer than any request buffer: cut short by the kernel, still counted
+        clientRequest(4, 4), // a server reply we never asked for
+        clientRequest(2, 7), // monlist: never
+      ];
+      const replies = await exchange(port, [...junk, clientRequest()], 400);
+      assert.equal(replies.length, 1, "only the well-formed request is answered");
+      const after = server.stats();
+      assert.equal(after.received - before.received, junk.length + 1);
+      assert.equal(after.byResponse.dropped - before.byResponse.dropped, junk.length);
+      assert.equal(after.byResponse.served - before.byResponse.served, 1);
+      assert.ok(after.byReason.malformed_too_short! - before.byReason.malformed_too_short! >= 3);
+      assert.equal(after.byReason.drop_mode_private! - before.byReason.drop_mode_private!, 1);
+      assert.equal(after.byReason.malformed_too_long! - before.byReason.malformed_too_long!, 2);
+    });
 
-  it("reloads the clock settings without a restart", async () => {
-    const restart = server.reload(settings({ clock: { ...settings().clock, stratum: 3, refid: "GPS" } }));
-    assert.deepEqual(restart, []);
-    await new Promise((r) => setTimeout(r, 50));
-    const [reply] = await exchange(port, [clientRequest()]);
-    assert.equal(reply?.[1], 3);
-    assert.equal(reply?.toString("latin1", 12, 15), "GPS");
-    assert.deepEqual(server.reload(settings({ threads: 4 })), ["server.threads"]);
+    it("reloads the clock settings without a restart", async () => {
+      const restart = server.reload(withIo({ clock: { ...settings().clock, stratum: 3, refid: "GPS" } }));
+      assert.deepEqual(restart, []);
+      await new Promise((r) => setTimeout(r, 50));
+      const [reply] = await exchange(port, [clientRequest()]);
+      assert.equal(reply?.[1], 3);
+      assert.equal(reply?.toString("latin1", 12, 15), "GPS");
+      assert.deepEqual(server.reload(withIo({ threads: 4 })), ["server.threads"]);
+    });
   });
-});
 
 describe("NtpServer start-up errors", () => {
   it("names the address when it is already in use", async () => {
