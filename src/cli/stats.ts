@@ -27,7 +27,7 @@ export interface StatsAnswer {
     denied: number;
     rateLimited: number;
     ignored: number;
-    kod: { RATE: number; RSTR: number };
+    kod: { RATE: number; RSTR: number; DENY?: number };
     kodLimited: number;
     sendErrors: number;
     socketErrors: number;
@@ -57,6 +57,7 @@ export function formatStats(s: StatsAnswer): string {
     ["NTP packets ignored", p.ignored],
     ["KoD RATE sent", p.kod.RATE],
     ["KoD RSTR sent", p.kod.RSTR],
+    ["KoD DENY sent", p.kod.DENY ?? 0],
     ["KoD withheld (limiter)", p.kodLimited],
     ["Send errors", p.sendErrors],
     ["Socket errors", p.socketErrors],

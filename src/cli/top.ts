@@ -69,7 +69,7 @@ export function renderFrame(
   const dt = before ? now.takenAt - before.takenAt : 0;
   const p = now.packets;
   const q = before?.packets;
-  const kod = (x: TopStats["packets"]) => x.kod.RATE + x.kod.RSTR;
+  const kod = (x: TopStats["packets"]) => x.kod.RATE + x.kod.RSTR + (x.kod.DENY ?? 0);
   const r = (a: number, b: number | undefined) => (b === undefined ? "-" : rate(a, b, dt));
   const clock = now.clock ? `stratum ${now.clock.stratum} ${now.clock.refid}` : "clock unknown";
   const when = new Date(now.takenAt * 1000).toISOString().slice(0, 19).replace("T", " ");

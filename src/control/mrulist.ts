@@ -38,6 +38,7 @@ import {
   R_DROP_GAPPED,
   R_DROP_KOD_LIMITED,
   R_DROP_NOQUERY,
+  R_KISS_DENY,
   R_KISS_RATE,
   R_KISS_RSTR,
   R_SERVED_LEAK,
@@ -69,6 +70,7 @@ export function restrictionBits(lastReason: number): number {
     case R_KISS_RATE:
       return RES_LIMITED | RES_KOD;
     case R_KISS_RSTR:
+    case R_KISS_DENY:
       return RES_DONTSERVE | RES_KOD;
     case R_DROP_ACL_NOSERVE:
       return RES_DONTSERVE;

@@ -29,7 +29,7 @@ import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } f
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
 import { createRng, MruList, type Rng } from "../defence/mru.ts";
 import { NAME_DENY, NAME_PENDING, NameGate, nameGateOptions } from "../defence/names.ts";
-import { KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
+import { KISS_DENY, KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
 import { decide, writeKod, writeReplyAt } from "./decide.ts";
 import {
   R_DROP_ACL_IGNORE,
@@ -39,6 +39,7 @@ import {
   R_DROP_KOD_LIMITED,
   R_DROP_NAME_DENY,
   R_DROP_NAME_PENDING,
+  R_KISS_DENY,
   R_KISS_RATE,
   R_KISS_RSTR,
   R_MALFORMED_OTHER,
@@ -229,7 +230,7 @@ export class Defences {
     if (names.active) {
       names.clock[0] = nowMs;
       const v = names.checkNow(key);
-      if (v === NAME_DENY) return R_DROP_NAME_DENY;
+      if (v === NAME_DENY) return this.nameDenied(flags, buf, length, state);
       if (v === NAME_PENDING && names.dropPending) return R_DROP_NAME_PENDING;
     }
     let reason = decide(buf, length, state);
@@ -252,6 +253,21 @@ export class Defences {
     }
     if (REASON_RESPONSE[reason] === RESPONSE_SERVED) writeReplyAt(buf, this.time, state);
     return reason;
+  }
+
+  /**
+   * A name rule denies this address (paper §10). A request we would otherwise serve, from an address whose
+   * flags include `kod`, is told so by a DENY kiss-o'-death (access denied by the server), within the KoD
+   * limiter's bounds; anything else is dropped. No MRU record: the address is refused before it is counted.
+   */
+  private nameDenied(flags: number, buf: Uint8Array, length: number, state: ServeState): number {
+    const reason = decide(buf, length, state);
+    if (REASON_RESPONSE[reason] !== RESPONSE_SERVED) return R_DROP_NAME_DENY;
+    if (!this.live.kodEnabled || (flags & ACL_KOD) === 0) return R_DROP_NAME_DENY;
+    this.kod.clock[0] = this.time[0]! / 1000;
+    if (this.kod.decideNow(null, -1) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+    writeKod(buf, KISS_DENY, state);
+    return R_KISS_DENY;
   }
 
   /** noserve, call-gap, KoD for a request we would serve. Called under the MRU lock. */

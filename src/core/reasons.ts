@@ -41,8 +41,9 @@ export const R_DROP_NOQUERY = 25; // mode 6 from an address not allowed to query
 export const R_SERVED_CONTROL = 26; // mode 6 answered (ntpq)
 export const R_DROP_NAME_DENY = 27; // reverse-DNS name rule (or the [names] default) says deny (paper §10)
 export const R_DROP_NAME_PENDING = 28; // name lookup not finished, and [names] pending = "drop"
+export const R_KISS_DENY = 29; // a name rule denies, the address has `kod`: DENY kiss-o'-death (RFC 5905 §7.4)
 
-export const REASON_COUNT = 29;
+export const REASON_COUNT = 30;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -74,6 +75,7 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_control",
   "drop_name_deny",
   "drop_name_pending",
+  "kiss_deny",
 ]);
 
 export const REASON_RESPONSE: readonly Response[] = Object.freeze(
@@ -81,7 +83,7 @@ export const REASON_RESPONSE: readonly Response[] = Object.freeze(
     if (r === R_SERVED_CLIENT || r === R_SERVED_SYMMETRIC || r === R_SERVED_LEAK || r === R_SERVED_CONTROL) {
       return RESPONSE_SERVED;
     }
-    return r === R_KISS_RATE || r === R_KISS_RSTR ? RESPONSE_KISSED : RESPONSE_DROPPED;
+    return r === R_KISS_RATE || r === R_KISS_RSTR || r === R_KISS_DENY ? RESPONSE_KISSED : RESPONSE_DROPPED;
   }),
 );
 

@@ -93,6 +93,7 @@ const DENIED = new Set([
   "kiss_rstr",
   "drop_noquery",
   "drop_name_deny",
+  "kiss_deny",
   "drop_name_pending",
   "drop_blocklisted",
 ]);
@@ -109,7 +110,7 @@ export interface PacketTotals {
   /** Not answered for what the packet is: malformed, a mode never answered, access list `ignore`. */
   ignored: number;
   /** KoDs sent, by kiss code. */
-  kod: { RATE: number; RSTR: number };
+  kod: { RATE: number; RSTR: number; DENY: number };
   /** KoDs that were due but withheld by the KoD limiter (per client or server-wide rate). */
   kodLimited: number;
   sendErrors: number;
@@ -137,7 +138,11 @@ export function packetTotals(c: CounterSnapshot): PacketTotals {
     denied,
     rateLimited,
     ignored,
-    kod: { RATE: c.byReason["kiss_rate"] ?? 0, RSTR: c.byReason["kiss_rstr"] ?? 0 },
+    kod: {
+      RATE: c.byReason["kiss_rate"] ?? 0,
+      RSTR: c.byReason["kiss_rstr"] ?? 0,
+      DENY: c.byReason["kiss_deny"] ?? 0,
+    },
     kodLimited: c.byReason["drop_kod_limited"] ?? 0,
     sendErrors: c.sendErrors,
     socketErrors: c.socketErrors,
@@ -696,6 +701,7 @@ export class HttpMonitor {
     m.add("ntp_server_kod_packets_total", "counter", "Kiss-o'-death packets sent, by kiss code.", [
       { labels: { code: "RATE" }, value: t.kod.RATE },
       { labels: { code: "RSTR" }, value: t.kod.RSTR },
+      { labels: { code: "DENY" }, value: t.kod.DENY },
     ]);
     m.add(
       "ntp_server_kod_limited_packets_total",

@@ -15,6 +15,8 @@ import {
   R_DROP_MODE_BROADCAST,
   R_DROP_MODE_PASSIVE,
   R_DROP_MODE_SERVER,
+  R_DROP_NAME_DENY,
+  R_KISS_DENY,
   R_KISS_RATE,
   R_KISS_RSTR,
   R_MALFORMED_TOO_SHORT,
@@ -31,6 +33,7 @@ import {
 import type { ServeState } from "../../src/core/serve-state.ts";
 import { addressKey, formatAddressKey } from "../../src/defence/address-key.ts";
 import { createRng } from "../../src/defence/mru.ts";
+import { NAME_ALLOW, NAME_DENY } from "../../src/defence/names.ts";
 
 const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
 
@@ -275,6 +278,39 @@ flags = ["limited", "kod", "nomrulist"]
     assert.equal(send(d, "10.9.9.9", 0).reason, R_DROP_ACL_IGNORE);
     d.reconfigure(config("[callgap]\nleak = 0\n"));
     assert.equal(send(d, "10.9.9.9", 1).reason, R_SERVED_CLIENT);
+  });
+});
+
+describe("reverse-DNS name rules (paper §10)", () => {
+  const NAMES = '[[names.rule]]\nsuffix = ".mil"\naction = "allow"\n[names]\ndefault = "deny"\n';
+
+  it("a denied address's request gets a DENY KoD with kod, nothing without; no MRU record either way", () => {
+    for (const [toml, want] of [
+      [NAMES, R_KISS_DENY],
+      [`${NAMES}[acl]\ndefault = ["limited"]\n`, R_DROP_NAME_DENY],
+    ] as const) {
+      const d = defences(toml);
+      const k = key("198.51.100.9");
+      d.names.check(k, T0); // first sight: a lookup is queued, the address pending
+      assert.ok(d.names.settle(k, NAME_DENY, 60_000, T0));
+      const r = send(d, "198.51.100.9", 1);
+      assert.equal(r.reason, want, toml);
+      if (want === R_KISS_DENY) {
+        assert.equal(Buffer.from(r.buf.subarray(12, 16)).toString("latin1"), "DENY");
+        assert.equal(r.buf[1], 0);
+        assert.equal(r.buf[0]! >> 6, 3);
+      }
+      assert.equal(d.mru.lookup(k), -1);
+      // A mode 4 packet from it is never kissed.
+      assert.equal(send(d, "198.51.100.9", 2, 4).reason, R_DROP_NAME_DENY);
+    }
+  });
+
+  it("an allowed address is served", () => {
+    const d = defences(NAMES);
+    d.names.check(key("198.51.100.10"), T0);
+    assert.ok(d.names.settle(key("198.51.100.10"), NAME_ALLOW, 60_000, T0));
+    assert.equal(send(d, "198.51.100.10", 1).reason, R_SERVED_CLIENT);
   });
 });
 

@@ -165,7 +165,7 @@ describe("monitoring endpoint under real traffic", () => {
       denied: 2,
       rateLimited: 13,
       ignored: 3,
-      kod: { RATE: 2, RSTR: 0 },
+      kod: { RATE: 2, RSTR: 0, DENY: 0 },
       kodLimited: 11,
       sendErrors: 0,
       socketErrors: 0,

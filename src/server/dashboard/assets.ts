@@ -184,7 +184,7 @@ export const DASHBOARD_JS = `"use strict";
       received: p.received,
       served: p.accepted,
       gapped: p.rateLimited,
-      kod: p.kod.RATE + p.kod.RSTR,
+      kod: p.kod.RATE + p.kod.RSTR + (p.kod.DENY ?? 0),
       denied: p.denied
     };
   }
