@@ -152,6 +152,60 @@ describe("call-gap and kiss-o'-death with real clients", () => {
   });
 });
 
+describe("access list reloaded on SIGHUP (paper §10)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ntpshield-acl-it-"));
+  let server: Ntpshield | undefined;
+  after(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("ignore, then noserve with kod (RSTR), then nothing, without a restart", {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freeUdpPort();
+    const config = join(dir, "ntpshield.toml");
+    const write = (flags: string) =>
+      writeFileSync(config, `[[acl.rule]]\naddress = "127.0.0.32/31"\nflags = ${flags}\n`);
+    /** One request from `from`; the reply (or undefined) within 300 ms. */
+    async function one(from: string): Promise<Buffer | undefined> {
+      const s = await udpSocket(from);
+      let reply: Buffer | undefined;
+      s.on("message", (m) => {
+        reply = m;
+      });
+      s.send(request(7), port, "127.0.0.1");
+      await sleep(300);
+      s.close();
+      return reply;
+    }
+    async function reloaded(flags: string): Promise<void> {
+      const before = server!.records.filter((r) => r["msg"] === "configuration reloaded").length;
+      write(flags);
+      server!.child.kill("SIGHUP");
+      for (let i = 0; i < 40; i++) {
+        if (server!.records.filter((r) => r["msg"] === "configuration reloaded").length > before) break;
+        await sleep(50);
+      }
+      await sleep(200); // the workers apply it from their next turn of the event loop
+    }
+    write('["ignore"]');
+    server = await startNtpshield({ listen: [`127.0.0.1:${port}`], extraArgs: ["--config", config] });
+    assert.equal(await one("127.0.0.32"), undefined, "ignored");
+    assert.ok(await one("127.0.0.34"), "another address is served");
+
+    await reloaded('["noserve", "kod"]');
+    const kod = await one("127.0.0.33");
+    assert.ok(kod, "an RSTR kiss-o'-death");
+    assert.equal(kod[1], 0);
+    assert.equal(kod.toString("latin1", 12, 16), "RSTR");
+
+    await reloaded("[]");
+    const served = await one("127.0.0.32");
+    assert.ok(served && served[1] === 10, "served once the rule is lifted");
+  });
+});
+
 describe("blocklist (paper §11: shoot the elephants)", () => {
   const dir = mkdtempSync(join(tmpdir(), "ntpshield-blocklist-it-"));
   let server: Ntpshield | undefined;
