@@ -30,6 +30,7 @@ import {
   POLL_MAX,
   POLL_MIN,
   secondsToShort,
+  writeNtpTimestampFromCell,
   writeNtpTimestampFromUnixMs,
 } from "../protocol/index.ts";
 import {
@@ -126,6 +127,7 @@ export function writeReply(buf: Uint8Array, _reason: number, receiveMs: number, 
 }
 
 const replyTime = new Float64Array(1);
+const refTime = new Float64Array(1);
 
 /**
  * writeReply with the receive time read from `time[0]` (Unix ms): the hot path's form. A double passed as
@@ -149,9 +151,11 @@ export function writeReplyAt(buf: Uint8Array, time: Float64Array, state: ServeSt
   const age = state.refTimeMs > 0 ? (receiveMs - state.refTimeMs) / 1000 : 0;
   writeU32(buf, 8, secondsToShort(state.rootDispersion + (age > 0 ? age * state.dispersionRate : 0)));
   writeU32(buf, 12, state.refId);
-  if (state.refTimeMs > 0) writeNtpTimestampFromUnixMs(buf, OFF_REF_TS, state.refTimeMs);
-  else for (let i = 0; i < 8; i++) buf[OFF_REF_TS + i] = 0;
-  writeNtpTimestampFromUnixMs(buf, OFF_RECEIVE_TS, receiveMs);
+  if (state.refTimeMs > 0) {
+    refTime[0] = state.refTimeMs;
+    writeNtpTimestampFromCell(buf, OFF_REF_TS, refTime, 0);
+  } else for (let i = 0; i < 8; i++) buf[OFF_REF_TS + i] = 0;
+  writeNtpTimestampFromCell(buf, OFF_RECEIVE_TS, time, 0);
   return NTP_HEADER_LENGTH;
 }
 
@@ -190,5 +194,5 @@ export function stampTransmit(buf: Uint8Array, transmitMs: number): void {
 
 /** stampTransmit with the time read from `transmitMs[0]`: the hot path's form (see writeReplyAt). */
 export function stampTransmitAt(buf: Uint8Array, transmitMs: Float64Array): void {
-  writeNtpTimestampFromUnixMs(buf, OFF_TRANSMIT_TS, transmitMs[0]!);
+  writeNtpTimestampFromCell(buf, OFF_TRANSMIT_TS, transmitMs, 0);
 }

@@ -47,6 +47,19 @@ const out = new Uint32Array(2); // [seconds, fraction]
 
 /** Splits Unix ms into NTP seconds (mod 2^32) and the fraction rounded to nearest, into the slots. */
 function splitUnixMs(ms: number): void {
+  msCell[0] = ms;
+  splitUnixMsCell(msCell, 0);
+}
+
+const msCell = new Float64Array(1);
+
+/**
+ * splitUnixMs of cell[index]. The hot path's form: a double passed as an argument to a function V8 does
+ * not inline (a large caller runs out of inlining budget) is boxed, one heap allocation per call; a double
+ * read from a typed array is not.
+ */
+function splitUnixMsCell(cell: Float64Array, index: number): void {
+  const ms = cell[index]!;
   let secs = Math.floor(ms / 1000);
   // ms / 1000 can round up to the next integer when ms sits just below a multiple of 1000.
   let rem = ms - secs * 1000; // exact: see the header comment
@@ -124,6 +137,21 @@ export function writeNtpTimestamp(buf: Uint8Array, offset: number, ts: NtpTimest
  */
 export function writeNtpTimestampFromUnixMs(buf: Uint8Array, offset: number, ms: number): void {
   splitUnixMs(ms);
+  writeU32(buf, offset, out[0]!);
+  writeU32(buf, offset + 4, out[1]!);
+}
+
+/**
+ * HOT PATH. writeNtpTimestampFromUnixMs of the time in cell[index] (Unix ms): what code on the per-packet
+ * path calls, so that no double crosses a call boundary (see splitUnixMsCell).
+ */
+export function writeNtpTimestampFromCell(
+  buf: Uint8Array,
+  offset: number,
+  cell: Float64Array,
+  index: number,
+): void {
+  splitUnixMsCell(cell, index);
   writeU32(buf, offset, out[0]!);
   writeU32(buf, offset + 4, out[1]!);
 }
