@@ -13,22 +13,31 @@
 // rate (the harness ceiling). Keep steps short on a shared machine: the figures are only as quiet as the
 // two cores are.
 
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import dgram from "node:dgram";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildNative } from "../scripts/build-native.ts";
 import { tryLoadNativeUdp } from "../src/server/native-udp.ts";
+import {
+  BenchError,
+  buildLoad,
+  CLOCK_TICKS,
+  coreTicks,
+  freePort,
+  killChildren,
+  LOAD_BINARY,
+  LOAD_CPU,
+  parseRate,
+  processTicks,
+  runLoad,
+  SERVER_CPU,
+  spawnPinned,
+  tryRun,
+} from "./harness.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-const LOAD_SOURCE = join(ROOT, "bench", "ntpload.c");
-const LOAD_BINARY = join(ROOT, "bench", "build", "ntpload");
-const SERVER_CPU = 0;
-const LOAD_CPU = 1;
 /** A server child exits by itself after this long, whatever happens to its parent. */
 const SERVER_MAX_SECONDS = 600;
 const NTP_LENGTH = 48;
@@ -36,33 +45,14 @@ const NTP_LENGTH = 48;
 type Mode = "native" | "dgram" | "reflector";
 const MODES: readonly Mode[] = ["native", "dgram", "reflector"];
 
-class EchoBenchError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "EchoBenchError";
-    this.code = code;
-  }
-}
-
 function log(line: string): void {
   process.stderr.write(`native-echo: ${line}\n`);
-}
-
-function parseRate(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(text.trim());
-  if (!m) throw new EchoBenchError("ERR_BENCH_OPTION", `--rates: "${text}" is not a rate (e.g. 50k)`);
-  const unit = m[2]?.toLowerCase();
-  const rate = Math.round(Number(m[1]) * (unit === "k" ? 1e3 : unit === "m" ? 1e6 : 1));
-  if (rate < 1 || rate > 2_000_000)
-    throw new EchoBenchError("ERR_BENCH_OPTION", `--rates: ${text} out of range`);
-  return rate;
 }
 
 function number(name: string, text: string, min: number, max: number): number {
   const v = Number(text);
   if (!Number.isFinite(v) || v < min || v > max) {
-    throw new EchoBenchError("ERR_BENCH_OPTION", `${name} must be in [${min}, ${max}], got "${text}"`);
+    throw new BenchError("ERR_BENCH_OPTION", `${name} must be in [${min}, ${max}], got "${text}"`);
   }
   return v;
 }
@@ -78,7 +68,7 @@ function answerInPlace(bytes: Uint8Array, o: number): void {
 
 function serveNative(port: number, batch: number, rcvbuf: number): void {
   const r = tryLoadNativeUdp();
-  if (!r.ok) throw new EchoBenchError("ERR_BENCH_NO_ADDON", r.reason);
+  if (!r.ok) throw new BenchError("ERR_BENCH_NO_ADDON", r.reason);
   const s = r.udp.open("127.0.0.1", port, 4, { batch, recvBufferBytes: rcvbuf });
   const { data, lengths, replyLengths, slotBytes } = s;
   process.stdout.write(`ready native batch ${s.batch} rcvbuf ${s.recvBufferBytes}\n`);
@@ -116,72 +106,6 @@ function serveDgram(port: number, rcvbuf: number): void {
 
 // ---- the harness (parent) --------------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-
-function tryRun(file: string, args: string[]): string | null {
-  try {
-    return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function buildLoad(): void {
-  const fresh = existsSync(LOAD_BINARY) && statSync(LOAD_BINARY).mtimeMs >= statSync(LOAD_SOURCE).mtimeMs;
-  if (fresh) return;
-  mkdirSync(join(ROOT, "bench", "build"), { recursive: true });
-  execFileSync("cc", ["-O2", "-pthread", "-o", LOAD_BINARY, LOAD_SOURCE], { stdio: "inherit" });
-}
-
-function spawnPinned(cpu: number, argv: string[], nice: boolean): ChildProcess {
-  const full = [...(nice ? ["nice", "-n", "-20"] : []), "taskset", "-c", String(cpu), ...argv];
-  const child = spawn(full[0]!, full.slice(1), {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: nice,
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  if (nice && child.pid !== undefined) {
-    try {
-      writeFileSync(`/proc/${child.pid}/autogroup`, "-20"); // see bench/run.ts spawnPinned
-    } catch {
-      // No autogroups: nice alone counts.
-    }
-  }
-  return child;
-}
-
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-const CLOCK_TICKS = Number(tryRun("getconf", ["CLK_TCK"])) || 100;
-
-function stealTicks(cpu: number): number {
-  const line = readFileSync("/proc/stat", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`cpu${cpu} `));
-  return Number((line ?? "").trim().split(/\s+/)[8] ?? 0);
-}
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket("udp4");
-  await new Promise<void>((resolve, reject) => {
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 interface Server {
   child: ChildProcess;
   banner: string;
@@ -207,7 +131,7 @@ async function startServer(mode: Mode, port: number, opts: Options): Promise<Ser
   let out = "";
   const banner = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new EchoBenchError("ERR_BENCH_START", `${mode}: no ready line: ${out}`)),
+      () => reject(new BenchError("ERR_BENCH_START", `${mode}: no ready line: ${out}`)),
       20_000,
     );
     const take = (chunk: Buffer) => {
@@ -224,7 +148,7 @@ async function startServer(mode: Mode, port: number, opts: Options): Promise<Ser
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new EchoBenchError("ERR_BENCH_START", `${mode} exited (code ${code}): ${out.trim()}`));
+      reject(new BenchError("ERR_BENCH_START", `${mode} exited (code ${code}): ${out.trim()}`));
     });
   });
   child.stdout?.resume();
@@ -251,32 +175,6 @@ interface LoadResult {
   next_source: number;
   target_drops: number;
   rx_drops: number;
-}
-
-function runLoad(args: string[], nice: boolean, timeoutMs: number): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawnPinned(LOAD_CPU, [LOAD_BINARY, ...args], nice);
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      const line = out.trim().split("\n").pop() ?? "";
-      if (code !== 0 || !line.startsWith("{")) {
-        reject(
-          new EchoBenchError("ERR_BENCH_LOAD", `ntpload failed (exit ${code}): ${err.trim() || out.trim()}`),
-        );
-        return;
-      }
-      resolve(JSON.parse(line) as LoadResult);
-    });
-  });
 }
 
 interface Step {
@@ -313,8 +211,8 @@ async function runMode(mode: Mode, rates: number[], opts: Options): Promise<Step
       const pid = server.child.pid ?? -1;
       const t0 = performance.now();
       const cpu0 = processTicks(pid);
-      const steal0 = stealTicks(SERVER_CPU);
-      const r = await runLoad(
+      const steal0 = coreTicks(SERVER_CPU).steal;
+      const r = await runLoad<LoadResult>(
         [
           "--target",
           `127.0.0.1:${port}`,
@@ -340,7 +238,7 @@ async function runMode(mode: Mode, rates: number[], opts: Options): Promise<Step
         ratio: r.ratio,
         serverCpu: (processTicks(pid) - cpu0) / ticks,
         serverDrops: r.target_drops,
-        steal0: (stealTicks(SERVER_CPU) - steal0) / ticks,
+        steal0: (coreTicks(SERVER_CPU).steal - steal0) / ticks,
       };
       steps.push(step);
       log(
@@ -428,15 +326,15 @@ async function main(argv: string[]): Promise<number> {
     const port = Math.round(number("--port", values.port ?? "", 1, 65535));
     if (values.serve === "native") serveNative(port, batch, rcvbuf);
     else if (values.serve === "dgram") serveDgram(port, rcvbuf);
-    else throw new EchoBenchError("ERR_BENCH_OPTION", `--serve native|dgram, not ${values.serve}`);
+    else throw new BenchError("ERR_BENCH_OPTION", `--serve native|dgram, not ${values.serve}`);
     return 0;
   }
   if (process.platform !== "linux" || os.cpus().length < 2 || !tryRun("taskset", ["-V"])) {
-    throw new EchoBenchError("ERR_BENCH_MACHINE", "needs Linux, two cores and taskset");
+    throw new BenchError("ERR_BENCH_MACHINE", "needs Linux, two cores and taskset");
   }
   const modes = values.modes.split(",").map((m) => m.trim()) as Mode[];
   for (const m of modes) {
-    if (!MODES.includes(m)) throw new EchoBenchError("ERR_BENCH_OPTION", `--modes: unknown "${m}"`);
+    if (!MODES.includes(m)) throw new BenchError("ERR_BENCH_OPTION", `--modes: unknown "${m}"`);
   }
   const opts: Options = {
     rates: [...new Set(values.rates.split(",").map(parseRate))].sort((a, b) => a - b),
@@ -454,7 +352,7 @@ async function main(argv: string[]): Promise<number> {
   if (modes.includes("native")) {
     buildNative();
     const r = tryLoadNativeUdp();
-    if (!r.ok) throw new EchoBenchError("ERR_BENCH_NO_ADDON", r.reason);
+    if (!r.ok) throw new BenchError("ERR_BENCH_NO_ADDON", r.reason);
   }
   log(
     `${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, load average ${os
@@ -482,10 +380,6 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-function killChildren(): void {
-  for (const c of children) c.kill("SIGKILL");
-}
-
 if (process.argv[1] === SELF) {
   // Only the harness handles signals: a serving child must die on the parent's SIGTERM even while its
   // loop never returns to the event loop (a JavaScript handler would never run).
@@ -502,7 +396,7 @@ if (process.argv[1] === SELF) {
     process.exitCode = await main(process.argv.slice(2));
   } catch (err) {
     killChildren();
-    const e = err as EchoBenchError;
+    const e = err as BenchError;
     process.stderr.write(`native-echo: ${e.code ? `${e.code}: ` : ""}${e.message}\n`);
     process.exitCode = 1;
   }

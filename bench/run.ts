@@ -3,28 +3,35 @@
 // replies per second and the reply ratio of each side by side, and the highest offered rate each answers at
 // >= 99%. What it measures and what limits it: docs/benchmarks.md.
 
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import dgram from "node:dgram";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import {
+  BenchError,
+  buildLoad,
+  CLOCK_TICKS,
+  children,
+  coreTicks,
+  freePort,
+  killChildren,
+  LOAD_BINARY,
+  LOAD_CPU,
+  parseRate,
+  pinned,
+  processTicks,
+  ROOT,
+  runLoad,
+  SERVER_CPU,
+  spawnPinned,
+  tryRun,
+} from "./harness.ts";
 
-export class BenchError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "BenchError";
-    this.code = code;
-  }
-}
+export { BenchError, parseRate };
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const LOAD_SOURCE = join(ROOT, "bench", "ntpload.c");
-const LOAD_BINARY = join(ROOT, "bench", "build", "ntpload");
-const SERVER_CPU = 0;
-const LOAD_CPU = 1;
 const SERVER_NAMES = ["chrony", "ntpshield", "ntpshield-bare", "ntpshield-acl1000", "reflector"] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
 
@@ -74,18 +81,6 @@ function short(rate: number): string {
   if (rate % 1_000_000 === 0) return `${rate / 1_000_000}M`;
   if (rate % 1000 === 0) return `${rate / 1000}k`;
   return String(rate);
-}
-
-export function parseRate(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(text.trim());
-  if (!m)
-    throw new BenchError("ERR_BENCH_OPTION", `--rates: "${text}" is not a rate (e.g. 50000, 50k, 1.5M)`);
-  const unit = m[2]?.toLowerCase();
-  const rate = Math.round(Number(m[1]) * (unit === "k" ? 1e3 : unit === "m" ? 1e6 : 1));
-  if (rate < 1 || rate > 5_000_000) {
-    throw new BenchError("ERR_BENCH_OPTION", `--rates: ${text} is outside 1..5M packets per second`);
-  }
-  return rate;
 }
 
 function parseSeconds(name: string, text: string, min: number, max: number): number {
@@ -141,19 +136,10 @@ export function parseOptions(argv: string[]): Options | null {
 
 // ---- the machine -----------------------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
-}
-
-function tryRun(file: string, args: string[]): string | null {
-  try {
-    return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
-  } catch {
-    return null;
-  }
 }
 
 function findChronyd(): string | null {
@@ -177,56 +163,6 @@ function describeMachine(nice: boolean) {
   };
 }
 
-function build(): void {
-  mkdirSync(join(ROOT, "bench", "build"), { recursive: true });
-  try {
-    execFileSync("cc", ["-O2", "-pthread", "-o", LOAD_BINARY, LOAD_SOURCE], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-  } catch (err) {
-    throw new BenchError(
-      "ERR_BENCH_BUILD",
-      `cannot build bench/ntpload.c with cc: ${(err as Error).message}`,
-    );
-  }
-}
-
-/** The unit of /proc/stat and /proc/PID/stat times. */
-const CLOCK_TICKS = Number(tryRun("getconf", ["CLK_TCK"])) || 100;
-
-/** /proc/stat fields of one core, in clock ticks. */
-interface CoreTicks {
-  total: number;
-  idle: number;
-  task: number; // user + nice + system: time that belongs to some process
-  steal: number; // time the hypervisor gave this virtual core to someone else
-}
-
-function coreTicks(cpu: number): CoreTicks {
-  const line = readFileSync("/proc/stat", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`cpu${cpu} `));
-  const f = (line ?? "").trim().split(/\s+/).slice(1, 9).map(Number);
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
-  return {
-    total: user + nice + system + idle + iowait + irq + softirq + steal,
-    idle: idle + iowait,
-    task: user + nice + system,
-    steal,
-  };
-}
-
-/** utime + stime of a whole process (all its threads), in clock ticks. */
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
 /** How busy both cores are before anything of ours runs: a benchmark wants a quiet machine. */
 async function busyBefore(): Promise<number[]> {
   const cores = [SERVER_CPU, LOAD_CPU];
@@ -238,17 +174,6 @@ async function busyBefore(): Promise<number[]> {
     const total = Math.max(1, b.total - before.total);
     return Math.round((1 - (b.idle - before.idle) / total) * 100) / 100;
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket("udp4");
-  await new Promise<void>((resolve, reject) => {
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /**
@@ -298,34 +223,6 @@ interface Launch {
   argv: string[];
   /** A line on stdout that says the server is ready, before probing. */
   readyLine?: string;
-}
-
-function pinned(cpu: number, argv: string[], nice: boolean): string[] {
-  return [...(nice ? ["nice", "-n", "-20"] : []), "taskset", "-c", String(cpu), ...argv];
-}
-
-/**
- * Starts a pinned process in a session of its own. With the scheduler's autogroups (Linux
- * kernel.sched_autogroup_enabled) a task's nice value only counts within its session, so another
- * session's busy process would take turns on the measured core whatever our nice; giving the process's
- * own group nice -20 (root only) puts it ahead of every other session.
- */
-function spawnPinned(cpu: number, argv: string[], nice: boolean): ChildProcess {
-  const full = pinned(cpu, argv, nice);
-  const child = spawn(full[0]!, full.slice(1), {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: nice,
-  });
-  children.add(child);
-  if (nice && child.pid !== undefined) {
-    try {
-      writeFileSync(`/proc/${child.pid}/autogroup`, "-20");
-    } catch {
-      // No autogroups in this kernel: the nice value alone then counts.
-    }
-  }
-  return child;
 }
 
 /** Every defence off: no MRU record (nomrulist), hence nothing to gap; call-gap and KoD off as well. */
@@ -554,33 +451,6 @@ export interface Step {
   contended: boolean;
 }
 
-function runLoad(args: string[], nice: boolean, timeoutMs: number): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawnPinned(LOAD_CPU, [LOAD_BINARY, ...args], nice);
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const line = out.trim().split("\n").pop() ?? "";
-      if (code !== 0 || !line.startsWith("{")) {
-        reject(
-          new BenchError("ERR_BENCH_LOAD", `ntpload failed (exit ${code}): ${err.trim() || out.trim()}`),
-        );
-        return;
-      }
-      resolve(JSON.parse(line) as LoadResult);
-    });
-  });
-}
-
 async function measure(
   server: Running,
   port: number,
@@ -592,7 +462,7 @@ async function measure(
   const server0 = coreTicks(SERVER_CPU);
   const load0 = coreTicks(LOAD_CPU);
   const start = performance.now();
-  const r = await runLoad(
+  const r = await runLoad<LoadResult>(
     [
       "--target",
       `127.0.0.1:${port}`,
@@ -827,7 +697,7 @@ async function main(argv: string[]): Promise<number> {
   // Keep this script's own threads off the server's core.
   tryRun("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)]);
 
-  build();
+  buildLoad(true);
   const machine = { ...describeMachine(opts.nice), busyBefore: await busyBefore() };
   log(
     `${machine.cpus} x ${machine.model}, ${machine.kernel}, load average ${machine.loadavg.join(" ")}, ` +
@@ -887,15 +757,15 @@ async function main(argv: string[]): Promise<number> {
   return runs.some((r) => r.error) || calibration?.error ? 1 : 0;
 }
 
-function killChildren(): void {
-  for (const c of children) c.kill("SIGKILL");
+function cleanUp(): void {
+  killChildren();
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // Servers run in sessions of their own, so nothing else stops them: whatever way this script ends
   // (even an uncaught error), they go with it.
-  process.once("exit", killChildren);
+  process.once("exit", cleanUp);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       killChildren();
