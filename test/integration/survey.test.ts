@@ -49,10 +49,10 @@ describe("the survey over three real servers", () => {
 
     // 20 mice: one request each. 5 bursters: 10 requests each, 100 ms apart, round-robin over the servers.
     const mice = await Promise.all(Array.from({ length: 20 }, (_, i) => socketOn(`127.0.3.${i + 1}`)));
-    mice.forEach((s, i) => s.send(request(i), ports[i % 3]!, "127.0.0.1"));
+    for (const [i, s] of mice.entries()) s.send(request(i), ports[i % 3]!, "127.0.0.1");
     const bursters = await Promise.all(Array.from({ length: 5 }, (_, i) => socketOn(`127.0.4.${i + 1}`)));
     for (let k = 0; k < 10; k++) {
-      bursters.forEach((s, i) => s.send(request(1000 + k), ports[(i + k) % 3]!, "127.0.0.1"));
+      for (const [i, s] of bursters.entries()) s.send(request(1000 + k), ports[(i + k) % 3]!, "127.0.0.1");
       await sleep(100);
     }
     await sleep(300);
