@@ -39,6 +39,10 @@ test("name rules with four threads: one lookup per address, verdicts applied eve
     configToml: [
       "[callgap]",
       "enabled = false",
+      // Without `kod` a denied address is dropped in silence, so "no answer" is what a deny looks like here
+      // (with it, the server sends a DENY kiss-o'-death: test/core/defences.test.ts).
+      "[acl]",
+      'default = ["limited"]',
       "[names]",
       'default = "deny"',
       'pending = "drop"',
