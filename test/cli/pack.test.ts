@@ -48,7 +48,7 @@ describe("the packed package", { timeout: 180_000 }, () => {
     assert.equal(child.status, 2, "check-config runs from the compiled code too");
 
     const { spawn } = await import("node:child_process");
-    const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--threads", "1"], {
+    const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--threads", "1", "--http", "off"], {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -62,6 +62,8 @@ describe("the packed package", { timeout: 180_000 }, () => {
         assert.ok(Date.now() < deadline, `the installed server did not start: ${out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
+      // The package carries the native I/O addon built at pack time (npm's prepare): it runs at full speed.
+      assert.match(out, /"io":"native"/, out);
       const [reply] = await exchange(port, [clientRequest()]);
       assert.ok(reply, "the installed server answers");
       assert.equal(reply[0]! & 7, 4);
