@@ -136,6 +136,8 @@ export class Blocklist {
   readonly clock = new Float64Array(1);
   #words: Uint32Array;
   #expires: Float64Array;
+  /** Packets discarded per entry since the last drainHits. */
+  #hits: Float64Array;
   #used: Uint8Array;
   #mask: number;
   #size = 0;
@@ -156,6 +158,7 @@ export class Blocklist {
     const cap = Math.min(pow2AtLeast(options.initialCapacity ?? 256), this.#maxCapacity);
     this.#words = new Uint32Array(cap * 4);
     this.#expires = new Float64Array(cap);
+    this.#hits = new Float64Array(cap);
     this.#used = new Uint8Array(cap);
     this.#mask = cap - 1;
     globalThis.crypto.getRandomValues(this.#hashKey);
@@ -244,11 +247,32 @@ export class Blocklist {
     return i >= 0 && nowMs < this.#expires[i]!;
   }
 
-  /** `has` at the time in `this.clock[0]` (ms): the hot path's form (no boxed double argument). */
+  /**
+   * `has` at the time in `this.clock[0]` (ms): the hot path's form (no boxed double argument). A packet
+   * found blocked is counted against its entry (see drainHits).
+   */
   hasNow(key: AddressKey): boolean {
     if (this.#size === 0) return false;
     const i = this.#find(key, 0);
-    return i >= 0 && this.clock[0]! < this.#expires[i]!;
+    if (i < 0 || !(this.clock[0]! < this.#expires[i]!)) return false;
+    this.#hits[i]!++;
+    return true;
+  }
+
+  /**
+   * Calls `fn` with each entry's packets discarded by hasNow since the last drain, then zeroes the counts.
+   * The key array is reused between calls. Allocates one key array: for the shell's periodic report.
+   */
+  drainHits(fn: (key: AddressKey, count: number) => void): void {
+    const key = new Uint32Array(4);
+    const hits = this.#hits;
+    for (let i = 0; i < hits.length; i++) {
+      if (hits[i] === 0 || this.#used[i] === 0) continue;
+      key.set(this.#words.subarray(i << 2, (i << 2) + 4));
+      const n = hits[i]!;
+      hits[i] = 0;
+      fn(key, n);
+    }
   }
 
   /** When `key` stops being blocked (ms; Infinity = for ever), or undefined if it is not held. */
@@ -280,12 +304,13 @@ export class Blocklist {
     return true;
   }
 
-  #insert(a: Uint32Array, o: number, exp: number): void {
+  #insert(a: Uint32Array, o: number, exp: number, hits = 0): void {
     const mask = this.#mask;
     let i = this.#slot(a, o, mask);
     while (this.#used[i] !== 0) i = (i + 1) & mask;
     this.#words.set(a.subarray(o, o + 4), i << 2);
     this.#expires[i] = exp;
+    this.#hits[i] = hits;
     this.#used[i] = 1;
     this.#size++;
   }
@@ -293,13 +318,16 @@ export class Blocklist {
   #resize(capacity: number): void {
     const words = this.#words;
     const expires = this.#expires;
+    const hits = this.#hits;
     const used = this.#used;
     this.#words = new Uint32Array(capacity * 4);
     this.#expires = new Float64Array(capacity);
+    this.#hits = new Float64Array(capacity);
     this.#used = new Uint8Array(capacity);
     this.#mask = capacity - 1;
     this.#size = 0;
-    for (let i = 0; i < used.length; i++) if (used[i] !== 0) this.#insert(words, i << 2, expires[i]!);
+    for (let i = 0; i < used.length; i++)
+      if (used[i] !== 0) this.#insert(words, i << 2, expires[i]!, hits[i]!);
   }
 
   /** Removes `key`. Returns whether it was held. */
@@ -332,6 +360,7 @@ export class Blocklist {
       words[h + 2] = words[o + 2]!;
       words[h + 3] = words[o + 3]!;
       this.#expires[hole] = this.#expires[j]!;
+      this.#hits[hole] = this.#hits[j]!;
       hole = j;
     }
     used[hole] = 0;
@@ -358,6 +387,7 @@ export class Blocklist {
   /** Removes everything (capacity is kept). */
   clear(): void {
     this.#used.fill(0);
+    this.#hits.fill(0);
     this.#size = 0;
   }
 

@@ -36,6 +36,12 @@ export interface WorkerInit {
   blocklist?: BlocklistUpdate | undefined;
 }
 
+/** Packets from a blocked address that a worker discarded since its last report. */
+export interface BlockHits {
+  address: string;
+  count: number;
+}
+
 /** An address a worker's defences blocked (paper §11), for the main thread to persist and share. */
 export interface BlockedItem {
   address: string;
@@ -55,7 +61,7 @@ export type FromWorker =
   | { type: "bound"; index: number }
   | { type: "bind-error"; index: number; address: string; code: string; message: string }
   | { type: "socket-error"; index: number; address: string; code: string; message: string }
-  | { type: "blocked"; index: number; items: BlockedItem[]; lost: number }
+  | { type: "blocked"; index: number; items: BlockedItem[]; lost: number; hits: BlockHits[] }
   | { type: "stopped"; index: number };
 
 export function formatAddress(host: string, port: number): string {

@@ -313,6 +313,8 @@ export class NtpServer {
             break;
           case "blocked":
             this.blocked(msg.items, msg.lost);
+            // Packets discarded from blocked addresses: the entries' hit counts, batched into the database.
+            for (const h of msg.hits) this.blocklistStore?.enqueueHits(h.address, h.count);
             break;
           case "bind-error": {
             const port = Number(/:(\d+)$/.exec(msg.address)?.[1] ?? 0);

@@ -33,6 +33,7 @@ import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
 import {
   type BlockedItem,
+  type BlockHits,
   type FromWorker,
   formatAddress,
   type ToWorker,
@@ -72,7 +73,9 @@ const control = new ControlService({
 /** Addresses blocked here go to the main thread (which persists them and tells the other workers). */
 const BLOCK_REPORT_MS = 200;
 function reportBlocks(): void {
-  if (defences.newBlockCount === 0 && defences.newBlocksLost === 0) return;
+  const hits: BlockHits[] = [];
+  defences.blocklist.drainHits((k, count) => hits.push({ address: formatAddressKey(k), count }));
+  if (defences.newBlockCount === 0 && defences.newBlocksLost === 0 && hits.length === 0) return;
   const items: BlockedItem[] = [];
   defences.drainNewBlocks((k, expiresMs, kods) =>
     items.push({
@@ -83,7 +86,7 @@ function reportBlocks(): void {
   );
   const lost = defences.newBlocksLost;
   defences.newBlocksLost = 0;
-  post({ type: "blocked", index: init.index, items, lost });
+  post({ type: "blocked", index: init.index, items, lost, hits });
 }
 const blockTimer = setInterval(() => {
   reportBlocks();

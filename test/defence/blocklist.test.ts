@@ -186,6 +186,33 @@ describe("Blocklist", () => {
   });
 });
 
+describe("Blocklist hit counts", () => {
+  it("counts packets hasNow discards per entry; a drain reports and zeroes them, across growth and removals", () => {
+    const b = new Blocklist({ initialCapacity: 16 });
+    const k = (s: string) => keyFromAddress(s);
+    b.add(k("192.0.2.1"));
+    b.add(k("192.0.2.2"), 1000);
+    b.clock[0] = 500;
+    for (let i = 0; i < 3; i++) assert.equal(b.hasNow(k("192.0.2.1")), true);
+    assert.equal(b.hasNow(k("192.0.2.2")), true);
+    assert.equal(b.hasNow(k("192.0.2.9")), false);
+    b.clock[0] = 2000; // 192.0.2.2 expired: not discarded, not counted
+    assert.equal(b.hasNow(k("192.0.2.2")), false);
+    // Grow the table (hits move with their entries) and delete around them (backward shift moves them too).
+    for (let i = 0; i < 200; i++) b.add(k(`198.51.100.${i % 250}`));
+    for (let i = 0; i < 100; i++) b.remove(k(`198.51.100.${i}`));
+    const seen = new Map<string, number>();
+    b.drainHits((key, n) => seen.set(addressFromKey(key), n));
+    assert.deepEqual(Object.fromEntries(seen), { "192.0.2.1": 3, "192.0.2.2": 1 });
+    b.drainHits(() => assert.fail("a drain zeroes the counts"));
+    // A removed and re-added address starts again from zero.
+    b.hasNow(k("192.0.2.1"));
+    b.remove(k("192.0.2.1"));
+    b.add(k("192.0.2.1"));
+    b.drainHits(() => assert.fail("removed with its count"));
+  });
+});
+
 describe("Blocklist across threads (snapshots and messages)", () => {
   it("a snapshot loads into another instance with the same contents, expired entries left out", () => {
     const a = new Blocklist();

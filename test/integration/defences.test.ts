@@ -261,8 +261,20 @@ describe("blocklist (paper §11: shoot the elephants)", () => {
     server.child.kill("SIGKILL");
     await new Promise((r) => server!.child.once("exit", r));
     server = await startNtpshield({ listen: [`127.0.0.1:${port}`], extraArgs: ["--config", config] });
+    // The entry counts what it costs: the KoDs that put it there and every packet discarded since (what the
+    // killed server had not yet written may be lost: hits are statistics, the entry itself is committed).
+    const hitsNow = () =>
+      Number(/^127\.0\.0\.66 .*hits=(\d+) /m.exec(cli("blocklist", "list", "--config", config).stdout)?.[1]);
+    const before = hitsNow();
+    assert.ok(before >= 2, `hits ${before}`);
     assert.equal(await ask("127.0.0.66", port, 3, 300), 0, "blocked after the restart");
     assert.equal(await ask("127.0.0.67", port, 1, 10), 1, "others are served");
+    let after = before;
+    for (let i = 0; i < 20 && after !== before + 3; i++) {
+      await sleep(250);
+      after = hitsNow();
+    }
+    assert.equal(after, before + 3, "the 3 discarded packets are counted on the entry");
 
     // An operator lifts the block; the running server follows within its poll of the database.
     const r = cli("blocklist", "remove", "127.0.0.66", "--config", config);
