@@ -11,7 +11,7 @@ import { createNonceSecret } from "../control/nonce.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { type BlocklistUpdate, canonicalAddress } from "../defence/blocklist.ts";
+import { Blocklist, type BlocklistUpdate, canonicalAddress } from "../defence/blocklist.ts";
 import {
   type BlocklistEntry,
   BlocklistStore,
@@ -150,7 +150,7 @@ export class NtpServer {
   blocklistStore: BlocklistStore | undefined;
   private stopWatch: (() => void) | undefined;
   /** The current blocklist, as every worker holds it, for workers started later. */
-  private blocklistSnapshot: BlocklistUpdate | undefined;
+  private readonly blocklistMirror = new Blocklist();
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -233,8 +233,7 @@ export class NtpServer {
       this.stopWatch = this.blocklistStore.watch(
         (change) => {
           for (const update of updatesOf(change)) {
-            if (update.type === "blocklist-replace") this.blocklistSnapshot = update;
-            this.broadcast({ type: "blocklist", update });
+            this.shareBlocklist(update);
           }
         },
         { initial: true, intervalMs: 1000 },
@@ -248,16 +247,22 @@ export class NtpServer {
     this.log.info("blocklist", { path, entries: this.blocklistStore.count() });
   }
 
+  /**
+   * Sends a blocklist change to every worker, and keeps the main thread's copy in step: a worker started
+   * later (a restart after a crash) begins from that copy, so it misses no change made since start.
+   */
+  private shareBlocklist(update: BlocklistUpdate): void {
+    this.blocklistMirror.apply(update);
+    this.broadcast({ type: "blocklist", update });
+  }
+
   /** Addresses a worker blocked: persist them (batched, off the hot path) and tell the other workers. */
   private blocked(items: BlockedItem[], lost: number): void {
     if (lost > 0) this.log.warn("blocklist: more addresses blocked at once than could be reported", { lost });
     if (items.length === 0) return;
-    this.broadcast({
-      type: "blocklist",
-      update: {
-        type: "blocklist-add",
-        items: items.map((i) => ({ address: i.address, expiresMs: i.expiresMs })),
-      },
+    this.shareBlocklist({
+      type: "blocklist-add",
+      items: items.map((i) => ({ address: i.address, expiresMs: i.expiresMs })),
     });
     for (const i of items) {
       this.blocklistStore?.enqueue({
@@ -296,7 +301,7 @@ export class NtpServer {
       shared: this.defences!.shared(),
       io: this.io,
       recvBuffer: this.settings.config.server.recvBuffer,
-      blocklist: this.blocklistSnapshot,
+      blocklist: { type: "blocklist-replace", snapshot: this.blocklistMirror.snapshot(Date.now()) },
       allCounters: this.slots.map((s) => s.counters),
       nonceSecret: this.nonceSecret,
       startedMs: this.startedMs,
@@ -458,7 +463,7 @@ export class NtpServer {
     const store = this.openStore();
     const entry = store.add(write);
     for (const update of updatesOf({ full: false, upserts: [entry], removed: [] })) {
-      this.broadcast({ type: "blocklist", update });
+      this.shareBlocklist(update);
     }
     this.log.info("blocklist: address added", { address: entry.address, source: entry.source });
     return entry;
@@ -470,7 +475,7 @@ export class NtpServer {
     const canonical = canonicalAddress(address);
     const removed = store.remove(canonical);
     // Sent even when the database had no row: a worker may still hold an address blocked a moment ago.
-    this.broadcast({ type: "blocklist", update: { type: "blocklist-remove", addresses: [canonical] } });
+    this.shareBlocklist({ type: "blocklist-remove", addresses: [canonical] });
     if (removed) this.log.info("blocklist: address removed", { address: canonical });
     return removed;
   }

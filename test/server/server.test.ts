@@ -133,3 +133,53 @@ describe("NtpServer start-up errors", () => {
     }
   });
 });
+
+describe("NtpServer worker restart", () => {
+  it("a worker restarted after a crash starts from the current blocklist, changes since start included", async () => {
+    const config = {
+      ...defaultConfig(),
+      blocklist: { ...defaultConfig().blocklist, enabled: true, path: ":memory:" },
+    };
+    const s = new NtpServer(settings({ config, threads: 1 }), quiet);
+    await s.start();
+    try {
+      const port = s.addresses[0]!.port;
+      s.blockAddress({ address: "127.0.0.71", reason: "test", source: "manual" });
+      // The one worker dies; the server starts another in its place.
+      const slots = (
+        s as unknown as { slots: { worker: { terminate(): Promise<number>; threadId: number } }[] }
+      ).slots;
+      const before = slots[0]!.worker.threadId;
+      await slots[0]!.worker.terminate();
+      for (let i = 0; i < 100 && slots[0]!.worker.threadId === before; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.notEqual(slots[0]!.worker.threadId, before, "a new worker");
+      // Answers again (from the new worker), but not to the address blocked after the start.
+      let served: Buffer[] = [];
+      for (let i = 0; i < 50 && served.length === 0; i++)
+        served = await exchange(port, [clientRequest()], 100);
+      assert.equal(served.length, 1, "the new worker serves");
+      const blocked = await exchangeFrom("127.0.0.71", port, [clientRequest()], 300);
+      assert.equal(blocked.length, 0, "the blocked address stays blocked in the new worker");
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+/** Like exchange(), from a chosen loopback source address. */
+async function exchangeFrom(
+  from: string,
+  port: number,
+  packets: Buffer[],
+  waitMs: number,
+): Promise<Buffer[]> {
+  const sock = dgram.createSocket("udp4");
+  const got: Buffer[] = [];
+  sock.on("message", (m) => got.push(m));
+  await new Promise<void>((r) => sock.bind(0, from, () => r()));
+  for (const p of packets) sock.send(p, port, "127.0.0.1");
+  await new Promise((r) => setTimeout(r, waitMs));
+  await new Promise<void>((r) => sock.close(() => r()));
+  return got;
+}
