@@ -37,6 +37,7 @@ import { ACL_DEFAULT_RULE, type AclTable, parseAclRules } from "../defence/acl.t
 import { parseAddressKey } from "../defence/address-key.ts";
 import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
 import type { MruEntry } from "../defence/mru.ts";
+import { NAME_COUNTER_NAMES } from "../defence/names.ts";
 import { defaultRestrictionNames, snapshotFromMru } from "../survey/from-mru.ts";
 import type { Snapshot } from "../survey/snapshot.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "./blocklist-store.ts";
@@ -748,6 +749,18 @@ export class HttpMonitor {
       { labels: { result: "dropped_client" }, value: kod.droppedClient },
       { labels: { result: "dropped_rate" }, value: kod.droppedRate },
     ]);
+    m.add(
+      "ntpshield_name_rules_total",
+      "counter",
+      "Reverse-DNS name rules (docs/defences-names.md): verdicts given per packet, lookups queued or refused by the limits, cache evictions.",
+      NAME_COUNTER_NAMES.map((event, i) => ({ labels: { event }, value: d.names.counters[i] ?? 0 })),
+    );
+    m.add(
+      "ntpshield_name_cache_entries",
+      "gauge",
+      "Addresses in the reverse-DNS verdict cache.",
+      d.names.size,
+    );
     m.add("ntpshield_blocklist_enabled", "gauge", "1 if the blocklist is in use.", bl.enabled ? 1 : 0);
     m.add("ntpshield_blocklist_entries", "gauge", "Addresses on the blocklist (not expired).", bl.entries);
     res.writeHead(200, { ...COMMON_HEADERS, "content-type": "text/plain; version=0.0.4; charset=utf-8" });

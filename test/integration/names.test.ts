@@ -62,6 +62,10 @@ test("name rules with four threads: one lookup per address, verdicts applied eve
     for (let i = 0; i < 4; i++) assert.equal(await ask("127.0.0.3", port), 0, "host.bad.mil is denied");
     assert.equal(await ask("127.0.0.4", port), 0);
     assert.equal(await ask("127.0.0.4", port, 300), 0, "no PTR record: the default, deny");
+    // The gate's counters are server-wide, on /metrics: three lookups, one per address, whatever thread.
+    const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    assert.match(metrics, /^ntpshield_name_rules_total\{event="queued"\} 3$/m, metrics);
+    assert.match(metrics, /^ntpshield_name_rules_total\{event="denied"\} 5$/m, metrics);
     await dns.quiet();
     assert.deepEqual(
       dns
