@@ -43,6 +43,19 @@ describe("the packed package", { timeout: 180_000 }, () => {
     assert.equal(version.status, 0, version.stderr);
     assert.match(version.stdout, /^ntpshield \d+\.\d+\.\d+/);
 
+    // The client library is importable by its public name, as a device maker would use it.
+    const lib = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'const m = await import("ntpshield/client"); console.log(typeof m.NtpClient, typeof m.queryServer);',
+      ],
+      { cwd: prefix, env, encoding: "utf8" },
+    );
+    assert.equal(lib.status, 0, lib.stderr);
+    assert.equal(lib.stdout.trim(), "function function");
+
     const port = await freeUdpPort();
     const child = spawnSync(bin, ["check-config", "/nonexistent.toml"], { env, encoding: "utf8" });
     assert.equal(child.status, 2, "check-config runs from the compiled code too");
