@@ -6,7 +6,7 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { Config } from "../config/index.ts";
+import { type Config, changedKeys } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
@@ -124,6 +124,25 @@ interface WorkerSlot {
   worker: Worker;
   counters: Float64Array;
   restarts: number;
+}
+
+/**
+ * `next` with the running value of every key that needs a restart ([server] io, [mru] sizes, ...), whose
+ * names are added to `needRestart` when they changed. The [http] keys are left to the caller, which owns
+ * the endpoint.
+ */
+function keepRunning(running: Config, next: Config, needRestart: string[]): Config {
+  const out = structuredClone(next) as unknown as Record<string, Record<string, unknown>>;
+  const old = running as unknown as Record<string, Record<string, unknown>>;
+  for (const change of changedKeys(running, next)) {
+    if (!change.restart || change.key.startsWith("http.")) continue;
+    const dot = change.key.indexOf(".");
+    const section = change.key.slice(0, dot);
+    const name = change.key.slice(dot + 1).replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    out[section]![name] = old[section]![name];
+    if (!needRestart.includes(change.key)) needRestart.push(change.key);
+  }
+  return out as unknown as Config;
 }
 
 export class NtpServer {
@@ -384,19 +403,9 @@ export class NtpServer {
       JSON.stringify(next.clock) !== JSON.stringify(this.settings.clock) ||
       next.answerSymmetric !== this.settings.answerSymmetric ||
       (next.precision !== this.settings.precision && next.precision !== 0);
-    const restartKeys = ["maxEntries", "maxMemory", "maxAge", "admitProbability"] as const;
-    const mru = { ...next.config.mru };
-    for (const k of restartKeys) {
-      if (mru[k] !== this.settings.config.mru[k])
-        needRestart.push(`mru.${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-      mru[k] = this.settings.config.mru[k];
-    }
-    const blocklist = { ...next.config.blocklist };
-    if (blocklist.path !== this.settings.config.blocklist.path) {
-      needRestart.push("blocklist.path");
-      blocklist.path = this.settings.config.blocklist.path;
-    }
-    const config = { ...next.config, mru, blocklist } as Config;
+    // Every key the schema marks "restart" (sockets, threads, shared-memory sizes, the database file...) keeps
+    // its running value; the caller logs which ones changed.
+    const config = keepRunning(this.settings.config, next.config, needRestart);
     this.settings = {
       ...next,
       config,

@@ -97,6 +97,19 @@ for (const io of ["native", "dgram"] as const)
       assert.equal(reply?.[1], 3);
       assert.equal(reply?.toString("latin1", 12, 15), "GPS");
       assert.deepEqual(server.reload(withIo({ threads: 4 })), ["server.threads"]);
+      // Keys the schema marks "restart" are reported and keep their running values; the rest apply.
+      const base = withIo().config;
+      const next = {
+        ...base,
+        server: { ...base.server, io: io === "native" ? ("dgram" as const) : ("native" as const) },
+        mru: { ...base.mru, maxEntries: 5 },
+        callgap: { ...base.callgap, leak: 0 },
+      };
+      assert.deepEqual(server.reload(withIo({ config: next })).sort(), ["mru.max-entries", "server.io"]);
+      const running = (server as unknown as { settings: { config: typeof base } }).settings.config;
+      assert.equal(running.server.io, io);
+      assert.equal(running.mru.maxEntries, base.mru.maxEntries);
+      assert.equal(running.callgap.leak, 0, "a live key applies at once");
     });
   });
 
