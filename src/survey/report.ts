@@ -136,41 +136,46 @@ function windowReason(r: SurveyResult): string {
   return `from ${from} to ${r.window.endServer}'s snapshot`;
 }
 
+/** The per-server table's columns and rows, for both the text and the HTML report. */
+const SERVER_COLUMNS = [
+  "server",
+  "taken at (its clock)",
+  "skew s",
+  "list complete since",
+  "records",
+  "capacity",
+  "lost",
+  "refused",
+  "received",
+  "captured",
+];
+
+function serverRows(
+  r: SurveyResult,
+  sourceOf: (name: string) => SurveySource | undefined,
+  markStart: boolean,
+): string[][] {
+  return r.servers.map((s) => [
+    sourceOf(s.server)?.url ?? s.server,
+    iso(s.takenAt),
+    signed(s.offset),
+    `${iso(s.coverageStart)}${markStart && s.coverage === "since-start" ? " (start)" : ""}`,
+    formatInt(s.records),
+    formatInt(s.mru.capacity),
+    formatInt(s.mru.evicted + s.mru.recycled),
+    formatInt(s.mru.refused),
+    formatInt(s.received),
+    s.arrivalShare === null ? "-" : formatPercent(s.arrivalShare),
+  ]);
+}
+
 export function textReport(r: SurveyResult, context: ReportContext = {}): string {
   const out: string[] = [];
   const sp = r.options.burstSpacing;
   out.push(`ntpshield survey: ${r.servers.length} server${r.servers.length === 1 ? "" : "s"} (paper §5)`, "");
 
   const sourceOf = (name: string) => context.sources?.find((s) => s.ok && s.server === name);
-  out.push(
-    ...table(
-      [
-        "server",
-        "taken at (its clock)",
-        "skew s",
-        "list complete since",
-        "records",
-        "capacity",
-        "lost",
-        "refused",
-        "received",
-        "captured",
-      ],
-      r.servers.map((s) => [
-        sourceOf(s.server)?.url ?? s.server,
-        iso(s.takenAt),
-        signed(s.offset),
-        `${iso(s.coverageStart)}${s.coverage === "since-start" ? " (start)" : ""}`,
-        formatInt(s.records),
-        formatInt(s.mru.capacity),
-        formatInt(s.mru.evicted + s.mru.recycled),
-        formatInt(s.mru.refused),
-        formatInt(s.received),
-        s.arrivalShare === null ? "-" : formatPercent(s.arrivalShare),
-      ]),
-      "llrlrrrrrr",
-    ),
-  );
+  out.push(...table(SERVER_COLUMNS, serverRows(r, sourceOf, true), "llrlrrrrrr"));
   for (const s of context.sources ?? [])
     if (!s.ok) out.push(`  ${s.url}: FAILED: ${s.error?.message ?? "?"}`);
   const local =
@@ -495,33 +500,7 @@ export function htmlReport(r: SurveyResult, context: ReportContext = {}): string
     ),
     r.clients > 0 ? `<p>${escapeHtml(curveSentence(r))} of the clients.</p>` : "",
     "<h2>Servers</h2>",
-    htmlTable(
-      [
-        "server",
-        "taken at (its clock)",
-        "skew s",
-        "list complete since",
-        "records",
-        "capacity",
-        "lost",
-        "refused",
-        "received",
-        "captured",
-      ],
-      r.servers.map((s) => [
-        sourceOf(s.server)?.url ?? s.server,
-        iso(s.takenAt),
-        signed(s.offset),
-        iso(s.coverageStart),
-        formatInt(s.records),
-        formatInt(s.mru.capacity),
-        formatInt(s.mru.evicted + s.mru.recycled),
-        formatInt(s.mru.refused),
-        formatInt(s.received),
-        s.arrivalShare === null ? "-" : formatPercent(s.arrivalShare),
-      ]),
-      4,
-    ),
+    htmlTable(SERVER_COLUMNS, serverRows(r, sourceOf, false), 4),
     ...failed.map(
       (s) => `<p class="failed">${escapeHtml(`${s.url}: FAILED: ${s.error?.message ?? "?"}`)}</p>`,
     ),
