@@ -13,7 +13,7 @@
 //   code adds nothing: the address is parsed into a scratch key, the reply written over the request).
 
 import dgram from "node:dgram";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { VERSION } from "../cli/version.ts";
 import { C_KERNEL_DROPS, C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
 import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
@@ -160,7 +160,20 @@ async function bindAll(): Promise<void> {
   }
 }
 
-port.on("message", (msg: ToWorker) => {
+port.on("message", onMessage);
+
+/**
+ * Takes the main thread's messages that are waiting, now, without the event loop: the native loop calls it
+ * before each batch, so a reload or a blocklist change applies to the very next packet even when the thread
+ * was blocked in the addon when it came.
+ */
+function drainMessages(): void {
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+    onMessage(m.message as ToWorker);
+  }
+}
+
+function onMessage(msg: ToWorker): void {
   switch (msg.type) {
     case "state":
       state = msg.state;
@@ -198,12 +211,12 @@ port.on("message", (msg: ToWorker) => {
       break;
     }
   }
-});
+}
 
 // ---- native I/O -------------------------------------------------------------------------------------------
 
 /** Longest block in the addon while idle, and longest run before yielding to the event loop, in ms. */
-const WAIT_MS = 20;
+const WAIT_MS = 100;
 const SLICE_MS = 20;
 
 class NativeLoop {
@@ -250,6 +263,8 @@ class NativeLoop {
     for (;;) {
       const mask = group.wait(WAIT_MS);
       if (mask === 0) break;
+      drainMessages();
+      if (!this.running) return; // stopped by a message just taken
       for (let j = 0; j < this.socks.length; j++) {
         if ((mask & (1 << j)) !== 0) this.batch(this.socks[j]!, this.keyViews[j]!, this.served[j]!);
       }
