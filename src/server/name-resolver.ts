@@ -191,6 +191,11 @@ export class NameResolver {
     });
   }
 
+  /** Whether lookups are in progress or queued: their answers need this thread's event loop to turn. */
+  get busy(): boolean {
+    return this.counts.inFlight !== 0 || (!this.closed && this.gate.queued !== 0);
+  }
+
   /** Resolves once no lookup is in progress and none is queued (tests, shutdown). */
   idle(): Promise<void> {
     if (this.counts.inFlight === 0 && (this.closed || this.gate.queued === 0)) return Promise.resolve();

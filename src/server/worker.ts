@@ -218,6 +218,8 @@ function onMessage(msg: ToWorker): void {
 /** Longest block in the addon while idle, and longest run before yielding to the event loop, in ms. */
 const WAIT_MS = 100;
 const SLICE_MS = 20;
+/** Longest block while reverse-DNS lookups are out. */
+const BUSY_WAIT_MS = 2;
 
 class NativeLoop {
   private readonly udp: NativeUdp;
@@ -261,13 +263,15 @@ class NativeLoop {
     this.udp.realtime(this.sliceEnd);
     this.sliceEnd[0]! += SLICE_MS;
     for (;;) {
-      const mask = group.wait(WAIT_MS);
+      // While name lookups are out, their answers arrive through the event loop: block only briefly.
+      const mask = group.wait(names.busy ? BUSY_WAIT_MS : WAIT_MS);
       if (mask === 0) break;
       drainMessages();
       if (!this.running) return; // stopped by a message just taken
       for (let j = 0; j < this.socks.length; j++) {
         if ((mask & (1 << j)) !== 0) this.batch(this.socks[j]!, this.keyViews[j]!, this.served[j]!);
       }
+      if (names.busy) break; // start the lookups this batch queued, and take their answers
       this.udp.realtime(this.tx);
       if (this.tx[0]! >= this.sliceEnd[0]!) break;
     }
