@@ -842,17 +842,27 @@ static void take_batch(udp_socket *s, uint32_t n) {
   s->counters[C_RECV_BATCHES] += 1;
 }
 
-// recv(handle, timeoutMs) -> count of slots filled (0 when nothing came within timeoutMs; 0 = do not
-// wait). Takes what is queued first; only when the queue is empty does it poll() for the rest of the time.
-static napi_value js_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
-    throw_type(env, "ERR_MISSING_ARGS", "udpio.recv(handle, timeoutMs)");
+// The socket a call on a batch names (argv[0]) and the call's other arguments into argv[0..want): throws
+// and returns NULL when arguments are missing, the handle is not an open socket of ours, or its shared
+// buffer was detached.
+static udp_socket *batch_call(napi_env env, napi_callback_info info, size_t want, napi_value *argv,
+                              const char *usage) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    throw_type(env, "ERR_MISSING_ARGS", usage);
     return NULL;
   }
   udp_socket *s = socket_arg(env, argv[0], false);
   if (s == NULL || !buffer_attached(env, s)) return NULL;
+  return s;
+}
+
+// recv(handle, timeoutMs) -> count of slots filled (0 when nothing came within timeoutMs; 0 = do not
+// wait). Takes what is queued first; only when the queue is empty does it poll() for the rest of the time.
+static napi_value js_recv(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  udp_socket *s = batch_call(env, info, 2, argv, "udpio.recv(handle, timeoutMs)");
+  if (s == NULL) return NULL;
   double timeout = -1;
   if (napi_get_value_double(env, argv[1], &timeout) != napi_ok ||
       !(timeout >= 0 && timeout <= MAX_TIMEOUT_MS)) {
@@ -958,14 +968,9 @@ static void set_reply_source(udp_socket *s, uint32_t slot, struct msghdr *h, uin
 // send(handle, count) -> replies sent: for slots [0, count) of the last recv() whose reply length is > 0,
 // sends data[slot][0, replyLength) back to the slot's source, in one sendmmsg where the kernel allows.
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
-    throw_type(env, "ERR_MISSING_ARGS", "udpio.send(handle, count)");
-    return NULL;
-  }
-  udp_socket *s = socket_arg(env, argv[0], false);
-  if (s == NULL || !buffer_attached(env, s)) return NULL;
+  udp_socket *s = batch_call(env, info, 2, argv, "udpio.send(handle, count)");
+  if (s == NULL) return NULL;
   int32_t count = -1;
   if (napi_get_value_int32(env, argv[1], &count) != napi_ok || count < 0 || (uint32_t)count > s->received) {
     throw_range(env, "ERR_OUT_OF_RANGE",
@@ -1054,14 +1059,9 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 // rare request whose answer is not one datagram written in place (ntpq's mode 6: several fragments of their
 // own sizes). One sendmsg, no retry; a refusal is counted (sendErrors) and returns false, never throws.
 static napi_value js_reply(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4], result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
-    throw_type(env, "ERR_MISSING_ARGS", "udpio.reply(handle, slot, data, length)");
-    return NULL;
-  }
-  udp_socket *s = socket_arg(env, argv[0], false);
-  if (s == NULL || !buffer_attached(env, s)) return NULL;
+  udp_socket *s = batch_call(env, info, 4, argv, "udpio.reply(handle, slot, data, length)");
+  if (s == NULL) return NULL;
   int32_t slot = -1, length = -1;
   if (napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < 0 || (uint32_t)slot >= s->received) {
     throw_range(env, "ERR_OUT_OF_RANGE", "udpio.reply: slot must be one the last recv filled, before its send");
@@ -1204,15 +1204,9 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 // receive-queue memory now (SO_MEMINFO, Linux 4.6+; -1 when unavailable) and stores the drop count in the
 // kernelDrops counter too. Allocates: for reports, not for the hot path.
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
-  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    throw_type(env, "ERR_MISSING_ARGS", "udpio.stats(handle)");
-    return NULL;
-  }
-  udp_socket *s = socket_arg(env, argv[0], false);
-  if (s == NULL || !buffer_attached(env, s)) return NULL;
+  udp_socket *s = batch_call(env, info, 1, argv, "udpio.stats(handle)");
+  if (s == NULL) return NULL;
   uint32_t meminfo[SK_MEMINFO_VARS];
   socklen_t len = sizeof meminfo;
   memset(meminfo, 0, sizeof meminfo);
