@@ -87,6 +87,23 @@ export const REASON_RESPONSE: readonly Response[] = Object.freeze(
   }),
 );
 
+// What the shell sends back for a reason, in the request's own bytes: nothing, the reply decide wrote (stamp
+// its transmit time first), or a kiss-o'-death (sent as written: it carries no time of ours). A control reply
+// is served, but in datagrams of its own (src/server/control.ts), so nothing goes back in place.
+export const REPLY_NONE = 0;
+export const REPLY_STAMPED = 1;
+export const REPLY_AS_IS = 2;
+
+export const REASON_REPLY: Readonly<Uint8Array> = Uint8Array.from({ length: REASON_COUNT }, (_, r) => {
+  if (r === R_SERVED_CONTROL) return REPLY_NONE;
+  const response = REASON_RESPONSE[r];
+  return response === RESPONSE_SERVED
+    ? REPLY_STAMPED
+    : response === RESPONSE_KISSED
+      ? REPLY_AS_IS
+      : REPLY_NONE;
+});
+
 export function isServed(reason: number): boolean {
   return REASON_RESPONSE[reason] === RESPONSE_SERVED;
 }

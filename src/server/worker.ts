@@ -22,10 +22,9 @@ import {
   R_DROP_INTERNAL_ERROR,
   R_DROP_MODE_CONTROL,
   R_MALFORMED_TOO_LONG,
-  R_SERVED_CONTROL,
-  REASON_RESPONSE,
-  RESPONSE_DROPPED,
-  RESPONSE_SERVED,
+  REASON_REPLY,
+  REPLY_NONE,
+  REPLY_STAMPED,
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { formatAddressKey, parseAddressKey } from "../defence/address-key.ts";
@@ -123,10 +122,9 @@ function attach(socket: dgram.Socket, label: string): void {
         reason = control.handle(msg, msg.length, key, rinfo.port, received + s.offsetMs);
         for (const d of control.out) socket.send(d, 0, d.length, rinfo.port, rinfo.address);
       }
-      const response = reason === R_SERVED_CONTROL ? RESPONSE_DROPPED : REASON_RESPONSE[reason];
-      if (response !== RESPONSE_DROPPED) {
-        // A KoD carries no time of ours: only a served reply gets its transmit timestamp.
-        if (response === RESPONSE_SERVED) stampTransmit(msg, clock.now() + s.offsetMs);
+      const reply = REASON_REPLY[reason];
+      if (reply !== REPLY_NONE) {
+        if (reply === REPLY_STAMPED) stampTransmit(msg, clock.now() + s.offsetMs);
         socket.send(msg, 0, NTP_HEADER_LENGTH, rinfo.port, rinfo.address);
       }
     } catch {
@@ -231,6 +229,8 @@ class NativeLoop {
   private readonly sliceEnd = new Float64Array(1);
   private running = false;
   private sentErrors = 0;
+  /** The loop's continuation, made once (not a closure per turn). */
+  private readonly again = () => this.pump();
 
   constructor(udp: NativeUdp) {
     this.udp = udp;
@@ -254,7 +254,7 @@ class NativeLoop {
     this.served = this.socks.map((s) => new Uint8Array(s.batch));
     this.group = this.udp.group(this.socks);
     this.running = true;
-    setImmediate(() => this.pump());
+    setImmediate(this.again);
   }
 
   private pump(): void {
@@ -276,7 +276,7 @@ class NativeLoop {
       if (this.tx[0]! >= this.sliceEnd[0]!) break;
     }
     // Let the event loop run (messages, timers), then carry on.
-    setImmediate(() => this.pump());
+    setImmediate(this.again);
   }
 
   /** One batch: receive, decide every packet, stamp the served replies, send them all. */
@@ -303,12 +303,9 @@ class NativeLoop {
             reason = control.handle(sock.slots[i]!, length, keys[i]!, ports[i]!, defences.time[0]!);
             for (const d of control.out) sock.reply(i, d);
           }
-          const response = reason === R_SERVED_CONTROL ? RESPONSE_DROPPED : REASON_RESPONSE[reason];
-          if (response !== RESPONSE_DROPPED) {
-            replies[i] = NTP_HEADER_LENGTH;
-            // A KoD carries no time of ours: only a served reply gets its transmit timestamp.
-            if (response === RESPONSE_SERVED) served[i] = 1;
-          }
+          const reply = REASON_REPLY[reason]!;
+          if (reply !== REPLY_NONE) replies[i] = NTP_HEADER_LENGTH;
+          served[i] = reply === REPLY_STAMPED ? 1 : 0;
         } catch {
           reason = R_DROP_INTERNAL_ERROR;
           replies[i] = 0;

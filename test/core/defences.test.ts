@@ -21,11 +21,16 @@ import {
   R_KISS_RSTR,
   R_MALFORMED_TOO_SHORT,
   R_SERVED_CLIENT,
+  R_SERVED_CONTROL,
   R_SERVED_LEAK,
   R_SERVED_SYMMETRIC,
   REASON_COUNT,
   REASON_NAMES,
+  REASON_REPLY,
   REASON_RESPONSE,
+  REPLY_AS_IS,
+  REPLY_NONE,
+  REPLY_STAMPED,
   RESPONSE_DROPPED,
   RESPONSE_KISSED,
   RESPONSE_SERVED,
@@ -392,5 +397,18 @@ describe("every packet: exactly one reason, and never a reply longer than the re
     assert.equal(REASON_RESPONSE[R_KISS_RATE], RESPONSE_KISSED);
     assert.equal(REASON_RESPONSE[R_KISS_RSTR], RESPONSE_KISSED);
     assert.equal(REASON_RESPONSE[R_SERVED_LEAK], RESPONSE_SERVED);
+    // What goes back in the request's bytes: a stamped reply, a KoD as written, or nothing (a control reply
+    // leaves in datagrams of its own).
+    for (let r = 0; r < REASON_COUNT; r++) {
+      const want =
+        r === R_SERVED_CONTROL
+          ? REPLY_NONE
+          : REASON_RESPONSE[r] === RESPONSE_SERVED
+            ? REPLY_STAMPED
+            : REASON_RESPONSE[r] === RESPONSE_KISSED
+              ? REPLY_AS_IS
+              : REPLY_NONE;
+      assert.equal(REASON_REPLY[r], want, REASON_NAMES[r]);
+    }
   });
 });
