@@ -180,3 +180,34 @@ export function parseRate(text: string): number {
   }
   return rate;
 }
+
+/**
+ * Runs a benchmark's main: its children (pinned servers run in sessions of their own, so nothing else stops
+ * them) go with it however it ends, an error is printed with its code, and the exit status is main's.
+ * `handleSignals` false leaves SIGINT/SIGTERM to their default (a serving child must die at once, even
+ * when its loop never returns to the event loop).
+ */
+export async function runBench(
+  name: string,
+  main: (argv: string[]) => Promise<number>,
+  options: { cleanUp?: () => void; handleSignals?: boolean } = {},
+): Promise<void> {
+  const cleanUp = options.cleanUp ?? killChildren;
+  if (options.handleSignals ?? true) {
+    process.once("exit", cleanUp);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        killChildren();
+        process.exit(130);
+      });
+    }
+  }
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    killChildren();
+    const e = err as Error & { code?: string };
+    process.stderr.write(`${name}: ${e.code ? `${e.code}: ` : ""}${e.message}\n`);
+    process.exitCode = 1;
+  }
+}

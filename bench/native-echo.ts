@@ -26,11 +26,11 @@ import {
   CLOCK_TICKS,
   coreTicks,
   freePort,
-  killChildren,
   LOAD_BINARY,
   LOAD_CPU,
   parseRate,
   processTicks,
+  runBench,
   runLoad,
   SERVER_CPU,
   spawnPinned,
@@ -383,21 +383,5 @@ async function main(argv: string[]): Promise<number> {
 if (process.argv[1] === SELF) {
   // Only the harness handles signals: a serving child must die on the parent's SIGTERM even while its
   // loop never returns to the event loop (a JavaScript handler would never run).
-  if (!process.argv.includes("--serve")) {
-    process.once("exit", killChildren);
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      process.once(signal, () => {
-        killChildren();
-        process.exit(130);
-      });
-    }
-  }
-  try {
-    process.exitCode = await main(process.argv.slice(2));
-  } catch (err) {
-    killChildren();
-    const e = err as BenchError;
-    process.stderr.write(`native-echo: ${e.code ? `${e.code}: ` : ""}${e.message}\n`);
-    process.exitCode = 1;
-  }
+  await runBench("native-echo", main, { handleSignals: !process.argv.includes("--serve") });
 }

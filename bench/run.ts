@@ -24,6 +24,7 @@ import {
   pinned,
   processTicks,
   ROOT,
+  runBench,
   runLoad,
   SERVER_CPU,
   spawnPinned,
@@ -763,21 +764,5 @@ function cleanUp(): void {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  // Servers run in sessions of their own, so nothing else stops them: whatever way this script ends
-  // (even an uncaught error), they go with it.
-  process.once("exit", cleanUp);
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => {
-      killChildren();
-      process.exit(130);
-    });
-  }
-  try {
-    process.exitCode = await main(process.argv.slice(2));
-  } catch (err) {
-    killChildren();
-    const e = err as Error & { code?: string };
-    process.stderr.write(`bench: ${e.code ? `${e.code}: ` : ""}${e.message}\n`);
-    process.exitCode = 1;
-  }
+  await runBench("bench", main, { cleanUp });
 }
