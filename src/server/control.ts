@@ -12,14 +12,26 @@ import { summarise } from "../core/counters.ts";
 import type { Defences } from "../core/defences.ts";
 import { R_DROP_MODE_CONTROL, R_DROP_NOQUERY, R_SERVED_CONTROL } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { ACL_NOQUERY, type AclTable, parseAclRules } from "../defence/acl.ts";
+import { ACL_DEFAULT_RULE, ACL_NOQUERY, parseAclRules } from "../defence/acl.ts";
+import { parseAddressKey } from "../defence/address-key.ts";
 
-/** The control allow list as an access table: listed prefixes get no flags, everybody else `noquery`. */
-export function controlAllowTable(config: Config): AclTable {
-  return parseAclRules(
-    config.control.allow.map((address) => ({ address, flags: [] })),
-    ["noquery"],
+/**
+ * The [control] allow list (validated by the configuration), compiled once: whether an address key, or an
+ * address as text (an HTTP peer), is on it. One definition for ntpq's mode 6 and the HTTP endpoint's writes.
+ */
+export interface ControlAllow {
+  allowsKey(key: Uint32Array): boolean;
+  allowsAddress(address: string): boolean;
+}
+
+export function compileControlAllow(allow: readonly string[]): ControlAllow {
+  const table = parseAclRules(
+    allow.map((address) => ({ address, flags: [] })),
+    [],
   );
+  const key = new Uint32Array(4);
+  const allowsKey = (k: Uint32Array) => table.match(k) !== ACL_DEFAULT_RULE;
+  return { allowsKey, allowsAddress: (address) => parseAddressKey(address, key) && allowsKey(key) };
 }
 
 export interface ControlServiceOptions {
@@ -36,19 +48,17 @@ export interface ControlServiceOptions {
 }
 
 export class ControlService {
-  private allow: AclTable;
+  private allow: ControlAllow;
   private readonly ctx: ControlContext;
   private readonly defences: Defences;
   /** Reply datagrams of the request being answered (reused; emptied before each request). */
   readonly out: Uint8Array[] = [];
 
   constructor(o: ControlServiceOptions) {
-    this.allow = controlAllowTable(o.config);
+    this.allow = compileControlAllow(o.config.control.allow);
     this.defences = o.defences;
     this.ctx = {
-      allowed: (key) =>
-        (this.allow.lookup(key) & ACL_NOQUERY) === 0 &&
-        (this.defences.live.acl.lookup(key) & ACL_NOQUERY) === 0,
+      allowed: (key) => this.allow.allowsKey(key) && (this.defences.live.acl.lookup(key) & ACL_NOQUERY) === 0,
       system: () => {
         const c = summarise(o.counters);
         return {
@@ -65,7 +75,7 @@ export class ControlService {
 
   /** A reloaded configuration's allow list. */
   reconfigure(config: Config): void {
-    this.allow = controlAllowTable(config);
+    this.allow = compileControlAllow(config.control.allow);
   }
 
   /**

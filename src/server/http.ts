@@ -33,7 +33,6 @@ import type { CounterSnapshot } from "../core/counters.ts";
 import type { Defences } from "../core/defences.ts";
 import { REASON_COUNT, REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { ACL_DEFAULT_RULE, type AclTable, parseAclRules } from "../defence/acl.ts";
 import { parseAddressKey } from "../defence/address-key.ts";
 import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
 import type { MruEntry } from "../defence/mru.ts";
@@ -42,6 +41,7 @@ import { defaultRestrictionNames, snapshotFromMru } from "../survey/from-mru.ts"
 import type { Snapshot } from "../survey/snapshot.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "./blocklist-store.ts";
 import { BlocklistStoreError } from "./blocklist-store.ts";
+import { compileControlAllow } from "./control.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard/assets.ts";
 import type { Logger } from "./log.ts";
 import { formatAddress, type ListenAddress } from "./messages.ts";
@@ -374,16 +374,6 @@ class MetricsText {
 
 // --- The endpoint --------------------------------------------------------------------------------------
 
-/** Compiles a [control] allow list (validated by the configuration) into a matcher of address text. */
-export function compileControlAllow(allow: readonly string[]): (address: string) => boolean {
-  const table: AclTable = parseAclRules(
-    allow.map((address) => ({ address, flags: [] })),
-    [],
-  );
-  const key = new Uint32Array(4);
-  return (address) => parseAddressKey(address, key) && table.match(key) !== ACL_DEFAULT_RULE;
-}
-
 /** An HTTP bind failure in words an operator can act on (compare explainBindError for the NTP sockets). */
 export function explainHttpBindError(address: string, code: string, message: string): ServeError {
   const where = `cannot bind the monitoring endpoint ${address} ([http] listen or --http)`;
@@ -467,12 +457,12 @@ export class HttpMonitor {
     this.now = options.now ?? Date.now;
     this.config = options.config;
     this.listenSpec = options.config.http.listen;
-    this.allowed = compileControlAllow(options.config.control.allow);
+    this.allowed = compileControlAllow(options.config.control.allow).allowsAddress;
   }
 
   /** Applies a reloaded configuration: the control allow list and the blocklist switch take effect now. */
   reconfigure(config: Config): void {
-    this.allowed = compileControlAllow(config.control.allow);
+    this.allowed = compileControlAllow(config.control.allow).allowsAddress;
     this.config = config;
   }
 
