@@ -237,8 +237,9 @@ export class Defences {
     if (reason >= R_MALFORMED_TOO_SHORT && reason <= R_MALFORMED_OTHER) return reason; // malformed: no record
     const served = REASON_RESPONSE[reason] === RESPONSE_SERVED;
     const mru = this.mru;
-    mru.clock[0] = nowMs / 1000;
-    this.kod.clock[0] = nowMs / 1000;
+    const nowS = nowMs / 1000;
+    mru.clock[0] = nowS;
+    this.kod.clock[0] = nowS;
     let r = -1;
     mru.lock();
     try {
