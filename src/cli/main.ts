@@ -1,5 +1,6 @@
 // The one command: `ntpshield <subcommand> [options]`.
 
+import { VERSION } from "../base/version.ts";
 import { BLOCKLIST_USAGE, blocklistCommand } from "./blocklist.ts";
 import { CHECK_USAGE, checkConfigCommand } from "./check-config.ts";
 import { CLIENTS_USAGE, clientsCommand } from "./clients.ts";
@@ -11,7 +12,6 @@ import { STATS_USAGE, statsCommand } from "./stats.ts";
 import { SURVEY_USAGE, surveyCommand } from "./survey.ts";
 import { SYNC_USAGE, syncCommand } from "./sync.ts";
 import { TOP_USAGE, topCommand } from "./top.ts";
-import { VERSION } from "./version.ts";
 
 interface Command {
   summary: string;

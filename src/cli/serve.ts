@@ -3,6 +3,7 @@
 // reasons and the running configuration stays as it was).
 
 import { parseArgs } from "node:util";
+import { VERSION } from "../base/version.ts";
 import {
   applyOverrides,
   type Config,
@@ -15,7 +16,6 @@ import { HttpMonitor } from "../server/http.ts";
 import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
 import type { ListenAddress } from "../server/messages.ts";
 import { NtpServer, ServeError, type ServerSettings } from "../server/server.ts";
-import { VERSION } from "./version.ts";
 
 export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADDR:PORT]... [--threads N] [--log-level LEVEL]
                        [--http ADDR:PORT|off]

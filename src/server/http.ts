@@ -25,7 +25,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { VERSION } from "../cli/version.ts";
+import { VERSION } from "../base/version.ts";
 import { parseDuration } from "../config/fields.ts";
 import type { Config } from "../config/index.ts";
 import { RES_KOD, RES_LIMITED, restrictionBits } from "../control/mrulist.ts";

@@ -14,7 +14,7 @@
 
 import dgram from "node:dgram";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
-import { VERSION } from "../cli/version.ts";
+import { VERSION } from "../base/version.ts";
 import { C_KERNEL_DROPS, C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
 import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
 import { Defences } from "../core/defences.ts";

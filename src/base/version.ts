@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 
 function readVersion(): string {
-  // The package.json two levels up from src/cli (or dist/cli) is ours.
+  // The package.json two levels up from src/base (or dist/base) is ours.
   try {
     const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
       version?: string;
