@@ -1,0 +1,211 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { createRng } from "../../src/defence/mru.ts";
+import {
+  CLASS_KNOWN,
+  CLASS_MOUSE,
+  CLASS_NEW,
+  nextAutoRedline,
+  OVERLOAD_ADMIT,
+  OVERLOAD_WITHHOLD,
+  OverloadControl,
+  POOLS,
+} from "../../src/defence/overload.ts";
+
+/** Offers `perSecond[k]` requests of class k, spread evenly over each second, from `sources[k]` sources. */
+function run(
+  oc: OverloadControl,
+  seconds: number,
+  perSecond: [number, number, number],
+  start = 0,
+): { offered: number[]; admitted: number[] } {
+  const offered = [0, 0, 0];
+  const admitted = [0, 0, 0];
+  const total = perSecond[0] + perSecond[1] + perSecond[2];
+  let n = 0;
+  for (let sec = 0; sec < seconds; sec++) {
+    for (let i = 0; i < total; i++) {
+      oc.clock[0] = start + sec + i / total;
+      const k = i < perSecond[0] ? 0 : i < perSecond[0] + perSecond[1] ? 1 : 2;
+      const hash = (n++ * 0x9e3779b1) >>> 2; // a different source each time
+      offered[k]!++;
+      if (oc.admitNow(k, hash) === OVERLOAD_ADMIT) admitted[k]!++;
+    }
+  }
+  return { offered, admitted };
+}
+
+describe("overload control (paper §12): past the redline, mice first, rotating pools", () => {
+  test("no redline known: everything admitted, whatever the load", () => {
+    const oc = OverloadControl.create({ workers: 1 }, createRng(1));
+    const r = run(oc, 5, [10, 100, 5000]);
+    assert.deepEqual(r.admitted, r.offered);
+    assert.equal(oc.stats().overloaded, false);
+  });
+
+  test("below the redline: everything admitted, never overloaded", () => {
+    const oc = OverloadControl.create({ workers: 1 }, createRng(2));
+    oc.setRedline(1000);
+    const r = run(oc, 10, [100, 300, 500]);
+    assert.deepEqual(r.admitted, r.offered);
+    assert.equal(oc.stats().entered, 0);
+  });
+
+  test("a flood of newcomers past the redline: every mouse and known client served, newcomers get what is left", () => {
+    const oc = OverloadControl.create({ workers: 1 }, createRng(3));
+    oc.setRedline(1000);
+    // The first second measures; from the second on, the pools are set.
+    run(oc, 1, [200, 300, 5000]);
+    const r = run(oc, 20, [200, 300, 5000], 1);
+    assert.equal(r.admitted[CLASS_MOUSE], r.offered[CLASS_MOUSE]);
+    assert.equal(r.admitted[CLASS_KNOWN], r.offered[CLASS_KNOWN]);
+    // 500 of capacity left for 5,000 newcomers: 10% served, rounded down to whole pools (6 of 64 = 9.4%).
+    const share = r.admitted[CLASS_NEW]! / r.offered[CLASS_NEW]!;
+    assert.ok(share > 0.06 && share <= 0.1, `newcomers served ${share}`);
+    const s = oc.stats();
+    assert.equal(s.overloaded, true);
+    assert.equal(s.entered, 1);
+    assert.deepEqual(s.withheldPools.slice(0, 2), [0, 0]);
+    assert.equal(s.withheldPools[CLASS_NEW], Math.ceil(0.9 * POOLS));
+  });
+
+  test("when mice alone exceed the redline, they share it and nobody else is served", () => {
+    const oc = OverloadControl.create({ workers: 1 }, createRng(4));
+    oc.setRedline(100);
+    run(oc, 1, [400, 100, 1000]);
+    const r = run(oc, 10, [400, 100, 1000], 1);
+    assert.equal(r.admitted[CLASS_KNOWN], 0);
+    assert.equal(r.admitted[CLASS_NEW], 0);
+    const share = r.admitted[CLASS_MOUSE]! / r.offered[CLASS_MOUSE]!;
+    assert.ok(share > 0.15 && share <= 0.25, `mice served ${share}`);
+  });
+
+  test("a withheld source is withheld for a whole period, and every pool is served in turn", () => {
+    const oc = OverloadControl.create({ workers: 1, periodMin: 4, periodMax: 8, hashSeed: 1 }, createRng(5));
+    oc.setRedline(1000);
+    // One source per pool, asking every 0.1 s alongside a steady flood of newcomers.
+    const servedAt: number[][] = Array.from({ length: POOLS }, () => []);
+    let n = 0;
+    for (let t = 0; t < 200; t += 0.1) {
+      oc.clock[0] = t;
+      for (let i = 0; i < 400; i++) oc.admitNow(CLASS_NEW, (n++ * 0x9e3779b1) >>> 2);
+      for (let p = 0; p < POOLS; p++) {
+        if (oc.admitNow(CLASS_NEW, p) === OVERLOAD_ADMIT) servedAt[p]!.push(t);
+      }
+    }
+    for (let p = 0; p < POOLS; p++) {
+      assert.ok(servedAt[p]!.length > 0, `pool ${p} was served at some time`);
+      // Runs of silence: once withheld, withheld for at least the shortest period (minus one window of
+      // measurement), never a packet here and there.
+      const times = servedAt[p]!;
+      for (let i = 1; i < times.length; i++) {
+        const gap = times[i]! - times[i - 1]!;
+        assert.ok(
+          gap < 0.15 || gap >= 3.9,
+          `pool ${p}: a silence of ${gap.toFixed(2)} s is not a whole period`,
+        );
+      }
+    }
+    assert.ok(oc.stats().withheld[CLASS_NEW]! > 0);
+  });
+
+  test("workers share one state: capacity is the sum of their redlines, demand the sum of their counts", () => {
+    const a = OverloadControl.create({ workers: 2 }, createRng(6));
+    const b = a.view(1);
+    a.setRedline(500);
+    b.setRedline(500);
+    // 1,400 requests/s in all, 700 on each worker: past 1,000 only together.
+    for (let t = 0; t < 5; t += 1 / 700) {
+      a.clock[0] = t;
+      b.clock[0] = t;
+      a.admitNow(CLASS_NEW, (t * 1e6) & 0x3fffffff);
+      b.admitNow(CLASS_NEW, (t * 3e6) & 0x3fffffff);
+    }
+    const s = a.stats();
+    assert.equal(s.capacity, 1000);
+    assert.ok(Math.abs(s.demand[CLASS_NEW]! - 1400) <= 2, `demand ${s.demand[CLASS_NEW]}`);
+    assert.equal(s.overloaded, true);
+    assert.equal(b.overloaded, true);
+    assert.equal(s.withheldPools[CLASS_NEW], Math.ceil((1 - 1000 / 1400) * POOLS));
+  });
+
+  test("overload is left below 90% of the redline, not at the first dip (no flapping)", () => {
+    const oc = OverloadControl.create({ workers: 1 }, createRng(7));
+    oc.setRedline(1000);
+    run(oc, 3, [0, 0, 1500]);
+    assert.equal(oc.stats().overloaded, true);
+    run(oc, 3, [0, 0, 950], 3);
+    assert.equal(oc.stats().overloaded, true, "still in overload at 95% of the redline");
+    assert.equal(oc.stats().withheldPools[CLASS_NEW], 0, "but nothing withheld: the load fits");
+    run(oc, 3, [0, 0, 800], 6);
+    const s = oc.stats();
+    assert.equal(s.overloaded, false);
+    assert.equal(s.entered, 1);
+    assert.equal(s.left, 1);
+  });
+
+  test("property: past the redline, the admitted load of each class never exceeds what the classes before leave", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 100, max: 2000 }),
+        fc.tuple(
+          fc.integer({ min: 0, max: 1500 }),
+          fc.integer({ min: 0, max: 1500 }),
+          fc.integer({ min: 0, max: 4000 }),
+        ),
+        (redline, load) => {
+          const oc = OverloadControl.create({ workers: 1 }, createRng(8));
+          oc.setRedline(redline);
+          run(oc, 1, load);
+          const r = run(oc, 4, load, 1);
+          const perSec = r.admitted.map((x) => x / 4);
+          let left = redline;
+          const total = load[0] + load[1] + load[2];
+          for (let k = 0; k < 3; k++) {
+            if (total <= redline) {
+              assert.equal(perSec[k], load[k], "under the redline everything is served");
+              continue;
+            }
+            // Whole pools: a class is served at most its share, and a class that fits whole is served whole.
+            if (load[k]! <= left) assert.equal(perSec[k], load[k]);
+            else assert.ok(perSec[k]! <= left + load[k]! / POOLS, `class ${k}: ${perSec[k]} > ${left}`);
+            left = Math.max(0, left - load[k]!);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  test("an attached view refuses a foreign buffer and a slot out of range", () => {
+    const oc = OverloadControl.create({ workers: 2 }, createRng(9));
+    assert.throws(() => OverloadControl.attach(new SharedArrayBuffer(512), 0, createRng(1)), {
+      code: "ERR_DEFENCE_BUFFER",
+    });
+    assert.throws(() => OverloadControl.attach(oc.buffer, 2, createRng(1)), { code: "ERR_DEFENCE_OPTION" });
+    assert.equal(OVERLOAD_WITHHOLD, 1);
+  });
+});
+
+describe("the automatic redline (a worker's own measure of what it can carry)", () => {
+  const quiet = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0 };
+  test("no redline until the first saturated second", () => {
+    assert.equal(nextAutoRedline(0, quiet, false), 0);
+    assert.equal(nextAutoRedline(0, { ...quiet, processed: 90_000, answered: 90_000 }, false), 0);
+  });
+
+  test("a saturated second (kernel drops, or full batches) cuts it below what was answered", () => {
+    const dropped = { processed: 50_000, answered: 50_000, kernelDrops: 1200, fullBatches: 0.2 };
+    assert.equal(nextAutoRedline(0, dropped, false), 42_500);
+    const full = { processed: 50_000, answered: 40_000, kernelDrops: 0, fullBatches: 0.9 };
+    assert.equal(nextAutoRedline(60_000, full, true), 34_000);
+    // Never raised by a saturated second.
+    assert.equal(nextAutoRedline(10_000, dropped, true), 10_000);
+  });
+
+  test("past the redline without saturation it probes upward; below it, it stays", () => {
+    assert.equal(nextAutoRedline(40_000, quiet, true), 42_000);
+    assert.equal(nextAutoRedline(40_000, quiet, false), 40_000);
+  });
+});
