@@ -1,13 +1,23 @@
 // `ntpshield check-config FILE`: validates a configuration without serving. Exit 0 and a one-line summary
 // when it is valid; exit 2 and one line per problem, each naming its key, when it is not.
+// `ntpshield check-config --json-schema`: prints the file's JSON Schema, written from the same table the
+// validator reads, for editors' TOML support (docs/configuration.md).
 
-import { ConfigError, loadConfigFile } from "../config/index.ts";
+import { ConfigError, configJsonSchema, loadConfigFile } from "../config/index.ts";
 import { settingsFromConfig } from "./serve.ts";
 
-export const CHECK_USAGE = "usage: ntpshield check-config FILE";
+export const CHECK_USAGE = `usage: ntpshield check-config FILE
+       ntpshield check-config --json-schema
+
+  FILE           validate a configuration file without serving; each problem names its key (exit 2)
+  --json-schema  print the configuration's JSON Schema (draft 2020-12), for editors and other tools`;
 
 export function checkConfigCommand(argv: string[]): number {
   const file = argv[0];
+  if (file === "--json-schema" && argv.length === 1) {
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    return 0;
+  }
   if (!file || argv.length !== 1 || file.startsWith("-")) {
     process.stderr.write(`${CHECK_USAGE}\n`);
     return file === "--help" || file === "-h" ? 0 : 2;

@@ -22,7 +22,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: { summary: "serve NTP (defaults: 127.0.0.1:11123, no root)", usage: SERVE_USAGE, run: serveCommand },
   "check-config": {
-    summary: "validate a configuration file without serving",
+    summary: "validate a configuration file without serving (--json-schema: print its schema)",
     usage: CHECK_USAGE,
     run: checkConfigCommand,
   },

@@ -1,5 +1,6 @@
 import { formatHostPort, type HostPortRules, tryParseHostPort } from "./address.ts";
 import type { ConfigProblem } from "./errors.ts";
+import type { Schema } from "./walk.ts";
 
 /** Returned by a field check that found a problem (the problem itself went to the context). */
 export const INVALID: unique symbol = Symbol("ntpshield.config.invalid");
@@ -15,23 +16,71 @@ export interface CheckContext {
   item(key: string, index: number): string;
 }
 
+/** What kind of value a field holds; the JSON Schema and the docs tables are written from it. */
+export type FieldType =
+  | "integer"
+  | "number"
+  | "boolean"
+  | "string"
+  | "duration" // seconds: a number, or a string matching DURATION_PATTERN
+  | "size" // bytes: an integer, or a string matching SIZE_PATTERN
+  | "list" // of strings, each as `items` says
+  | "tables"; // [[section.key]]: tables, each as `table` says
+
+/** What each item of a list of strings must be. */
+export interface ItemData {
+  /** As a phrase after "must be" ("a flag name"). */
+  readonly expect: string;
+  /** A regular expression (source) every item matches, when one can say it. */
+  readonly pattern?: string | undefined;
+}
+
 /**
- * One configuration value: its type, default, and the check that turns raw TOML into the typed value.
- * The check reports into the context and returns INVALID, so that all problems are collected.
+ * One configuration value: its type, limits, default, and the check that turns raw TOML into the typed value.
+ * The limits are data (min, max, enum, pattern), so that the JSON Schema and docs/configuration.md are
+ * written from the same table the validator reads; a closure inside `check` is left only where no regular
+ * expression says it (address parsing). The check reports into the context and returns INVALID, so that
+ * all problems are collected.
  */
 export interface Field<T> {
   readonly [FIELD]: true;
+  readonly type: FieldType;
+  /** One line: what the key does, and its unit. The source of the docs tables and the JSON Schema. */
+  readonly description: string;
   /** What a valid value is, as a phrase after "must be" (also used by the docs test). */
   readonly expect: string;
   readonly default: T;
   /** True when a change only takes effect on restart (sockets, threads, privileges), not on SIGHUP. */
   readonly restart: boolean;
+  /** Numbers, durations (seconds) and sizes (bytes): the least value; lists: the fewest items. */
+  readonly min?: number | undefined;
+  /** Numbers, durations and sizes: the greatest value; lists: the most items. */
+  readonly max?: number | undefined;
+  /** A number's unit, as messages and docs write it ("seconds"). */
+  readonly unit?: string | undefined;
+  /** The only strings allowed. */
+  readonly enum?: readonly string[] | undefined;
+  /** A regular expression (source, no flags, no lookaround) a string matches in full. */
+  readonly pattern?: string | undefined;
+  /** Lists of strings: what each item must be. */
+  readonly items?: ItemData | undefined;
+  /** Lists: an item may appear only once. */
+  readonly unique?: boolean | undefined;
+  /** Lists of tables: each table's keys. */
+  readonly table?: Schema | undefined;
+  /** Lists of tables: the keys every table must give (checked here, before the tables themselves). */
+  readonly required?: readonly string[] | undefined;
   check(value: unknown, key: string, ctx: CheckContext): T | Invalid;
 }
 
 export interface FieldOptions {
   restart?: boolean;
+  /** One line for the docs and the JSON Schema: what the key does, and its unit. */
+  description?: string;
 }
+
+/** The data of a field, without the marker and the check. */
+export type FieldData<T> = Omit<Field<T>, typeof FIELD | "check" | "restart" | "description"> & FieldOptions;
 
 export function isField(x: unknown): x is Field<unknown> {
   return typeof x === "object" && x !== null && (x as { [FIELD]?: unknown })[FIELD] === true;
@@ -75,13 +124,19 @@ function fail(ctx: CheckContext, key: string, expect: string, value: unknown): I
   return INVALID;
 }
 
-function field<T>(
-  expect: string,
-  def: T,
-  o: FieldOptions,
+/** Builds a frozen field from its data; keys left undefined are left out, so the data reads as written. */
+export function makeField<T>(
+  data: FieldData<T>,
   check: (value: unknown, key: string, ctx: CheckContext) => T | Invalid,
 ): Field<T> {
-  return Object.freeze({ [FIELD]: true as const, expect, default: def, restart: o.restart === true, check });
+  const defined = Object.entries(data).filter(([, v]) => v !== undefined);
+  return Object.freeze({
+    [FIELD]: true as const,
+    ...(Object.fromEntries(defined) as FieldData<T>),
+    restart: data.restart === true,
+    description: data.description ?? "",
+    check,
+  });
 }
 
 function inRange(v: unknown, min: number, max: number): v is number {
@@ -89,10 +144,17 @@ function inRange(v: unknown, min: number, max: number): v is number {
   return typeof v === "number" && v >= min && v <= max;
 }
 
+/** A string test from a pattern (matched in full, no flags) and, where no pattern says it all, a closure. */
+function stringTest(pattern: string | undefined, test: ((s: string) => boolean) | undefined) {
+  const re = pattern === undefined ? undefined : new RegExp(pattern);
+  return (v: unknown): v is string =>
+    typeof v === "string" && (re === undefined || re.test(v)) && (test === undefined || test(v));
+}
+
 /** An integer from min to max inclusive. */
 export function int(o: FieldOptions & { min: number; max: number; default: number }): Field<number> {
   const expect = `an integer from ${o.min} to ${o.max}`;
-  return field(expect, o.default, o, (v, key, ctx) =>
+  return makeField({ ...o, type: "integer", expect }, (v, key, ctx) =>
     inRange(v, o.min, o.max) && Number.isInteger(v) ? v : fail(ctx, key, expect, v),
   );
 }
@@ -102,24 +164,34 @@ export function num(
   o: FieldOptions & { min: number; max: number; default: number; unit?: string },
 ): Field<number> {
   const expect = `a number${o.unit ? ` of ${o.unit}` : ""} from ${o.min} to ${o.max}`;
-  return field(expect, o.default, o, (v, key, ctx) =>
+  return makeField({ ...o, type: "number", expect }, (v, key, ctx) =>
     inRange(v, o.min, o.max) ? v : fail(ctx, key, expect, v),
   );
 }
 
 export function bool(o: FieldOptions & { default: boolean }): Field<boolean> {
-  return field("true or false", o.default, o, (v, key, ctx) =>
-    typeof v === "boolean" ? v : fail(ctx, key, "true or false", v),
+  const expect = "true or false";
+  return makeField({ ...o, type: "boolean", expect }, (v, key, ctx) =>
+    typeof v === "boolean" ? v : fail(ctx, key, expect, v),
   );
 }
 
-/** A string passing `test`; `expect` says what is wanted ("a user name"). */
+/**
+ * A string matching `pattern` (in full; a regular expression without lookaround, so that editors' engines
+ * read it too) and passing `test`, the closure kept only for what no such pattern says; `expect` says what
+ * is wanted ("a user name").
+ */
 export function str(
-  o: FieldOptions & { default: string; expect: string; test: (s: string) => boolean },
+  o: FieldOptions & {
+    default: string;
+    expect: string;
+    pattern?: string;
+    test?: (s: string) => boolean;
+  },
 ): Field<string> {
-  return field(o.expect, o.default, o, (v, key, ctx) =>
-    typeof v === "string" && o.test(v) ? v : fail(ctx, key, o.expect, v),
-  );
+  const ok = stringTest(o.pattern, o.test);
+  const { test: _, ...data } = o;
+  return makeField({ ...data, type: "string" }, (v, key, ctx) => (ok(v) ? v : fail(ctx, key, o.expect, v)));
 }
 
 /** One of a fixed set of strings; the TS type is their union. */
@@ -128,18 +200,22 @@ export function oneOf<const E extends readonly string[]>(
   o: FieldOptions & { default: E[number] },
 ): Field<E[number]> {
   const expect = `one of ${values.map((x) => JSON.stringify(x)).join(", ")}`;
-  return field(expect, o.default, o, (v, key, ctx) =>
+  return makeField({ ...o, type: "string", expect, enum: values }, (v, key, ctx) =>
     typeof v === "string" && values.includes(v) ? (v as E[number]) : fail(ctx, key, expect, v),
   );
 }
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
 
+/** A duration written as a string: a number and one unit, "90s", "15m", "1.5h", "1d". */
+export const DURATION_PATTERN = "^([0-9]{1,9}(?:\\.[0-9]{1,9})?)(s|m|h|d)$";
+const DURATION_RE = new RegExp(DURATION_PATTERN);
+
 /** Seconds from a TOML number (seconds) or a string with a unit: "90s", "15m", "1.5h", "1d". */
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === "number") return Number.isFinite(v) ? v : undefined;
   if (typeof v !== "string") return undefined;
-  const m = /^([0-9]{1,9}(?:\.[0-9]{1,9})?)(s|m|h|d)$/.exec(v);
+  const m = DURATION_RE.exec(v);
   if (m === null) return undefined;
   return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
 }
@@ -147,10 +223,13 @@ export function parseDuration(v: unknown): number | undefined {
 /** A duration in seconds from min to max; see parseDuration for the accepted forms. */
 export function duration(o: FieldOptions & { min: number; max: number; default: number }): Field<number> {
   const expect = `a duration from ${o.min} to ${o.max} seconds (a number of seconds, or a string like "15m")`;
-  return field(expect, o.default, o, (v, key, ctx) => {
-    const s = parseDuration(v);
-    return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, v);
-  });
+  return makeField(
+    { ...o, type: "duration", expect, unit: "seconds", pattern: DURATION_PATTERN },
+    (v, key, ctx) => {
+      const s = parseDuration(v);
+      return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, v);
+    },
+  );
 }
 
 /** Checks that a value is an array with a length in range; reports and returns undefined otherwise. */
@@ -174,7 +253,7 @@ export function checkList(
  * A list of "HOST:PORT" strings, each stored in canonical form (formatHostPort of parseHostPort: the port
  * always written, IPv6 in RFC 5952 text, IPv4-mapped unmapped), so whoever parses it again gets the same
  * address. Duplicates are refused: a second socket on the same address fails to bind, a second copy of
- * an upstream would count twice.
+ * an upstream would count twice. The items have no pattern: an address is parsed, not matched.
  */
 export function hostPortList(
   o: FieldOptions & HostPortRules & { default: readonly string[]; min?: number; max: number },
@@ -190,7 +269,18 @@ export function hostPortList(
     if (!r.ok) throw new Error(`schema default ${JSON.stringify(s)} is invalid: ${r.reason}`);
     return formatHostPort(r.value);
   });
-  return field(`a list of "${form}" strings`, def, o, (v, key, ctx) => {
+  const data = {
+    type: "list" as const,
+    description: o.description,
+    restart: o.restart,
+    expect: `a list of "${form}" strings`,
+    default: def,
+    min,
+    max: o.max,
+    items: { expect: entry },
+    unique: true,
+  };
+  return makeField(data, (v, key, ctx) => {
     const list = checkList(v, key, ctx, `"${form}" strings`, min, o.max);
     if (list === undefined) return INVALID;
     const out: string[] = [];
@@ -232,16 +322,21 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
   GiB: 1024 ** 3,
 };
 
+/** A size written as a string: a number and one unit, "64MiB", "200MB", "512 KiB". */
+export const SIZE_PATTERN = "^([0-9]{1,12}(?:\\.[0-9]{1,6})?)\\s?(B|KB|MB|GB|KiB|MiB|GiB)$";
+const SIZE_RE = new RegExp(SIZE_PATTERN);
+
 /** Bytes from a TOML integer (bytes) or a string with a unit: "64MiB", "200MB", "512KiB". */
 export function parseSize(v: unknown): number | undefined {
   if (typeof v === "number") return Number.isInteger(v) ? v : undefined;
   if (typeof v !== "string") return undefined;
-  const m = /^([0-9]{1,12}(?:\.[0-9]{1,6})?)\s?(B|KB|MB|GB|KiB|MiB|GiB)$/.exec(v);
+  const m = SIZE_RE.exec(v);
   if (m === null) return undefined;
   return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!]!);
 }
 
-function formatSize(n: number): string {
+/** A byte count in the largest binary unit that divides it: "64 KiB", "1 GiB", "100 bytes". */
+export function formatSize(n: number): string {
   for (const [u, f] of [
     ["GiB", 1024 ** 3],
     ["MiB", 1024 ** 2],
@@ -257,22 +352,42 @@ export function size(o: FieldOptions & { min: number; max: number; default: numb
   const expect =
     `a size from ${formatSize(o.min)} to ${formatSize(o.max)} ` +
     `(a number of bytes, or a string like "64MiB" or "200MB")`;
-  return field(expect, o.default, o, (v, key, ctx) => {
+  return makeField({ ...o, type: "size", expect, unit: "bytes", pattern: SIZE_PATTERN }, (v, key, ctx) => {
     const s = parseSize(v);
     return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, v);
   });
 }
 
-/** A list of up to `max` strings, each passing `test`; the meaning is checked by whoever uses them. */
+/**
+ * A list of up to `max` strings, each matching `pattern` and passing `test` (as for str); the meaning is
+ * checked by whoever uses them.
+ */
 export function strList(
-  o: FieldOptions & { default: readonly string[]; max: number; expect: string; test: (s: string) => boolean },
+  o: FieldOptions & {
+    default: readonly string[];
+    max: number;
+    expect: string;
+    pattern?: string;
+    test?: (s: string) => boolean;
+  },
 ): Field<readonly string[]> {
-  return field(`a list of up to ${o.max} strings`, o.default, o, (v, key, ctx) => {
+  const ok = stringTest(o.pattern, o.test);
+  const data = {
+    type: "list" as const,
+    description: o.description,
+    restart: o.restart,
+    expect: `a list of up to ${o.max} strings`,
+    default: o.default,
+    min: 0,
+    max: o.max,
+    items: { expect: o.expect, pattern: o.pattern },
+  };
+  return makeField(data, (v, key, ctx) => {
     const list = checkList(v, key, ctx, "strings", 0, o.max);
     if (list === undefined) return INVALID;
     let bad = false;
     list.forEach((item, i) => {
-      if (typeof item !== "string" || !o.test(item)) {
+      if (!ok(item)) {
         bad = true;
         fail(ctx, ctx.item(key, i), o.expect, item);
       }

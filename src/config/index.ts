@@ -21,6 +21,7 @@ export type { HostPort } from "./address.ts";
 export { formatHostPort, parseHostPort } from "./address.ts";
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigProblem } from "./errors.ts";
 export { ConfigError } from "./errors.ts";
+export { configJsonSchema, type JsonSchema } from "./json-schema.ts";
 export { NTP_PORT, SCHEMA } from "./schema.ts";
 export type { ConfigChange } from "./walk.ts";
 

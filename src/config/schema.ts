@@ -1,31 +1,24 @@
 import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names.ts";
-import { parseIPv4, tryParseHostPort } from "./address.ts";
-import {
-  bool,
-  type CheckContext,
-  duration,
-  type Field,
-  hostPortList,
-  INVALID,
-  int,
-  isTable,
-  num,
-  oneOf,
-  size,
-  str,
-  strList,
-} from "./fields.ts";
+import { tryParseHostPort } from "./address.ts";
+import { bool, duration, hostPortList, int, num, oneOf, size, str, strList } from "./fields.ts";
 import { type Schema, tableList } from "./walk.ts";
 
+/** A dotted-quad IPv4 address as parseIPv4 reads it: four parts 0-255, no leading zeros. */
+const IPV4 =
+  "(?:(?:0|[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5])\\.){3}(?:0|[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5])";
+
 /** RFC 5905 §7.3: a stratum-1 style refid is up to four ASCII characters; a secondary's is an IPv4 address. */
-function isRefid(s: string): boolean {
-  return parseIPv4(s) !== undefined || /^[\x21-\x7e]{1,4}$/.test(s);
-}
+export const REFID_PATTERN = `^(?:[\\x21-\\x7e]{1,4}|${IPV4})$`;
 
 /** A POSIX-portable user name (what useradd accepts); empty means "do not drop privileges". */
-function isUserName(s: string): boolean {
-  return s === "" || /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(s);
-}
+export const USER_NAME_PATTERN = "^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31})?$";
+
+/**
+ * The syntax of a [[names.rule]] suffix: labels of letters, digits, `-` and `_`, 1 to 63 each, an optional
+ * leading and trailing dot, or "." alone. The length of the whole name (253) needs lookahead, which editors'
+ * regular expressions lack, so isNameSuffix (src/defence/names.ts) still has the last word.
+ */
+export const NAME_SUFFIX_PATTERN = "^(?:\\.|\\.?[A-Za-z0-9_-]{1,63}(?:\\.[A-Za-z0-9_-]{1,63})*\\.?)$";
 
 /** The monitoring endpoint's address: a literal IP address and a port, where 0 asks for any free port. */
 function isHttpListen(s: string): boolean {
@@ -33,116 +26,258 @@ function isHttpListen(s: string): boolean {
   return tryParseHostPort(s.replace(/:0$/, ":1"), { names: false }).ok;
 }
 
-/**
- * `[[names.rule]]`: a list of `{ suffix, action }` tables in which both keys are required (a table's missing
- * key would otherwise take its default, and a rule without a suffix means nothing).
- */
-/** One `[[names.rule]]` as validated. */
-export interface NameRuleConfig {
-  readonly suffix: string;
-  readonly action: "allow" | "deny";
-}
-
-function nameRuleList(): Field<readonly NameRuleConfig[]> {
-  const list = tableList(
-    {
-      suffix: str({
-        default: "",
-        expect: 'a domain suffix such as ".mil" or "example.org" (or "." for every name)',
-        test: isNameSuffix,
-      }),
-      action: oneOf(["allow", "deny"], { default: "deny" }),
-    },
-    { max: 1000 },
-  );
-  type Rules = typeof list extends Field<infer T> ? T : never;
-  const check = (v: unknown, key: string, ctx: CheckContext): Rules | typeof INVALID => {
-    const before = ctx.problems.length;
-    if (Array.isArray(v)) {
-      v.forEach((el, i) => {
-        if (!isTable(el)) return;
-        for (const k of ["suffix", "action"]) {
-          if (!Object.hasOwn(el, k)) {
-            ctx.problems.push({
-              key: `${ctx.item(key, i)}.${k}`,
-              reason: "is missing (every rule needs one)",
-            });
-          }
-        }
-      });
-    }
-    const r = list.check(v, key, ctx);
-    return ctx.problems.length > before ? INVALID : r;
-  };
-  return Object.freeze({ ...list, check });
-}
-
 /** The NTP port (RFC 5905 §7.2). */
 export const NTP_PORT = 123;
 
 /**
- * Every configuration key, its type, range and default. Later sections ([mru], [callgap], [kod],
- * [blocklist], [acl], [http]) are added here as entries; the walker, the Config type and the
- * docs test follow from this table. Keys are kebab-case.
+ * Every configuration key: its type, limits, default and one line saying what it does. The walker, the
+ * Config type, the JSON Schema (json-schema.ts) and the key tables of docs/configuration.md
+ * (scripts/gen-config-docs.ts) all follow from this table. Keys are kebab-case.
  */
 export const SCHEMA = {
   server: {
     // Port 11123 so that a first run needs no privileges; production sets 123 (deploy/ntpshield.toml).
-    listen: hostPortList({ default: ["127.0.0.1:11123"], min: 1, max: 64, names: false, restart: true }),
-    threads: int({ min: 0, max: 256, default: 0, restart: true }),
-    user: str({ default: "", expect: "a user name (or empty)", test: isUserName, restart: true }),
-    "answer-symmetric": bool({ default: true }),
+    listen: hostPortList({
+      default: ["127.0.0.1:11123"],
+      min: 1,
+      max: 64,
+      names: false,
+      restart: true,
+      description: "Where to answer NTP: literal IP addresses and ports (a server must know what it binds).",
+    }),
+    threads: int({
+      min: 0,
+      max: 256,
+      default: 0,
+      restart: true,
+      description: "Worker threads in one process; `0` = one per core (`os.availableParallelism()`).",
+    }),
+    user: str({
+      default: "",
+      expect: "a user name (or empty)",
+      pattern: USER_NAME_PATTERN,
+      restart: true,
+      description:
+        "When started as root, the account to drop to once the sockets are bound (letters, digits, `_ . -`, " +
+        "up to 32); empty = keep the starting user.",
+    }),
+    "answer-symmetric": bool({
+      default: true,
+      description:
+        "Answer a symmetric-active (mode 1) request from a peer we have no association with by a " +
+        "symmetric-passive (mode 2) reply, as chrony does; `false` = ignore mode 1.",
+    }),
     // How packets are read and written: batched through the native addon when it is built, else node:dgram.
-    io: oneOf(["auto", "native", "dgram"], { default: "auto", restart: true }),
+    io: oneOf(["auto", "native", "dgram"], {
+      default: "auto",
+      restart: true,
+      description:
+        "How packets are read and written: `native` = the batched UDP addon, `dgram` = `node:dgram`, " +
+        "`auto` = native when the addon loads, else dgram.",
+    }),
     // Room for bursts: at 150,000 requests/s the default 208 KiB socket buffer holds about 3 ms of them.
-    "recv-buffer": size({ min: 64 * 1024, max: 1024 ** 3, default: 4 * 1024 ** 2, restart: true }),
+    "recv-buffer": size({
+      min: 64 * 1024,
+      max: 1024 ** 3,
+      default: 4 * 1024 ** 2,
+      restart: true,
+      description:
+        "Bytes of socket receive buffer asked of the kernel (`SO_RCVBUFFORCE` as root, else `SO_RCVBUF` " +
+        "capped by `net.core.rmem_max`).",
+    }),
   },
   clock: {
-    stratum: int({ min: 1, max: 15, default: 10 }),
-    refid: str({ default: "LOCL", expect: "1 to 4 ASCII characters or an IPv4 address", test: isRefid }),
+    stratum: int({
+      min: 1,
+      max: 15,
+      default: 10,
+      description: "Stratum served when no `upstream` is configured (a local-clock server).",
+    }),
+    refid: str({
+      default: "LOCL",
+      expect: "1 to 4 ASCII characters or an IPv4 address",
+      pattern: REFID_PATTERN,
+      description:
+        'Reference identifier served when no `upstream` is configured (RFC 5905 §7.3): a code such as "LOCL", ' +
+        '"GPS", "PPS", or the IPv4 address of a source.',
+    }),
     // RFC 5905 §7.3: root delay and dispersion travel in NTP short format (16.16), so at most 65535 s.
-    "root-delay": num({ min: 0, max: 65535, default: 0, unit: "seconds" }),
-    "root-dispersion": num({ min: 0, max: 65535, default: 0, unit: "seconds" }),
-    precision: int({ min: -32, max: 0, default: 0 }),
-    upstream: hostPortList({ default: [], max: 32, names: true, defaultPort: NTP_PORT }),
+    "root-delay": num({
+      min: 0,
+      max: 65535,
+      default: 0,
+      unit: "seconds",
+      description:
+        "Seconds of round-trip delay to the primary reference, served when no `upstream` is configured.",
+    }),
+    "root-dispersion": num({
+      min: 0,
+      max: 65535,
+      default: 0,
+      unit: "seconds",
+      description:
+        "Seconds of maximum error relative to the primary reference, served when no `upstream` is configured.",
+    }),
+    precision: int({
+      min: -32,
+      max: 0,
+      default: 0,
+      description:
+        "Precision of the system clock in log2 seconds, served in every reply (`-20` is about 1 µs); " +
+        "`0` = measure it at start.",
+    }),
+    upstream: hostPortList({
+      default: [],
+      max: 32,
+      names: true,
+      defaultPort: NTP_PORT,
+      description:
+        "Servers to follow as a secondary server, by name (resolved each time) or address; " +
+        "empty = a local-clock server.",
+    }),
     // §2 of the paper: well-behaved clients poll every 64 to 1,024 s; we are a client of our upstreams.
-    poll: duration({ min: 64, max: 1024, default: 64 }),
-    "hold-time": duration({ min: 16, max: 86400, default: 1800 }),
-    "correct-offset": bool({ default: false }),
+    poll: duration({
+      min: 64,
+      max: 1024,
+      default: 64,
+      description: "Seconds between polls of each upstream.",
+    }),
+    "hold-time": duration({
+      min: 16,
+      max: 86400,
+      default: 1800,
+      description:
+        "Seconds the server keeps serving after its last usable upstream sample before it says it is " +
+        "unsynchronised; only used with `upstream`.",
+    }),
+    "correct-offset": bool({
+      default: false,
+      description:
+        "Serve the system clock plus the offset measured against the upstreams, for a clock nothing else " +
+        "disciplines; only used with `upstream`.",
+    }),
   },
   // Paper §5: the MRU list, one record per client address, bounded by entries and by bytes.
   mru: {
-    "max-entries": int({ min: 1, max: 1 << 28, default: 100_000, restart: true }),
-    "max-memory": size({ min: 64 * 1024, max: 16 * 1024 ** 3, default: 64 * 1024 ** 2, restart: true }),
-    "max-age": duration({ min: 0, max: 86400, default: 64, restart: true }),
-    "admit-probability": num({ min: 0, max: 1, default: 0.5, restart: true }),
+    "max-entries": int({
+      min: 1,
+      max: 1 << 28,
+      default: 100_000,
+      restart: true,
+      description: "Most client records kept in the MRU list.",
+    }),
+    "max-memory": size({
+      min: 64 * 1024,
+      max: 16 * 1024 ** 3,
+      default: 64 * 1024 ** 2,
+      restart: true,
+      description:
+        "Bytes the MRU list may take (about 93 a record); the smaller of this and `max-entries` wins.",
+    }),
+    "max-age": duration({
+      min: 0,
+      max: 86400,
+      default: 64,
+      restart: true,
+      description:
+        "Seconds a record must have been idle before a full list recycles it for a newcomer (ntpd's `mru maxage`).",
+    }),
+    "admit-probability": num({
+      min: 0,
+      max: 1,
+      default: 0.5,
+      restart: true,
+      description:
+        "Probability that a newcomer is admitted to a full list whose oldest record is younger than `max-age` " +
+        "(the paper's sampling).",
+    }),
   },
   // Paper §12: the call-gap, with the paper's numbers (2 s, 5 s) and a start-up burst allowance.
   callgap: {
-    enabled: bool({ default: true }),
-    mode: oneOf(["rules", "token-bucket"], { default: "rules" }),
-    minimum: duration({ min: 0, max: 3600, default: 2 }),
-    average: duration({ min: 0.001, max: 86400, default: 5 }),
-    burst: int({ min: 1, max: 1000, default: 8 }),
-    leak: int({ min: 0, max: 16, default: 2 }),
-    interval: duration({ min: 0.001, max: 86400, default: 8 }),
+    enabled: bool({ default: true, description: "Gap clients that ask too often (paper §12)." }),
+    mode: oneOf(["rules", "token-bucket"], {
+      default: "rules",
+      description:
+        "`rules` = the paper's two rules with a burst allowance; `token-bucket` = chrony's `ratelimit` form.",
+    }),
+    minimum: duration({
+      min: 0,
+      max: 3600,
+      default: 2,
+      description:
+        "Rule 1: seconds since the same address's previous request under which a request is gapped.",
+    }),
+    average: duration({
+      min: 0.001,
+      max: 86400,
+      default: 5,
+      description:
+        "Rule 2: seconds of averaged interval under which an address's requests are gapped; also the least " +
+        "time between two KoDs to one client.",
+    }),
+    burst: int({
+      min: 1,
+      max: 1000,
+      default: 8,
+      description:
+        "Requests a client may make before the rules gap it, earned back at one per `average`; in " +
+        "`token-bucket` mode, the bucket's size.",
+    }),
+    leak: int({
+      min: 0,
+      max: 16,
+      default: 2,
+      description: "Answer 1 in 2^`leak` gapped requests anyway; `0` = never.",
+    }),
+    interval: duration({
+      min: 0.001,
+      max: 86400,
+      default: 8,
+      description: "Seconds per token, in `token-bucket` mode only.",
+    }),
   },
   // Paper §11: kiss-o'-death, itself rate limited.
   kod: {
-    enabled: bool({ default: true }),
-    "max-rate": num({ min: 0, max: 1_000_000, default: 100, unit: "KoDs per second" }),
+    enabled: bool({
+      default: true,
+      description: "Tell a gapped client to slow down with a RATE kiss-o'-death; `false` = drop silently.",
+    }),
+    "max-rate": num({
+      min: 0,
+      max: 1_000_000,
+      default: 100,
+      unit: "KoDs per second",
+      description:
+        "KoDs sent per second by the whole server; beyond it a gapped request is dropped and counted.",
+    }),
   },
   // Paper §11: "shoot the elephants": addresses that ignore KoDs are dropped, persistently.
   blocklist: {
-    enabled: bool({ default: false }),
+    enabled: bool({
+      default: false,
+      description:
+        "Block addresses that ignore KoDs, and load and keep the list (manual entries need it on too).",
+    }),
     path: str({
       default: "ntpshield-blocklist.db",
       expect: "a file path",
-      test: (p) => p.length > 0 && p.length <= 4096 && !p.includes("\0"),
+      pattern: "^[^\\u0000]{1,4096}$",
       restart: true,
+      description:
+        "The SQLite database holding the list; a relative path is taken from the configuration file's directory.",
     }),
-    "after-kods": int({ min: 1, max: 1_000_000, default: 10 }),
-    duration: duration({ min: 0, max: 10 * 365 * 86400, default: 0 }),
+    "after-kods": int({
+      min: 1,
+      max: 1_000_000,
+      default: 10,
+      description: "KoDs sent to an address (while its MRU record lives) after which it is blocked.",
+    }),
+    duration: duration({
+      min: 0,
+      max: 10 * 365 * 86400,
+      default: 0,
+      description: "Seconds an automatic entry lasts; `0` = for ever.",
+    }),
   },
   // Paper §10: static access lists with ntpd's restriction flags; flags are checked by src/defence/acl.ts.
   acl: {
@@ -150,28 +285,45 @@ export const SCHEMA = {
       default: ["limited", "kod"],
       max: 16,
       expect: "a flag name",
-      test: (f) => f.length < 32,
+      pattern: "^[\\s\\S]{0,31}$",
+      description: "The flags of every address no rule matches.",
     }),
     rule: tableList(
       {
         address: str({
           default: "",
           expect: 'an address or prefix ("192.0.2.0/24")',
-          test: (a) => a.length > 0,
+          pattern: "^[\\s\\S]+$",
+          description: 'An IPv4 or IPv6 address or prefix: "192.0.2.1", "192.0.2.0/24", "2001:db8::/32".',
         }),
-        flags: strList({ default: [], max: 16, expect: "a flag name", test: (f) => f.length < 32 }),
+        flags: strList({
+          default: [],
+          max: 16,
+          expect: "a flag name",
+          pattern: "^[\\s\\S]{0,31}$",
+          description: "The flags of addresses under this prefix; empty = no restriction.",
+        }),
       },
-      { max: 10_000 },
+      {
+        max: 10_000,
+        description:
+          "Access rules, each an address or prefix with its flags; the longest matching prefix wins.",
+      },
     ),
   },
   // Monitoring (docs/monitoring.md): /metrics, the JSON API and the dashboard, on loopback unless opened.
   http: {
-    enabled: bool({ default: true, restart: true }),
+    enabled: bool({
+      default: true,
+      restart: true,
+      description: "Serve `/metrics`, the JSON API and the dashboard; `false` = no HTTP socket at all.",
+    }),
     listen: str({
       default: "127.0.0.1:11124",
       expect: 'an IP address and port (0 = any free port), as "ADDR:PORT" or "[IPv6]:PORT"',
       test: isHttpListen,
       restart: true,
+      description: "Where the monitoring endpoint listens; port 0 takes any free port (logged).",
     }),
   },
   // Who may use the control features: HTTP writes (the blocklist) and ntpq's mode 6 (docs/monitoring.md).
@@ -180,23 +332,97 @@ export const SCHEMA = {
       default: ["127.0.0.1", "::1"],
       max: 1000,
       expect: 'an address or prefix ("192.0.2.0/24")',
-      test: (a) => a.length > 0 && a.length <= 64,
+      pattern: "^[\\s\\S]{1,64}$",
+      description:
+        "Addresses and prefixes allowed to write to the blocklist over HTTP and to use ntpq's mode 6 queries.",
     }),
   },
   // Paper §10: dynamic access lists from reverse DNS (docs/defences-names.md). No rule = no lookups at all.
   names: {
-    rule: nameRuleList(),
-    default: oneOf(["allow", "deny"], { default: "allow" }),
-    resolver: hostPortList({ default: [], max: 4, names: false, defaultPort: 53 }),
-    pending: oneOf(["serve", "drop"], { default: "serve" }),
-    ttl: duration({ min: 1, max: 7 * 86400, default: 3600 }),
-    "negative-ttl": duration({ min: 1, max: 86400, default: 300 }),
-    "max-concurrent": int({ min: 1, max: NAME_MAX_CONCURRENT, default: 16 }),
-    "max-rate": num({ min: 0.01, max: 100_000, default: 20, unit: "lookups per second" }),
-    "cache-size": int({ min: NAME_MIN_CACHE, max: NAME_MAX_CACHE, default: 65536, restart: true }),
-    timeout: duration({ min: 0.1, max: 30, default: 2 }),
+    rule: tableList(
+      {
+        suffix: str({
+          default: "",
+          expect: 'a domain suffix such as ".mil" or "example.org" (or "." for every name)',
+          pattern: NAME_SUFFIX_PATTERN,
+          test: isNameSuffix,
+          description:
+            'A domain matched on whole labels, any ASCII case: ".mil" covers `mil` and `army.mil`; "." = every name.',
+        }),
+        action: oneOf(["allow", "deny"], {
+          default: "deny",
+          description: "`allow` = on through the other defences; `deny` = dropped silently.",
+        }),
+      },
+      {
+        max: 1000,
+        required: ["suffix", "action"],
+        description:
+          "Name rules in order: the first whose suffix covers the address's confirmed name decides; " +
+          "empty = no lookups at all.",
+      },
+    ),
+    default: oneOf(["allow", "deny"], {
+      default: "allow",
+      description: "The verdict for a name no rule covers and for an address without a confirmed name.",
+    }),
+    resolver: hostPortList({
+      default: [],
+      max: 4,
+      names: false,
+      defaultPort: 53,
+      description: "DNS resolvers asked, in order; empty = the system's (`/etc/resolv.conf`).",
+    }),
+    pending: oneOf(["serve", "drop"], {
+      default: "serve",
+      description:
+        "Packets from an address whose lookup has not finished: `serve` = answered meanwhile, " +
+        "`drop` = not answered until the name is known.",
+    }),
+    ttl: duration({
+      min: 1,
+      max: 7 * 86400,
+      default: 3600,
+      description: "Seconds a verdict from a confirmed name is kept before the address is looked up again.",
+    }),
+    "negative-ttl": duration({
+      min: 1,
+      max: 86400,
+      default: 300,
+      description: "Seconds a verdict without a confirmed name (no PTR, a forged one, a failure) is kept.",
+    }),
+    "max-concurrent": int({
+      min: 1,
+      max: NAME_MAX_CONCURRENT,
+      default: 16,
+      description: "Lookups in progress at once, for the whole server.",
+    }),
+    "max-rate": num({
+      min: 0.01,
+      max: 100_000,
+      default: 20,
+      unit: "lookups per second",
+      description: "New lookups per second for the whole server, with a burst of one second's worth.",
+    }),
+    "cache-size": int({
+      min: NAME_MIN_CACHE,
+      max: NAME_MAX_CACHE,
+      default: 65536,
+      restart: true,
+      description:
+        "Addresses whose verdict is kept, in one cache for all worker threads (about 41 bytes each).",
+    }),
+    timeout: duration({
+      min: 0.1,
+      max: 30,
+      default: 2,
+      description: "Seconds one lookup (PTR and forward confirmation together) may take.",
+    }),
   },
   log: {
-    level: oneOf(["debug", "info", "warn", "error"], { default: "info" }),
+    level: oneOf(["debug", "info", "warn", "error"], {
+      default: "info",
+      description: "Least severe message written.",
+    }),
   },
 } satisfies Schema;

@@ -3,13 +3,13 @@ import {
   type CheckContext,
   checkList,
   describeValue,
-  FIELD,
   type Field,
   type FieldOptions,
   INVALID,
   type Invalid,
   isField,
   isTable,
+  makeField,
 } from "./fields.ts";
 
 /** A schema table: kebab-case keys to fields (leaves) or nested tables (TOML sections). */
@@ -122,27 +122,69 @@ export function defaultsOf(schema: Schema): Record<string, unknown> {
 }
 
 /**
- * A list of tables, each validated against `item` (for later sections such as `[[acl.rule]]`).
- * Problems inside name the item: "acl.rule[2].prefix".
+ * A list of tables, each validated against `item` (`[[acl.rule]]`, `[[names.rule]]`). Problems inside name
+ * the item: "acl.rule[2].prefix". A key in `required` must be given in every table (its default would
+ * otherwise be taken, and a rule without it means nothing); all tables are checked for those first.
  */
 export function tableList<S extends Schema>(
   item: S,
-  o: FieldOptions & { max: number; default?: readonly ValueOf<S>[] },
-): Field<readonly ValueOf<S>[]> {
+  o: FieldOptions & {
+    max: number;
+    default?: readonly ValueOf<S>[];
+    required?: readonly (keyof S & string)[];
+  },
+): Field<readonly ValueOf<S>[]> & { readonly table: S } {
+  const required = o.required ?? [];
   const check = (v: unknown, key: string, ctx: CheckContext): readonly ValueOf<S>[] | Invalid => {
+    const before = ctx.problems.length;
+    if (required.length > 0 && Array.isArray(v)) {
+      v.forEach((el, i) => {
+        if (!isTable(el)) return;
+        for (const k of required) {
+          if (!Object.hasOwn(el, k)) {
+            ctx.problems.push({
+              key: `${ctx.item(key, i)}.${k}`,
+              reason: "is missing (every rule needs one)",
+            });
+          }
+        }
+      });
+    }
     const list = checkList(v, key, ctx, "tables", 0, o.max);
     if (list === undefined) return INVALID;
-    const before = ctx.problems.length;
     const out = list.map((el, i) => validateTable(item, el, ctx.item(key, i), ctx) as ValueOf<S>);
     return ctx.problems.length > before ? INVALID : out;
   };
-  return Object.freeze({
-    [FIELD]: true as const,
+  const data = {
+    type: "tables" as const,
+    description: o.description,
+    restart: o.restart,
     expect: `a list of up to ${o.max} tables`,
     default: o.default ?? [],
-    restart: o.restart === true,
-    check,
-  });
+    min: 0,
+    max: o.max,
+    table: item,
+    required: o.required,
+  };
+  return makeField(data, check) as Field<readonly ValueOf<S>[]> & { readonly table: S };
+}
+
+/**
+ * The keys a table of a list must give: those the list requires, and those whose default fails their own
+ * check (a placeholder such as `[[acl.rule]] address = ""`, refused later when the rule is compiled).
+ */
+export function requiredKeys(field: Field<unknown>): string[] {
+  const table = field.table ?? {};
+  const out: string[] = [];
+  for (const [k, node] of Object.entries(table)) {
+    if (field.required?.includes(k) || (isField(node) && isPlaceholder(node))) out.push(k);
+  }
+  return out;
+}
+
+/** Whether a field's default is not itself a valid value (it stands for "no default"). */
+export function isPlaceholder(field: Field<unknown>): boolean {
+  return field.check(field.default, "", fileContext([])) === INVALID;
 }
 
 /** Freezes a value and everything reachable from it, so no part of a running config can be changed. */

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { configJsonSchema } from "../../src/config/index.ts";
 import { clientRequest, exchange } from "../helpers/ntp.ts";
 import { freeUdpPort, REPO_ROOT, startNtpshield } from "../helpers/peers.ts";
 
@@ -68,6 +69,16 @@ describe("ntpshield check-config", () => {
     const r = cli("check-config", join(dir, "missing.toml"));
     assert.equal(r.status, 2);
     assert.match(r.stderr, /missing\.toml/);
+  });
+
+  it("prints the configuration's JSON Schema with --json-schema, and says so in its usage", () => {
+    const r = cli("check-config", "--json-schema");
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), configJsonSchema());
+    const usage = cli("check-config", "--help");
+    assert.equal(usage.status, 0);
+    assert.match(usage.stderr, /--json-schema/);
+    assert.equal(cli("check-config", "--json-schema", "extra").status, 2);
   });
 });
 
