@@ -11,10 +11,11 @@ import {
   loadConfigFile,
   parseHostPort,
 } from "../config/index.ts";
+import { ServeError } from "../server/errors.ts";
 import { HttpMonitor } from "../server/http.ts";
 import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
 import type { ListenAddress } from "../server/messages.ts";
-import { NtpServer, ServeError, type ServerSettings } from "../server/server.ts";
+import { NtpServer, type ServerSettings } from "../server/server.ts";
 import { VERSION } from "./version.ts";
 
 export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADDR:PORT]... [--threads N] [--log-level LEVEL]

@@ -43,9 +43,9 @@ import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "./blocklist
 import { BlocklistStoreError } from "./blocklist-store.ts";
 import { compileControlAllow } from "./control.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard/assets.ts";
+import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { formatAddress, type ListenAddress } from "./messages.ts";
-import { ServeError } from "./server.ts";
 
 /** What the endpoint reads from the server (NtpServer has all of it). */
 export interface MonitorSource {

@@ -21,6 +21,7 @@ import {
   updatesOf,
 } from "./blocklist-store.ts";
 import { type ClockSource, createClockSource } from "./clock-source.ts";
+import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import {
   type BlockedItem,
@@ -54,15 +55,6 @@ export interface ServerSettings {
   config: Config;
   /** The file it came from (relative blocklist paths are taken from its directory). */
   configFile?: string | undefined;
-}
-
-export class ServeError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "ServeError";
-    this.code = code;
-  }
 }
 
 const CALIBRATE_EVERY_MS = 16_000;
