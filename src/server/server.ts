@@ -20,7 +20,7 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "./blocklist-store.ts";
-import { type ClockSource, createClockSource } from "./clock-source.ts";
+import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
 import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -41,16 +41,7 @@ export interface ServerSettings {
   user: string;
   answerSymmetric: boolean;
   precision: number;
-  clock: {
-    stratum: number;
-    refid: string;
-    rootDelay: number;
-    rootDispersion: number;
-    upstream: readonly string[];
-    poll: number;
-    holdTime: number;
-    correctOffset: boolean;
-  };
+  clock: ClockConfig;
   /** The whole validated configuration: the defences are built from it. */
   config: Config;
   /** The file it came from (relative blocklist paths are taken from its directory). */
