@@ -37,6 +37,7 @@ import { parseAddressKey } from "../defence/address-key.ts";
 import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
 import type { MruEntry } from "../defence/mru.ts";
 import { NAME_COUNTER_NAMES } from "../defence/names.ts";
+import { refIdDisplay } from "../protocol/index.ts";
 import { defaultRestrictionNames, snapshotFromMru } from "../survey/from-mru.ts";
 import type { Snapshot } from "../survey/snapshot.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "./blocklist-store.ts";
@@ -966,19 +967,4 @@ function blocklistJson(e: BlocklistEntry): Record<string, unknown> {
     added: new Date(e.addedMs).toISOString(),
     expires: e.expiresMs === null ? null : new Date(e.expiresMs).toISOString(),
   };
-}
-
-/** A refid for people: four printable ASCII characters as text ("LOCL", "GPS"), else a dotted quad. */
-export function refIdDisplay(refId: number): string {
-  const r = refId >>> 0;
-  const bytes = [r >>> 24, (r >>> 16) & 255, (r >>> 8) & 255, r & 255];
-  let text = "";
-  let ended = false;
-  let ascii = bytes[0]! !== 0;
-  for (const b of bytes) {
-    if (b === 0) ended = true;
-    else if (ended || b < 0x20 || b > 0x7e) ascii = false;
-    else text += String.fromCharCode(b);
-  }
-  return ascii ? text : bytes.join(".");
 }
