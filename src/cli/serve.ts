@@ -12,7 +12,7 @@ import {
   parseHostPort,
 } from "../config/index.ts";
 import { ServeError } from "../server/errors.ts";
-import { HttpMonitor } from "../server/http.ts";
+import { HttpMonitor } from "../server/http/index.ts";
 import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
 import type { ListenAddress } from "../server/messages.ts";
 import { NtpServer, type ServerSettings } from "../server/server.ts";

@@ -25,28 +25,28 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { VERSION } from "../cli/version.ts";
-import { parseDuration } from "../config/fields.ts";
-import type { Config } from "../config/index.ts";
-import { RES_KOD, RES_LIMITED, restrictionBits } from "../control/mrulist.ts";
-import type { CounterSnapshot } from "../core/counters.ts";
-import type { Defences } from "../core/defences.ts";
-import { REASON_COUNT, REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../core/reasons.ts";
-import type { ServeState } from "../core/serve-state.ts";
-import { parseAddressKey } from "../defence/address-key.ts";
-import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
-import type { MruEntry } from "../defence/mru.ts";
-import { NAME_COUNTER_NAMES } from "../defence/names.ts";
-import { refIdDisplay } from "../protocol/index.ts";
-import { defaultRestrictionNames, snapshotFromMru } from "../survey/from-mru.ts";
-import type { Snapshot } from "../survey/snapshot.ts";
-import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "./blocklist-store.ts";
-import { BlocklistStoreError } from "./blocklist-store.ts";
-import { compileControlAllow } from "./control.ts";
-import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard/assets.ts";
-import { ServeError } from "./errors.ts";
-import type { Logger } from "./log.ts";
-import { formatAddress, type ListenAddress } from "./messages.ts";
+import { VERSION } from "../../cli/version.ts";
+import { parseDuration } from "../../config/fields.ts";
+import type { Config } from "../../config/index.ts";
+import { RES_KOD, RES_LIMITED, restrictionBits } from "../../control/mrulist.ts";
+import type { CounterSnapshot } from "../../core/counters.ts";
+import type { Defences } from "../../core/defences.ts";
+import { REASON_COUNT, REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../../core/reasons.ts";
+import type { ServeState } from "../../core/serve-state.ts";
+import { parseAddressKey } from "../../defence/address-key.ts";
+import { BlocklistError, canonicalAddress } from "../../defence/blocklist.ts";
+import type { MruEntry } from "../../defence/mru.ts";
+import { NAME_COUNTER_NAMES } from "../../defence/names.ts";
+import { refIdDisplay } from "../../protocol/index.ts";
+import { defaultRestrictionNames, snapshotFromMru } from "../../survey/from-mru.ts";
+import type { Snapshot } from "../../survey/snapshot.ts";
+import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist-store.ts";
+import { BlocklistStoreError } from "../blocklist-store.ts";
+import { compileControlAllow } from "../control.ts";
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard/assets.ts";
+import { ServeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { formatAddress, type ListenAddress } from "../messages.ts";
 
 /** What the endpoint reads from the server (NtpServer has all of it). */
 export interface MonitorSource {

@@ -1,0 +1,2 @@
+// The monitoring endpoint (docs/monitoring.md): server.ts serves it; the other files are its parts.
+export * from "./server.ts";
