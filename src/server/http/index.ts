@@ -1,2 +1,4 @@
 // The monitoring endpoint (docs/monitoring.md): server.ts serves it; the other files are its parts.
+export * from "./clients.ts";
+export * from "./clients-query.ts";
 export * from "./server.ts";
