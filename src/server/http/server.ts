@@ -30,11 +30,9 @@ import { parseDuration } from "../../config/fields.ts";
 import type { Config } from "../../config/index.ts";
 import type { CounterSnapshot } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
-import { REASON_COUNT, REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../../core/reasons.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import { parseAddressKey } from "../../defence/address-key.ts";
 import { BlocklistError, canonicalAddress } from "../../defence/blocklist.ts";
-import { NAME_COUNTER_NAMES } from "../../defence/names.ts";
 import { refIdDisplay } from "../../protocol/index.ts";
 import { snapshotFromMru } from "../../survey/from-mru.ts";
 import type { Snapshot } from "../../survey/snapshot.ts";
@@ -47,6 +45,8 @@ import type { Logger } from "../log.ts";
 import { formatAddress, type ListenAddress } from "../messages.ts";
 import { clientRow, selectClients } from "./clients.ts";
 import { type ClientQuery, numberParam, parseClientQuery, QueryError } from "./clients-query.ts";
+import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
+import { packetTotals } from "./packet-totals.ts";
 
 /** What the endpoint reads from the server (NtpServer has all of it). */
 export interface MonitorSource {
@@ -82,113 +82,6 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const SOCKET_TIMEOUT_MS = 60_000;
 /** GET /api/blocklist returns at most this many entries unless asked for more (limit=). */
 const BLOCKLIST_DEFAULT_LIMIT = 1000;
-
-// --- Packet totals: the ntpd-rs families -------------------------------------------------------------
-
-/**
- * Reasons refused because of who sent them: the access list (noserve, noquery, RSTR kisses), the access
- * rules by reverse-DNS name (denied, or the lookup still pending) and the blocklist. ntpd-rs's "denied" is
- * its deny list, the same idea.
- */
-const DENIED = new Set([
-  "drop_acl_noserve",
-  "kiss_rstr",
-  "drop_noquery",
-  "drop_name_deny",
-  "kiss_deny",
-  "drop_name_pending",
-  "drop_blocklisted",
-]);
-/** Requests the call-gap refused (paper §12), whether kissed (RATE) or dropped, KoD limiter included. */
-const RATE_LIMITED = new Set(["drop_gapped", "kiss_rate", "drop_kod_limited"]);
-
-/** Every packet in exactly one of accepted, denied, rate-limited, ignored: they add up to received. */
-export interface PacketTotals {
-  received: number;
-  /** Answered (time, symmetric, a call-gap leak, a control reply). */
-  accepted: number;
-  denied: number;
-  rateLimited: number;
-  /** Not answered for what the packet is: malformed, a mode never answered, access list `ignore`. */
-  ignored: number;
-  /** KoDs sent, by kiss code. */
-  kod: { RATE: number; RSTR: number; DENY: number };
-  /** KoDs that were due but withheld by the KoD limiter (per client or server-wide rate). */
-  kodLimited: number;
-  sendErrors: number;
-  socketErrors: number;
-  /** Requests the kernel dropped (socket buffer full) before the server read them: not in received. */
-  kernelDrops: number;
-}
-
-export function packetTotals(c: CounterSnapshot): PacketTotals {
-  let accepted = 0;
-  let denied = 0;
-  let rateLimited = 0;
-  let ignored = 0;
-  for (let r = 0; r < REASON_COUNT; r++) {
-    const name = REASON_NAMES[r]!;
-    const n = c.byReason[name] ?? 0;
-    if (REASON_RESPONSE[r] === RESPONSE_SERVED) accepted += n;
-    else if (DENIED.has(name)) denied += n;
-    else if (RATE_LIMITED.has(name)) rateLimited += n;
-    else ignored += n;
-  }
-  return {
-    received: c.received,
-    accepted,
-    denied,
-    rateLimited,
-    ignored,
-    kod: {
-      RATE: c.byReason["kiss_rate"] ?? 0,
-      RSTR: c.byReason["kiss_rstr"] ?? 0,
-      DENY: c.byReason["kiss_deny"] ?? 0,
-    },
-    kodLimited: c.byReason["drop_kod_limited"] ?? 0,
-    sendErrors: c.sendErrors,
-    socketErrors: c.socketErrors,
-    kernelDrops: c.kernelDrops,
-  };
-}
-
-// --- Prometheus text format (exposition format 0.0.4) -------------------------------------------------
-
-interface Sample {
-  labels?: Record<string, string>;
-  value: number;
-}
-
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
-}
-
-function formatValue(v: number): string {
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Number.POSITIVE_INFINITY) return "+Inf";
-  if (v === Number.NEGATIVE_INFINITY) return "-Inf";
-  return String(v);
-}
-
-class MetricsText {
-  private out: string[] = [];
-  add(name: string, type: "counter" | "gauge", help: string, samples: Sample[] | number): void {
-    this.out.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
-    this.out.push(`# TYPE ${name} ${type}`);
-    const list = typeof samples === "number" ? [{ value: samples }] : samples;
-    for (const s of list) {
-      const labels = s.labels
-        ? `{${Object.entries(s.labels)
-            .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
-            .join(",")}}`
-        : "";
-      this.out.push(`${name}${labels} ${formatValue(s.value)}`);
-    }
-  }
-  text(): string {
-    return `${this.out.join("\n")}\n`;
-  }
-}
 
 // --- The endpoint --------------------------------------------------------------------------------------
 
@@ -449,130 +342,15 @@ export class HttpMonitor {
   }
 
   private metrics(res: ServerResponse): void {
-    const c = this.source.stats();
-    const t = packetTotals(c);
-    const d = this.source.defences!;
-    const mru = d.mru.stats();
-    const kod = d.kod.stats();
-    const state = this.source.state;
-    const bl = this.blocklistSummary();
-    const m = new MetricsText();
-    m.add("ntp_uptime_seconds", "gauge", "Time that the NTP daemon is running.", [
-      { labels: { version: VERSION }, value: Math.max(0, this.now() - this.startedAtMs) / 1000 },
-    ]);
-    if (state) {
-      m.add("ntp_system_stratum", "gauge", "Stratum of our clock.", state.stratum);
-      m.add("ntp_system_leap_indicator", "gauge", "Leap indicator served (3 = unsynchronised).", state.leap);
-      m.add(
-        "ntp_system_root_delay_seconds",
-        "gauge",
-        "Distance to the closest root time source.",
-        state.rootDelay,
-      );
-      m.add(
-        "ntp_system_root_dispersion_seconds",
-        "gauge",
-        "Estimate of how precise our time is.",
-        state.rootDispersion,
-      );
-    }
-    m.add("ntp_server_received_packets_total", "counter", "Number of incoming packets.", t.received);
-    m.add(
-      "ntp_server_accepted_packets_total",
-      "counter",
-      "Number of packets accepted (answered with the time, or a control reply).",
-      t.accepted,
-    );
-    m.add(
-      "ntp_server_denied_packets_total",
-      "counter",
-      "Number of denied packets (access list noserve/noquery, RSTR kiss-o'-death, name rules, blocklist).",
-      t.denied,
-    );
-    m.add(
-      "ntp_server_ignored_packets_total",
-      "counter",
-      "Number of packets ignored (malformed, a mode not answered, access list ignore).",
-      t.ignored,
-    );
-    m.add(
-      "ntp_server_rate_limited_packets_total",
-      "counter",
-      "Number of rate limited packets (refused by the call-gap, kissed or dropped).",
-      t.rateLimited,
-    );
-    m.add(
-      "ntp_server_response_send_errors_total",
-      "counter",
-      "Number of packets where there was an error responding.",
-      t.sendErrors,
-    );
-    m.add("ntp_server_kod_packets_total", "counter", "Kiss-o'-death packets sent, by kiss code.", [
-      { labels: { code: "RATE" }, value: t.kod.RATE },
-      { labels: { code: "RSTR" }, value: t.kod.RSTR },
-      { labels: { code: "DENY" }, value: t.kod.DENY },
-    ]);
-    m.add(
-      "ntp_server_kod_limited_packets_total",
-      "counter",
-      "Kiss-o'-death packets due but withheld by the KoD limiter (the request was dropped).",
-      t.kodLimited,
-    );
-    m.add(
-      "ntpshield_packets_total",
-      "counter",
-      "Packets by what was done with them (src/core/reasons.ts); they add up to received.",
-      REASON_NAMES.map((reason) => ({ labels: { reason }, value: c.byReason[reason] ?? 0 })),
-    );
-    m.add("ntpshield_socket_errors_total", "counter", "Errors reported by the NTP sockets.", t.socketErrors);
-    m.add(
-      "ntpshield_kernel_drops_total",
-      "counter",
-      "Requests the kernel dropped, the socket's receive buffer full, before the server read them.",
-      t.kernelDrops,
-    );
-    m.add("ntpshield_mru_records", "gauge", "Client records in the MRU list.", mru.size);
-    m.add("ntpshield_mru_capacity", "gauge", "Most client records the MRU list holds.", mru.capacity);
-    m.add("ntpshield_mru_inserted_total", "counter", "MRU records created in free room.", mru.inserted);
-    m.add(
-      "ntpshield_mru_evicted_total",
-      "counter",
-      "MRU records evicted, younger than max-age, for a newcomer admitted by sampling.",
-      mru.evicted,
-    );
-    m.add(
-      "ntpshield_mru_recycled_total",
-      "counter",
-      "MRU records reused because older than max-age.",
-      mru.recycled,
-    );
-    m.add(
-      "ntpshield_mru_refused_total",
-      "counter",
-      "Newcomers refused a record by sampling while the MRU list was full.",
-      mru.refused,
-    );
-    m.add("ntpshield_kod_limiter_total", "counter", "Decisions of the KoD limiter.", [
-      { labels: { result: "sent" }, value: kod.sent },
-      { labels: { result: "dropped_client" }, value: kod.droppedClient },
-      { labels: { result: "dropped_rate" }, value: kod.droppedRate },
-    ]);
-    m.add(
-      "ntpshield_name_rules_total",
-      "counter",
-      "Reverse-DNS name rules (docs/defences-names.md): verdicts given per packet, lookups queued or refused by the limits, cache evictions.",
-      NAME_COUNTER_NAMES.map((event, i) => ({ labels: { event }, value: d.names.counters[i] ?? 0 })),
-    );
-    m.add(
-      "ntpshield_name_cache_entries",
-      "gauge",
-      "Addresses in the reverse-DNS verdict cache.",
-      d.names.size,
-    );
-    m.add("ntpshield_blocklist_enabled", "gauge", "1 if the blocklist is in use.", bl.enabled ? 1 : 0);
-    m.add("ntpshield_blocklist_entries", "gauge", "Addresses on the blocklist (not expired).", bl.entries);
-    res.writeHead(200, { ...COMMON_HEADERS, "content-type": "text/plain; version=0.0.4; charset=utf-8" });
-    res.end(m.text());
+    const text = metricsText({
+      uptimeS: Math.max(0, this.now() - this.startedAtMs) / 1000,
+      counters: this.source.stats(),
+      state: this.source.state,
+      defences: this.source.defences!,
+      blocklist: this.blocklistSummary(),
+    });
+    res.writeHead(200, { ...COMMON_HEADERS, "content-type": METRICS_CONTENT_TYPE });
+    res.end(text);
   }
 
   private clients(res: ServerResponse, params: URLSearchParams): void {
