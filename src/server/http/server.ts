@@ -45,6 +45,7 @@ import type { Logger } from "../log.ts";
 import { formatAddress, type ListenAddress } from "../messages.ts";
 import { clientRow, selectClients } from "./clients.ts";
 import { type ClientQuery, numberParam, parseClientQuery, QueryError } from "./clients-query.ts";
+import { explainHttpBindError, HttpError } from "./errors.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { packetTotals } from "./packet-totals.ts";
 
@@ -84,38 +85,6 @@ const SOCKET_TIMEOUT_MS = 60_000;
 const BLOCKLIST_DEFAULT_LIMIT = 1000;
 
 // --- The endpoint --------------------------------------------------------------------------------------
-
-/** An HTTP bind failure in words an operator can act on (compare explainBindError for the NTP sockets). */
-export function explainHttpBindError(address: string, code: string, message: string): ServeError {
-  const where = `cannot bind the monitoring endpoint ${address} ([http] listen or --http)`;
-  switch (code) {
-    case "EADDRINUSE":
-      return new ServeError(
-        "ERR_HTTP_BIND_IN_USE",
-        `${where}: the address is in use. Is another ntpshield running? Choose another port, or turn the ` +
-          "endpoint off with [http] enabled = false (--http off)",
-      );
-    case "EACCES":
-    case "EPERM":
-      return new ServeError(
-        "ERR_HTTP_BIND_PRIVILEGED",
-        `${where}: the port is privileged: start as root (the endpoint is bound before [server] user drops ` +
-          "privileges) or use a port above 1023 (the default is 11124)",
-      );
-    case "EADDRNOTAVAIL":
-      return new ServeError("ERR_HTTP_BIND_NOT_AVAILABLE", `${where}: not an address of this host`);
-    default:
-      return new ServeError("ERR_HTTP_BIND", `${where}: ${message}`);
-  }
-}
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
 
 const JSON_TYPE = "application/json; charset=utf-8";
 const COMMON_HEADERS: Record<string, string> = {
