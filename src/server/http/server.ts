@@ -48,6 +48,7 @@ import { type ClientQuery, numberParam, parseClientQuery, QueryError } from "./c
 import { explainHttpBindError, HttpError } from "./errors.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { packetTotals } from "./packet-totals.ts";
+import { sendError, sendJson, sendNoContent, sendPage, sendText } from "./reply.ts";
 
 /** What the endpoint reads from the server (NtpServer has all of it). */
 export interface MonitorSource {
@@ -85,20 +86,6 @@ const SOCKET_TIMEOUT_MS = 60_000;
 const BLOCKLIST_DEFAULT_LIMIT = 1000;
 
 // --- The endpoint --------------------------------------------------------------------------------------
-
-const JSON_TYPE = "application/json; charset=utf-8";
-const COMMON_HEADERS: Record<string, string> = {
-  "x-content-type-options": "nosniff",
-  "cache-control": "no-store",
-  "referrer-policy": "no-referrer",
-};
-const PAGE_HEADERS: Record<string, string> = {
-  ...COMMON_HEADERS,
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  "x-frame-options": "DENY",
-};
 
 const ASSETS: Record<string, { type: string; body: string }> = {
   "/": { type: "text/html; charset=utf-8", body: DASHBOARD_HTML },
@@ -201,13 +188,11 @@ export class HttpMonitor {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     this.route(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
-        // A body refused unread is not drained: the connection is closed after the answer instead.
-        if (err.status === 413) res.setHeader("connection", "close");
-        this.sendJson(res, err.status, { error: err.message });
+        sendError(res, err);
         return;
       }
       this.log.error("monitoring endpoint: request failed", { url: req.url, error: err });
-      if (!res.headersSent) this.sendJson(res, 500, { error: "internal error (logged)" });
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error (logged)" });
       else res.destroy();
     });
   }
@@ -220,13 +205,11 @@ export class HttpMonitor {
     const asset = ASSETS[path];
     if (asset !== undefined) {
       if (!read) throw this.methodNotAllowed(res, "GET, HEAD");
-      res.writeHead(200, { ...PAGE_HEADERS, "content-type": asset.type });
-      res.end(asset.body);
+      sendPage(res, asset.type, asset.body);
       return;
     }
     if (path === "/favicon.ico") {
-      res.writeHead(204, COMMON_HEADERS);
-      res.end();
+      sendNoContent(res);
       return;
     }
     if (path === "/api/blocklist" || path.startsWith("/api/blocklist/")) {
@@ -235,9 +218,9 @@ export class HttpMonitor {
     }
     const get: Record<string, () => void> = {
       "/metrics": () => this.metrics(res),
-      "/api/stats": () => this.sendJson(res, 200, this.stats()),
+      "/api/stats": () => sendJson(res, 200, this.stats()),
       "/api/clients": () => this.clients(res, url.searchParams),
-      "/api/snapshot": () => this.sendJson(res, 200, this.snapshot()),
+      "/api/snapshot": () => sendJson(res, 200, this.snapshot()),
     };
     const handler = get[path];
     if (handler === undefined) throw new HttpError(404, `no such page: ${path}`);
@@ -249,16 +232,6 @@ export class HttpMonitor {
   private methodNotAllowed(res: ServerResponse, allow: string): HttpError {
     res.setHeader("allow", allow);
     return new HttpError(405, `method not allowed; use ${allow}`);
-  }
-
-  private sendJson(res: ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
-      ...COMMON_HEADERS,
-      "content-type": JSON_TYPE,
-      "content-length": Buffer.byteLength(text),
-    });
-    res.end(text);
   }
 
   /** The figures of /api/stats (and, as JSON, of `ntpshield stats` and the dashboard). */
@@ -318,8 +291,7 @@ export class HttpMonitor {
       defences: this.source.defences!,
       blocklist: this.blocklistSummary(),
     });
-    res.writeHead(200, { ...COMMON_HEADERS, "content-type": METRICS_CONTENT_TYPE });
-    res.end(text);
+    sendText(res, METRICS_CONTENT_TYPE, text);
   }
 
   private clients(res: ServerResponse, params: URLSearchParams): void {
@@ -347,7 +319,7 @@ export class HttpMonitor {
       entries.map((e) => clientRow(e, nowS)),
       q,
     );
-    this.sendJson(res, 200, { now: nowS, size: mru.size, clients: rows });
+    sendJson(res, 200, { now: nowS, size: mru.size, clients: rows });
   }
 
   /** The survey's input (src/survey/snapshot.ts, format 1). */
@@ -380,7 +352,7 @@ export class HttpMonitor {
       this.requireBlocklist();
       const limit = numberOr400(url.searchParams, "limit", BLOCKLIST_DEFAULT_LIMIT);
       const entries = this.source.blocklistStore!.list();
-      this.sendJson(res, 200, {
+      sendJson(res, 200, {
         enabled: true,
         count: entries.length,
         entries: entries.slice(0, limit === 0 ? entries.length : limit).map(blocklistJson),
@@ -398,7 +370,7 @@ export class HttpMonitor {
       this.requireBlocklist();
       const write = parseBlockWrite(body, this.now());
       const entry = this.guard(() => this.source.blockAddress(write));
-      this.sendJson(res, 201, blocklistJson(entry));
+      sendJson(res, 201, blocklistJson(entry));
       return;
     }
     let fromPath = "";
@@ -413,7 +385,7 @@ export class HttpMonitor {
     const canonical = this.guard(() => canonicalAddress(address));
     const removed = this.guard(() => this.source.unblockAddress(canonical));
     if (!removed) throw new HttpError(404, `${canonical} is not on the blocklist`);
-    this.sendJson(res, 200, { removed: true, address: canonical });
+    sendJson(res, 200, { removed: true, address: canonical });
   }
 
   private requireBlocklist(): void {
