@@ -43,6 +43,7 @@ import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard/assets
 import { ServeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { formatAddress, type ListenAddress } from "../messages.ts";
+import { readBody } from "./body.ts";
 import { clientRow, selectClients } from "./clients.ts";
 import { type ClientQuery, numberParam, parseClientQuery, QueryError } from "./clients-query.ts";
 import { explainHttpBindError, HttpError } from "./errors.ts";
@@ -73,8 +74,6 @@ export interface HttpMonitorOptions {
   now?: () => number;
 }
 
-/** Request bodies beyond this are refused (413): a blocklist write is a few dozen bytes. */
-export const MAX_BODY_BYTES = 4096;
 const MAX_HEADER_BYTES = 8192;
 const MAX_CONNECTIONS = 128;
 const HEADERS_TIMEOUT_MS = 5_000;
@@ -435,20 +434,6 @@ function numberOr400(p: URLSearchParams, name: string, fallback: number): number
     if (err instanceof QueryError) throw new HttpError(400, err.message);
     throw err;
   }
-}
-
-/** Reads a request body of at most MAX_BODY_BYTES; 413 beyond (and the connection is closed). */
-async function readBody(req: IncomingMessage): Promise<string> {
-  const tooLarge = () => new HttpError(413, `a request body is at most ${MAX_BODY_BYTES} bytes`);
-  if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw tooLarge(); // (chunked: no length was declared)
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** {address, duration?, reason?}: duration in seconds or "15m"/"12h"/"7d", 0 or absent = for ever. */
