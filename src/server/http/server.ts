@@ -16,12 +16,9 @@
 //
 // Safety (a control interface open to the world is how ntpd's monlist became an amplifier):
 // - loopback by default ([http] listen); reads are open to whoever can reach the socket;
-// - writes only from the [control] allow list (the TCP peer address: unlike UDP, it has completed a
-//   handshake, so it cannot be forged off-path), and only when the request could not have been made by a web
-//   page of another site through the operator's browser: a JSON body (a cross-site form cannot send one
-//   without a CORS preflight, which is never granted), no foreign Origin, and a Host that is an IP address
-//   or localhost (a DNS-rebinding page names its own host);
-// - bounded: request bodies (4 KiB), headers, connections, and timeouts on every phase of a request.
+// - writes only from the [control] allow list, and only ones a web page of another site could not have made
+//   through the operator's browser (security.ts);
+// - bounded: request bodies (4 KiB, body.ts), headers, connections, and timeouts on every phase of a request.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -31,7 +28,6 @@ import type { Config } from "../../config/index.ts";
 import type { CounterSnapshot } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import type { ServeState } from "../../core/serve-state.ts";
-import { parseAddressKey } from "../../defence/address-key.ts";
 import { BlocklistError, canonicalAddress } from "../../defence/blocklist.ts";
 import { refIdDisplay } from "../../protocol/index.ts";
 import { snapshotFromMru } from "../../survey/from-mru.ts";
@@ -50,6 +46,7 @@ import { explainHttpBindError, HttpError } from "./errors.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { packetTotals } from "./packet-totals.ts";
 import { sendError, sendJson, sendNoContent, sendPage, sendText } from "./reply.ts";
+import { checkWriter, requireJsonBody } from "./security.ts";
 
 /** What the endpoint reads from the server (NtpServer has all of it). */
 export interface MonitorSource {
@@ -91,17 +88,6 @@ const ASSETS: Record<string, { type: string; body: string }> = {
   "/dashboard.js": { type: "text/javascript; charset=utf-8", body: DASHBOARD_JS },
   "/dashboard.css": { type: "text/css; charset=utf-8", body: DASHBOARD_CSS },
 };
-
-/** A Host header naming an IP address or localhost (any port): what a DNS-rebinding page cannot send. */
-function literalHost(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost)(:[0-9]{1,5})?$/.exec(host);
-  if (m === null) return false;
-  const name = m[1]!;
-  if (name === "localhost") return true;
-  const bare = name.startsWith("[") ? name.slice(1, -1) : name;
-  return parseAddressKey(bare, new Uint32Array(4));
-}
 
 export class HttpMonitor {
   private readonly source: MonitorSource;
@@ -359,12 +345,10 @@ export class HttpMonitor {
       return;
     }
     if (method !== "POST" && method !== "DELETE") throw this.methodNotAllowed(res, "GET, HEAD, POST, DELETE");
-    this.checkWriter(req);
+    checkWriter(req, this.allowed, this.log);
     if (method === "POST") {
       if (tail !== "") throw new HttpError(404, "POST to /api/blocklist itself");
-      const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-      if (type !== "application/json")
-        throw new HttpError(415, "send the entry as JSON (content-type: application/json)");
+      requireJsonBody(req);
       const body = await readBody(req);
       this.requireBlocklist();
       const write = parseBlockWrite(body, this.now());
@@ -406,24 +390,6 @@ export class HttpMonitor {
       }
       throw err;
     }
-  }
-
-  /** Refuses (403) a write from outside [control] allow, or one a web page of another site could make. */
-  private checkWriter(req: IncomingMessage): void {
-    const peer = req.socket.remoteAddress ?? "";
-    if (!this.allowed(peer)) {
-      this.log.warn("monitoring endpoint: write refused", { peer, reason: "not in [control] allow" });
-      throw new HttpError(403, `${peer} may not change anything here (not in [control] allow)`);
-    }
-    const host = req.headers.host;
-    if (!literalHost(host))
-      throw new HttpError(
-        403,
-        "writes must name the server by IP address or localhost in Host (DNS rebinding)",
-      );
-    const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `http://${host}`)
-      throw new HttpError(403, `cross-site write refused (Origin ${origin})`);
   }
 }
 
