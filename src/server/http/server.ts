@@ -1,12 +1,13 @@
-// The monitoring endpoint (docs/monitoring.md): what an operator needs to see who is hammering the server
-// (paper §5, "finding the elephants") with the tools already in use, on the main thread, over node:http.
+// The monitoring endpoint's HTTP server (docs/monitoring.md): what an operator needs to see who is
+// hammering the server (paper §5, "finding the elephants") with the tools already in use, on the main
+// thread, over node:http.
 //
 //   GET  /                 the live dashboard (src/server/dashboard/*: every asset served from here)
 //   GET  /metrics          Prometheus text format; ntpd-rs's names where the meaning is the same
 //   GET  /api/stats        the counters, the clock, the MRU list's and the KoD limiter's figures (JSON)
 //   GET  /api/clients      the MRU list with `ntpq -c mrulist`'s filters and sort orders (JSON)
 //   GET  /api/snapshot     the whole MRU list with the clock and counters: the survey's input (snapshot.ts)
-//   GET  /api/blocklist    the blocklist (paper §11)
+//   GET  /api/blocklist    the blocklist (paper §11), blocklist-api.ts
 //   POST /api/blocklist    add {address, duration?, reason?}      } only from [control] allow;
 //   DELETE /api/blocklist?address=A (or /api/blocklist/A)        } 409 while [blocklist] is disabled
 //
@@ -18,47 +19,29 @@
 // - loopback by default ([http] listen); reads are open to whoever can reach the socket;
 // - writes only from the [control] allow list, and only ones a web page of another site could not have made
 //   through the operator's browser (security.ts);
-// - bounded: request bodies (4 KiB, body.ts), headers, connections, and timeouts on every phase of a request.
+// - bounded: request bodies (4 KiB, body.ts), and here headers, connections, and timeouts on every phase of
+//   a request.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { VERSION } from "../../cli/version.ts";
-import { parseDuration } from "../../config/fields.ts";
 import type { Config } from "../../config/index.ts";
-import type { CounterSnapshot } from "../../core/counters.ts";
-import type { Defences } from "../../core/defences.ts";
-import type { ServeState } from "../../core/serve-state.ts";
-import { BlocklistError, canonicalAddress } from "../../defence/blocklist.ts";
 import { refIdDisplay } from "../../protocol/index.ts";
 import { snapshotFromMru } from "../../survey/from-mru.ts";
 import type { Snapshot } from "../../survey/snapshot.ts";
-import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist-store.ts";
-import { BlocklistStoreError } from "../blocklist-store.ts";
 import { compileControlAllow } from "../control.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard/assets.ts";
 import { ServeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { formatAddress, type ListenAddress } from "../messages.ts";
-import { readBody } from "./body.ts";
+import { formatAddress } from "../messages.ts";
+import { addToBlocklist, listBlocklist, removeFromBlocklist } from "./blocklist-api.ts";
 import { clientRow, selectClients } from "./clients.ts";
-import { type ClientQuery, numberParam, parseClientQuery, QueryError } from "./clients-query.ts";
+import { type ClientQuery, parseClientQuery, QueryError } from "./clients-query.ts";
+import type { MonitorContext, MonitorSource } from "./context.ts";
 import { explainHttpBindError, HttpError } from "./errors.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { packetTotals } from "./packet-totals.ts";
 import { sendError, sendJson, sendNoContent, sendPage, sendText } from "./reply.ts";
-import { checkWriter, requireJsonBody } from "./security.ts";
-
-/** What the endpoint reads from the server (NtpServer has all of it). */
-export interface MonitorSource {
-  readonly addresses: readonly ListenAddress[];
-  readonly threads: number;
-  readonly defences: Defences | undefined;
-  readonly blocklistStore: BlocklistStore | undefined;
-  readonly state: ServeState | undefined;
-  stats(): CounterSnapshot;
-  blockAddress(write: BlocklistWrite): BlocklistEntry;
-  unblockAddress(address: string): boolean;
-}
 
 export interface HttpMonitorOptions {
   source: MonitorSource;
@@ -78,10 +61,6 @@ const REQUEST_TIMEOUT_MS = 15_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** A socket idle this long (a slow reader of a large snapshot included) is closed. */
 const SOCKET_TIMEOUT_MS = 60_000;
-/** GET /api/blocklist returns at most this many entries unless asked for more (limit=). */
-const BLOCKLIST_DEFAULT_LIMIT = 1000;
-
-// --- The endpoint --------------------------------------------------------------------------------------
 
 const ASSETS: Record<string, { type: string; body: string }> = {
   "/": { type: "text/html; charset=utf-8", body: DASHBOARD_HTML },
@@ -90,12 +69,8 @@ const ASSETS: Record<string, { type: string; body: string }> = {
 };
 
 export class HttpMonitor {
-  private readonly source: MonitorSource;
-  private readonly log: Logger;
-  private readonly startedAtMs: number;
-  private readonly now: () => number;
-  private config: Config;
-  private allowed: (address: string) => boolean;
+  /** What every handler reads; reconfigure() replaces its configuration. */
+  private readonly ctx: MonitorContext;
   private server: Server | undefined;
   /** [http] listen as configured at start (a reload cannot move the socket). */
   readonly listenSpec: string;
@@ -103,19 +78,21 @@ export class HttpMonitor {
   address = "";
 
   constructor(options: HttpMonitorOptions) {
-    this.source = options.source;
-    this.log = options.log;
-    this.startedAtMs = options.startedAtMs;
-    this.now = options.now ?? Date.now;
-    this.config = options.config;
+    this.ctx = {
+      source: options.source,
+      log: options.log,
+      startedAtMs: options.startedAtMs,
+      now: options.now ?? Date.now,
+      config: options.config,
+      allowed: compileControlAllow(options.config.control.allow).allowsAddress,
+    };
     this.listenSpec = options.config.http.listen;
-    this.allowed = compileControlAllow(options.config.control.allow).allowsAddress;
   }
 
   /** Applies a reloaded configuration: the control allow list and the blocklist switch take effect now. */
   reconfigure(config: Config): void {
-    this.allowed = compileControlAllow(config.control.allow).allowsAddress;
-    this.config = config;
+    this.ctx.allowed = compileControlAllow(config.control.allow).allowsAddress;
+    this.ctx.config = config;
   }
 
   /** Binds [http] listen; resolves with the bound "ADDR:PORT". Throws ServeError (ERR_HTTP_BIND_*). */
@@ -143,7 +120,7 @@ export class HttpMonitor {
       );
       server.listen({ host, port, exclusive: true, ipv6Only: host.includes(":") }, () => resolve());
     });
-    server.on("error", (err) => this.log.error("monitoring endpoint", { error: err }));
+    server.on("error", (err) => this.ctx.log.error("monitoring endpoint", { error: err }));
     server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && err.code !== "ECONNRESET")
         socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -167,19 +144,7 @@ export class HttpMonitor {
   }
 
   private nowS(): number {
-    return (this.now() + (this.source.state?.offsetMs ?? 0)) / 1000;
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    this.route(req, res).catch((err: unknown) => {
-      if (err instanceof HttpError) {
-        sendError(res, err);
-        return;
-      }
-      this.log.error("monitoring endpoint: request failed", { url: req.url, error: err });
-      if (!res.headersSent) sendJson(res, 500, { error: "internal error (logged)" });
-      else res.destroy();
-    });
+    return (this.ctx.now() + (this.ctx.source.state?.offsetMs ?? 0)) / 1000;
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -210,7 +175,7 @@ export class HttpMonitor {
     const handler = get[path];
     if (handler === undefined) throw new HttpError(404, `no such page: ${path}`);
     if (!read) throw this.methodNotAllowed(res, "GET, HEAD");
-    if (this.source.defences === undefined) throw new HttpError(503, "the server is starting");
+    if (this.ctx.source.defences === undefined) throw new HttpError(503, "the server is starting");
     handler();
   }
 
@@ -221,18 +186,18 @@ export class HttpMonitor {
 
   /** The figures of /api/stats (and, as JSON, of `ntpshield stats` and the dashboard). */
   stats(): Record<string, unknown> {
-    const counters = this.source.stats();
-    const d = this.source.defences!;
-    const state = this.source.state;
+    const counters = this.ctx.source.stats();
+    const d = this.ctx.source.defences!;
+    const state = this.ctx.source.state;
     const nowS = this.nowS();
     return {
       version: VERSION,
       server: this.serverName(),
-      addresses: this.source.addresses.map((a) => formatAddress(a.host, a.port)),
-      threads: this.source.threads,
+      addresses: this.ctx.source.addresses.map((a) => formatAddress(a.host, a.port)),
+      threads: this.ctx.source.threads,
       takenAt: nowS,
-      startedAt: this.startedAtMs / 1000,
-      uptime: Math.max(0, this.now() - this.startedAtMs) / 1000,
+      startedAt: this.ctx.startedAtMs / 1000,
+      uptime: Math.max(0, this.ctx.now() - this.ctx.startedAtMs) / 1000,
       clock: state
         ? {
             stratum: state.stratum,
@@ -253,27 +218,27 @@ export class HttpMonitor {
   }
 
   private blocklistSummary(): { enabled: boolean; entries: number } {
-    const store = this.source.blocklistStore;
-    if (!this.config.blocklist.enabled || store === undefined) return { enabled: false, entries: 0 };
+    const store = this.ctx.source.blocklistStore;
+    if (!this.ctx.config.blocklist.enabled || store === undefined) return { enabled: false, entries: 0 };
     try {
       return { enabled: true, entries: store.count() };
     } catch (err) {
-      this.log.warn("monitoring endpoint: blocklist count failed", { error: err });
+      this.ctx.log.warn("monitoring endpoint: blocklist count failed", { error: err });
       return { enabled: true, entries: Number.NaN };
     }
   }
 
   private serverName(): string {
-    const a = this.source.addresses[0];
+    const a = this.ctx.source.addresses[0];
     return a ? formatAddress(a.host, a.port) : "ntpshield";
   }
 
   private metrics(res: ServerResponse): void {
     const text = metricsText({
-      uptimeS: Math.max(0, this.now() - this.startedAtMs) / 1000,
-      counters: this.source.stats(),
-      state: this.source.state,
-      defences: this.source.defences!,
+      uptimeS: Math.max(0, this.ctx.now() - this.ctx.startedAtMs) / 1000,
+      counters: this.ctx.source.stats(),
+      state: this.ctx.source.state,
+      defences: this.ctx.source.defences!,
       blocklist: this.blocklistSummary(),
     });
     sendText(res, METRICS_CONTENT_TYPE, text);
@@ -287,7 +252,7 @@ export class HttpMonitor {
       if (err instanceof QueryError) throw new HttpError(400, err.message);
       throw err;
     }
-    const mru = this.source.defences!.mru;
+    const mru = this.ctx.source.defences!.mru;
     // Newest first, as the list holds them: with the default order and no filter the walk can stop early.
     const plain =
       q.sort === "lstint" &&
@@ -309,11 +274,11 @@ export class HttpMonitor {
 
   /** The survey's input (src/survey/snapshot.ts, format 1). */
   snapshot(): Snapshot {
-    const c = this.source.stats();
-    return snapshotFromMru(this.source.defences!.mru, {
+    const c = this.ctx.source.stats();
+    return snapshotFromMru(this.ctx.source.defences!.mru, {
       server: this.serverName(),
       takenAt: this.nowS(),
-      startedAt: this.startedAtMs / 1000,
+      startedAt: this.ctx.startedAtMs / 1000,
       counters: {
         received: c.received,
         served: c.byResponse.served,
@@ -323,135 +288,27 @@ export class HttpMonitor {
     });
   }
 
-  // --- The blocklist ---
-
   private async blocklist(
     req: IncomingMessage,
     res: ServerResponse,
     method: string,
     url: URL,
   ): Promise<void> {
-    const tail = url.pathname.slice("/api/blocklist".length);
-    if (method === "GET" || method === "HEAD") {
-      if (tail !== "") throw new HttpError(404, "GET /api/blocklist lists the whole blocklist");
-      this.requireBlocklist();
-      const limit = numberOr400(url.searchParams, "limit", BLOCKLIST_DEFAULT_LIMIT);
-      const entries = this.source.blocklistStore!.list();
-      sendJson(res, 200, {
-        enabled: true,
-        count: entries.length,
-        entries: entries.slice(0, limit === 0 ? entries.length : limit).map(blocklistJson),
-      });
-      return;
-    }
-    if (method !== "POST" && method !== "DELETE") throw this.methodNotAllowed(res, "GET, HEAD, POST, DELETE");
-    checkWriter(req, this.allowed, this.log);
-    if (method === "POST") {
-      if (tail !== "") throw new HttpError(404, "POST to /api/blocklist itself");
-      requireJsonBody(req);
-      const body = await readBody(req);
-      this.requireBlocklist();
-      const write = parseBlockWrite(body, this.now());
-      const entry = this.guard(() => this.source.blockAddress(write));
-      sendJson(res, 201, blocklistJson(entry));
-      return;
-    }
-    let fromPath = "";
-    try {
-      if (tail.startsWith("/")) fromPath = decodeURIComponent(tail.slice(1));
-    } catch {
-      throw new HttpError(400, "the address in the path is not valid percent-encoding");
-    }
-    const address = fromPath !== "" ? fromPath : (url.searchParams.get("address") ?? "");
-    if (address === "") throw new HttpError(400, "say which address: DELETE /api/blocklist?address=ADDR");
-    this.requireBlocklist();
-    const canonical = this.guard(() => canonicalAddress(address));
-    const removed = this.guard(() => this.source.unblockAddress(canonical));
-    if (!removed) throw new HttpError(404, `${canonical} is not on the blocklist`);
-    sendJson(res, 200, { removed: true, address: canonical });
+    if (method === "GET" || method === "HEAD") listBlocklist(req, res, url, this.ctx);
+    else if (method === "POST") await addToBlocklist(req, res, url, this.ctx);
+    else if (method === "DELETE") removeFromBlocklist(req, res, url, this.ctx);
+    else throw this.methodNotAllowed(res, "GET, HEAD, POST, DELETE");
   }
 
-  private requireBlocklist(): void {
-    if (!this.config.blocklist.enabled || this.source.blocklistStore === undefined)
-      throw new HttpError(409, "the blocklist is disabled ([blocklist] enabled = false)");
-  }
-
-  /** Runs a blocklist operation, turning its typed errors into HTTP answers. */
-  private guard<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (err) {
-      if (err instanceof BlocklistError) throw new HttpError(400, err.message);
-      if (err instanceof ServeError && err.code === "ERR_BLOCKLIST_DISABLED")
-        throw new HttpError(409, err.message);
-      if (err instanceof BlocklistStoreError) {
-        this.log.error("monitoring endpoint: blocklist database", { code: err.code, error: err.message });
-        throw new HttpError(503, `the blocklist database failed: ${err.message}`);
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) {
+        sendError(res, err);
+        return;
       }
-      throw err;
-    }
+      this.ctx.log.error("monitoring endpoint: request failed", { url: req.url, error: err });
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error (logged)" });
+      else res.destroy();
+    });
   }
-}
-
-function numberOr400(p: URLSearchParams, name: string, fallback: number): number {
-  try {
-    return numberParam(p, name, fallback, true);
-  } catch (err) {
-    if (err instanceof QueryError) throw new HttpError(400, err.message);
-    throw err;
-  }
-}
-
-/** {address, duration?, reason?}: duration in seconds or "15m"/"12h"/"7d", 0 or absent = for ever. */
-export function parseBlockWrite(body: string, nowMs: number): BlocklistWrite {
-  let v: unknown;
-  try {
-    v = JSON.parse(body);
-  } catch {
-    throw new HttpError(400, "the body is not JSON");
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new HttpError(400, 'expected {"address": "...", "duration": ..., "reason": "..."}');
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (k !== "address" && k !== "duration" && k !== "reason")
-      throw new HttpError(400, `unknown field ${JSON.stringify(k)}; known: address, duration, reason`);
-  }
-  if (typeof o["address"] !== "string" || o["address"] === "")
-    throw new HttpError(400, "address: expected an IPv4 or IPv6 address");
-  let expiresMs: number | null = null;
-  if (o["duration"] !== undefined && o["duration"] !== null) {
-    const s = parseDuration(o["duration"]);
-    if (s === undefined || s < 0 || s > 100 * 365 * 86400)
-      throw new HttpError(
-        400,
-        'duration: expected seconds or a string like "15m", "12h", "7d" (0 = for ever)',
-      );
-    if (s > 0) expiresMs = nowMs + Math.round(s * 1000);
-  }
-  const reason = o["reason"] ?? "added over HTTP";
-  if (typeof reason !== "string" || reason.length > 200)
-    throw new HttpError(400, "reason: expected a string of at most 200 characters");
-  let address: string;
-  try {
-    address = canonicalAddress(o["address"]);
-  } catch (err) {
-    if (err instanceof BlocklistError) throw new HttpError(400, err.message);
-    throw err;
-  }
-  return { address, reason, source: "manual", expiresMs };
-}
-
-function blocklistJson(e: BlocklistEntry): Record<string, unknown> {
-  return {
-    address: e.address,
-    reason: e.reason,
-    source: e.source,
-    hits: e.hits,
-    addedMs: e.addedMs,
-    updatedMs: e.updatedMs,
-    expiresMs: e.expiresMs,
-    added: new Date(e.addedMs).toISOString(),
-    expires: e.expiresMs === null ? null : new Date(e.expiresMs).toISOString(),
-  };
 }
