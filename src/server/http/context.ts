@@ -36,7 +36,7 @@ export interface MonitorContext {
   allowed: (address: string) => boolean;
 }
 
-/** Answers one request; throws HttpError (errors.ts) to refuse it. */
+/** Answers one request to its route (routes.ts); throws HttpError (errors.ts) to refuse it. */
 export type Handler = (
   req: IncomingMessage,
   res: ServerResponse,
