@@ -140,7 +140,7 @@ function unreachable(base: URL, err: NodeJS.ErrnoException): MonitorError {
   );
 }
 
-/** One row of /api/clients (the fields this command shows; src/server/http.ts has them all). */
+/** One row of /api/clients (the fields this command shows; src/server/http/clients.ts has them all). */
 export interface ClientRowJson {
   address: string;
   port: number;

@@ -12,10 +12,11 @@ import {
   loadConfigFile,
   parseHostPort,
 } from "../config/index.ts";
-import { HttpMonitor } from "../server/http.ts";
+import { ServeError } from "../server/errors.ts";
+import { HttpMonitor } from "../server/http/index.ts";
 import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
 import type { ListenAddress } from "../server/messages.ts";
-import { NtpServer, ServeError, type ServerSettings } from "../server/server.ts";
+import { NtpServer, type ServerSettings } from "../server/server.ts";
 
 export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADDR:PORT]... [--threads N] [--log-level LEVEL]
                        [--http ADDR:PORT|off]

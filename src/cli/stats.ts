@@ -15,7 +15,7 @@ by code; the MRU list; the blocklist; the clock.
   --url   the monitoring endpoint (default ${DEFAULT_MONITOR_URL}, the server's [http] listen)
   --json  the server's JSON answer as is`;
 
-/** The part of /api/stats printed here (src/server/http.ts HttpMonitor#stats has it all). */
+/** The part of /api/stats printed here (src/server/http/handlers.ts has it all). */
 export interface StatsAnswer {
   version: string;
   server: string;

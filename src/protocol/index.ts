@@ -3,4 +3,5 @@ export * from "./constants.ts";
 export * from "./errors.ts";
 export * from "./kiss.ts";
 export * from "./packet.ts";
+export * from "./refid.ts";
 export * from "./timestamp.ts";

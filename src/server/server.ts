@@ -20,7 +20,8 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "./blocklist-store.ts";
-import { type ClockSource, createClockSource } from "./clock-source.ts";
+import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
+import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import {
   type BlockedItem,
@@ -40,29 +41,11 @@ export interface ServerSettings {
   user: string;
   answerSymmetric: boolean;
   precision: number;
-  clock: {
-    stratum: number;
-    refid: string;
-    rootDelay: number;
-    rootDispersion: number;
-    upstream: readonly string[];
-    poll: number;
-    holdTime: number;
-    correctOffset: boolean;
-  };
+  clock: ClockConfig;
   /** The whole validated configuration: the defences are built from it. */
   config: Config;
   /** The file it came from (relative blocklist paths are taken from its directory). */
   configFile?: string | undefined;
-}
-
-export class ServeError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "ServeError";
-    this.code = code;
-  }
 }
 
 const CALIBRATE_EVERY_MS = 16_000;

@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { after, before, describe, it } from "node:test";
 import { defaultConfig } from "../../src/config/index.ts";
+import { ServeError } from "../../src/server/errors.ts";
 import { createLogger } from "../../src/server/log.ts";
-import { NtpServer, ServeError, type ServerSettings } from "../../src/server/server.ts";
+import { NtpServer, type ServerSettings } from "../../src/server/server.ts";
 import { clientRequest, exchange } from "../helpers/ntp.ts";
 
 function settings(over: Partial<ServerSettings> = {}): ServerSettings {

@@ -11,8 +11,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parseSnapshot } from "../../src/survey/validate.ts";
-import { httpRequest, metric, parsePrometheus, sendFrom, waitUntil } from "../helpers/monitor.ts";
+import { parseSnapshot } from "../../../src/survey/validate.ts";
+import { httpRequest, metric, parsePrometheus, sendFrom, waitUntil } from "../../helpers/monitor.ts";
 import {
   freeUdpPort,
   killAllPeers,
@@ -22,7 +22,7 @@ import {
   REPO_ROOT,
   run,
   startNtpshield,
-} from "../helpers/peers.ts";
+} from "../../helpers/peers.ts";
 
 after(killAllPeers);
 
