@@ -19,10 +19,8 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
   type BlocklistItem,
-  type BlocklistSnapshot,
   type BlocklistUpdate,
   canonicalAddress,
-  keyFromAddress,
   snapshotOf,
 } from "../defence/blocklist.ts";
 
@@ -75,14 +73,6 @@ export interface BlocklistStoreStats {
   pruned: number;
   /** Background flushes or polls that failed (reported through onError). */
   errors: number;
-}
-
-export interface BlocklistStoreInfo {
-  path: string;
-  journalMode: string;
-  synchronous: string;
-  busyTimeoutMs: number;
-  schemaVersion: number;
 }
 
 export interface BlocklistStoreOptions {
@@ -713,37 +703,6 @@ export class BlocklistStore {
     });
   }
 
-  /** The live entries as a Blocklist snapshot (for the workers' first load), built without row objects. */
-  snapshot(nowMs?: number): BlocklistSnapshot {
-    const now = nowMs ?? this.#now();
-    return this.#read("loading", () => {
-      const stmt = this.#prepare(
-        "SELECT address, expires_ms FROM blocklist WHERE expires_ms IS NULL OR expires_ms > ?",
-      );
-      stmt.setReturnArrays(true);
-      const n = this.count(now);
-      let words = new Uint32Array(n * 4);
-      let expiresMs = new Float64Array(n);
-      const key = new Uint32Array(4);
-      let k = 0;
-      for (const row of stmt.iterate(now) as Iterable<unknown[]>) {
-        if (k === expiresMs.length) break;
-        try {
-          keyFromAddress(String(row[0]), key);
-        } catch {
-          continue; // hand-edited rubbish: skip it rather than refuse to start
-        }
-        words.set(key, k * 4);
-        expiresMs[k++] = row[1] === null ? Number.POSITIVE_INFINITY : Number(row[1]);
-      }
-      if (k < n) {
-        words = words.slice(0, k * 4);
-        expiresMs = expiresMs.slice(0, k);
-      }
-      return { words, expiresMs };
-    });
-  }
-
   /** Deletes entries expired at `nowMs` (default: now), and change-log rows every watcher has read. */
   prune(nowMs?: number): number {
     const now = nowMs ?? this.#now();
@@ -860,20 +819,6 @@ export class BlocklistStore {
     }
     w.lastSeq = seq;
     if (upserts.length > 0 || removed.length > 0) w.onChange({ full: false, upserts, removed });
-  }
-
-  /** How the file is set up, for a start-up log line and for tests (journal "wal", synchronous "full"). */
-  info(): BlocklistStoreInfo {
-    return this.#read("reading settings", () => {
-      const sync = Number(this.#pragma("synchronous"));
-      return {
-        path: this.path,
-        journalMode: String(this.#pragma("journal_mode")),
-        synchronous: (["off", "normal", "full", "extra"] as const)[sync] ?? String(sync),
-        busyTimeoutMs: Number(this.#pragma("busy_timeout")),
-        schemaVersion: Number(this.#pragma("user_version")),
-      };
-    });
   }
 
   /** Counters since open. */

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { BlocklistError } from "../../src/defence/blocklist.ts";
+import { BlocklistError, type BlocklistSnapshot } from "../../src/defence/blocklist.ts";
 import {
   type BlocklistChange,
   BlocklistStore,
@@ -27,6 +27,18 @@ const freshFile = () => join(dir, `store-${++files}.db`);
 function clock(start = 1_700_000_000_000) {
   let t = start;
   return { now: () => t, set: (v: number) => (t = v), advance: (ms: number) => (t += ms) };
+}
+
+/** The workers' first load, as the server makes it: the watch's initial full change, as messages. */
+function workersLoad(s: BlocklistStore): BlocklistSnapshot {
+  const changes: BlocklistChange[] = [];
+  s.watch((ch) => changes.push(ch), { initial: true })();
+  assert.equal(changes.length, 1);
+  const updates = updatesOf(changes[0]!);
+  assert.equal(updates.length, 1);
+  const [load] = updates;
+  assert.ok(load?.type === "blocklist-replace");
+  return load.snapshot;
 }
 
 const STORE_MODULE = pathToFileURL(join(import.meta.dirname, "../../src/server/blocklist-store.ts")).href;
@@ -147,7 +159,7 @@ for (const [kind, where] of kinds) {
           ["203.0.113.6"],
         );
         assert.equal(s.list({ includeExpired: true }).length, 2);
-        assert.equal(s.snapshot().expiresMs.length, 1);
+        assert.equal(workersLoad(s).expiresMs.length, 1);
         c.advance(5000);
         const e = s.add({ address: "203.0.113.5", reason: "back", source: "auto", hits: 10 });
         assert.equal(e.addedMs, c.now(), "an expired entry that comes back is new");
@@ -231,7 +243,7 @@ for (const [kind, where] of kinds) {
       try {
         s.add({ address: "192.0.2.1", reason: "", source: "manual" });
         s.add({ address: "2001:db8::5", reason: "", source: "auto", expiresMs: c.now() + 10 });
-        const snap = s.snapshot();
+        const snap = workersLoad(s);
         assert.equal(snap.words.length, 8);
         assert.deepEqual([...snap.expiresMs].sort(), [c.now() + 10, Number.POSITIVE_INFINITY]);
         const full = updatesOf({ full: true, entries: s.list() });
@@ -250,13 +262,35 @@ for (const [kind, where] of kinds) {
 
 describe("BlocklistStore file", () => {
   it("is WAL with synchronous=FULL and a busy timeout", () => {
-    const s = BlocklistStore.open(freshFile(), { busyTimeoutMs: 1234, pruneIntervalMs: 0 });
+    const path = freshFile();
+    // synchronous and busy_timeout belong to the connection, so they are read on the store's own: caught
+    // as it is opened (node:sqlite is one module, whoever loads it).
+    const exec = DatabaseSync.prototype.exec;
+    let own: DatabaseSync | undefined;
+    DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
+      own ??= this;
+      return exec.call(this, sql);
+    };
+    let s: BlocklistStore;
     try {
-      const i = s.info();
-      assert.equal(i.journalMode, "wal");
-      assert.equal(i.synchronous, "full");
-      assert.equal(i.busyTimeoutMs, 1234);
-      assert.equal(i.schemaVersion, 1);
+      s = BlocklistStore.open(path, { busyTimeoutMs: 1234, pruneIntervalMs: 0 });
+    } finally {
+      DatabaseSync.prototype.exec = exec;
+    }
+    const pragma = (db: DatabaseSync, name: string) =>
+      Object.values(db.prepare(`PRAGMA ${name}`).get() as Record<string, unknown>)[0];
+    try {
+      assert.ok(own !== undefined);
+      assert.equal(pragma(own, "synchronous"), 2, "FULL");
+      assert.equal(pragma(own, "busy_timeout"), 1234);
+      // The journal mode and the schema version are the file's: any other connection sees them.
+      const other = new DatabaseSync(path);
+      try {
+        assert.equal(pragma(other, "journal_mode"), "wal");
+        assert.equal(pragma(other, "user_version"), 1);
+      } finally {
+        other.close();
+      }
     } finally {
       s.close();
     }
