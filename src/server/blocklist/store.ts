@@ -22,7 +22,7 @@ import {
   type BlocklistUpdate,
   canonicalAddress,
   snapshotOf,
-} from "../defence/blocklist.ts";
+} from "../../defence/blocklist.ts";
 
 export type BlocklistSource = "auto" | "manual";
 
