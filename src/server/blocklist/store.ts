@@ -14,7 +14,7 @@
 // *other* connection has committed since it last looked. watch() polls the latter and reads the log only
 // when it moved, so a running server picks up `ntpshield blocklist add/remove` within a poll interval.
 
-import { accessSync, existsSync, constants as fsConstants } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
@@ -23,6 +23,7 @@ import {
   canonicalAddress,
   snapshotOf,
 } from "../../defence/blocklist.ts";
+import { BlocklistStoreError, storeError } from "./errors.ts";
 
 export type BlocklistSource = "auto" | "manual";
 
@@ -99,27 +100,6 @@ export interface BlocklistWatchOptions {
   intervalMs?: number;
   /** Report the whole list at once, synchronously, before any change (default false). */
   initial?: boolean;
-}
-
-export type BlocklistStoreErrorCode =
-  | "ERR_BLOCKLIST_MISSING"
-  | "ERR_BLOCKLIST_OPEN"
-  | "ERR_BLOCKLIST_LOCKED"
-  | "ERR_BLOCKLIST_NOT_OURS"
-  | "ERR_BLOCKLIST_IO"
-  | "ERR_BLOCKLIST_CLOSED";
-
-/** Every way the database can fail us; the message names the file and says what to do. */
-export class BlocklistStoreError extends Error {
-  readonly code: BlocklistStoreErrorCode;
-  readonly path: string;
-
-  constructor(code: BlocklistStoreErrorCode, path: string, message: string, cause?: unknown) {
-    super(message, cause === undefined ? {} : { cause });
-    this.name = "BlocklistStoreError";
-    this.code = code;
-    this.path = path;
-  }
 }
 
 /** "NTSB" in the SQLite header's application id, so we never take over somebody else's database. */
@@ -250,69 +230,6 @@ function sqliteModule(): typeof import("node:sqlite") {
 export function resolveBlocklistPath(path: string, configFile?: string): string {
   if (path === ":memory:" || isAbsolute(path)) return path;
   return configFile === undefined ? resolve(path) : resolve(dirname(resolve(configFile)), path);
-}
-
-function errcodeOf(e: unknown): number | undefined {
-  const c = (e as { errcode?: unknown } | null)?.errcode;
-  return typeof c === "number" ? c & 0xff : undefined;
-}
-
-function whyCannotOpen(path: string): string {
-  const dir = dirname(path);
-  if (!existsSync(dir)) return `the directory ${dir} does not exist`;
-  try {
-    accessSync(existsSync(path) ? path : dir, fsConstants.R_OK | fsConstants.W_OK);
-  } catch {
-    return existsSync(path) ? "permission denied" : `permission denied to create a file in ${dir}`;
-  }
-  return "unable to open the database file";
-}
-
-function storeError(e: unknown, path: string, doing: string, busyMs: number): BlocklistStoreError {
-  if (e instanceof BlocklistStoreError) return e;
-  const what = (e as { errstr?: unknown })?.errstr ?? (e instanceof Error ? e.message : String(e));
-  switch (errcodeOf(e)) {
-    case 5: // SQLITE_BUSY
-    case 6: // SQLITE_LOCKED
-      return new BlocklistStoreError(
-        "ERR_BLOCKLIST_LOCKED",
-        path,
-        `blocklist database ${path} is locked by another process (waited ${busyMs} ms while ${doing}); ` +
-          "try again, and check that no other program holds it open in a transaction",
-        e,
-      );
-    case 14: // SQLITE_CANTOPEN
-      return new BlocklistStoreError(
-        "ERR_BLOCKLIST_OPEN",
-        path,
-        `cannot open blocklist database ${path}: ${whyCannotOpen(path)}`,
-        e,
-      );
-    case 8: // SQLITE_READONLY
-    case 3: // SQLITE_PERM
-    case 23: // SQLITE_AUTH
-      return new BlocklistStoreError(
-        "ERR_BLOCKLIST_OPEN",
-        path,
-        `cannot write blocklist database ${path}: ${what} (check the permissions of the file and its directory)`,
-        e,
-      );
-    case 26: // SQLITE_NOTADB
-    case 11: // SQLITE_CORRUPT
-      return new BlocklistStoreError(
-        "ERR_BLOCKLIST_NOT_OURS",
-        path,
-        `${path} is not a usable blocklist database: ${what}`,
-        e,
-      );
-    default:
-      return new BlocklistStoreError(
-        "ERR_BLOCKLIST_IO",
-        path,
-        `blocklist database ${path}: ${what} while ${doing}`,
-        e,
-      );
-  }
 }
 
 function checkTime(name: string, v: number): number {
