@@ -24,6 +24,7 @@ import {
   snapshotOf,
 } from "../../defence/blocklist.ts";
 import { BlocklistStoreError, storeError } from "./errors.ts";
+import { loadSqlite } from "./load-sqlite.ts";
 
 export type BlocklistSource = "auto" | "manual";
 
@@ -198,30 +199,6 @@ interface Watcher {
   timer: NodeJS.Timeout;
 }
 
-let sqlite: typeof import("node:sqlite") | undefined;
-
-/** Loads node:sqlite once, without its ExperimentalWarning on stderr (it would garble the CLI's output). */
-function sqliteModule(): typeof import("node:sqlite") {
-  if (sqlite !== undefined) return sqlite;
-  const emit = process.emitWarning;
-  process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
-    const text = typeof warning === "string" ? warning : warning.message;
-    const type = typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
-    if (
-      (type ?? (warning instanceof Error ? warning.name : "")) === "ExperimentalWarning" &&
-      /SQLite/.test(text)
-    )
-      return;
-    return (emit as (...a: unknown[]) => void).call(this, warning, ...rest);
-  } as typeof process.emitWarning;
-  try {
-    sqlite = process.getBuiltinModule("node:sqlite");
-  } finally {
-    process.emitWarning = emit;
-  }
-  return sqlite;
-}
-
 /**
  * The blocklist file for a configured path: relative paths are taken from the configuration file's
  * directory (from the working directory when there is no file), so the server and the CLI agree whatever
@@ -290,7 +267,7 @@ export class BlocklistStore {
           "or by the server when [blocklist] enabled = true)",
       );
     }
-    const { DatabaseSync } = sqliteModule();
+    const { DatabaseSync } = loadSqlite();
     let db: DatabaseSync;
     try {
       db = new DatabaseSync(this.path);
