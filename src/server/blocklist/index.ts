@@ -1,14 +1,12 @@
 // The blocklist database (paper §11), as the server, the HTTP endpoint and the CLI use it. The files behind
 // it are the folder's own business.
+export type { BlocklistEntry, BlocklistSource, BlocklistWrite } from "./entry.ts";
 export type { BlocklistStoreErrorCode } from "./errors.ts";
 export { BlocklistStoreError } from "./errors.ts";
 export type {
   BlocklistChange,
-  BlocklistEntry,
-  BlocklistSource,
   BlocklistStoreOptions,
   BlocklistStoreStats,
   BlocklistWatchOptions,
-  BlocklistWrite,
 } from "./store.ts";
 export { BlocklistStore, resolveBlocklistPath, updatesOf } from "./store.ts";

@@ -23,39 +23,9 @@ import {
   canonicalAddress,
   snapshotOf,
 } from "../../defence/blocklist.ts";
+import type { BlocklistEntry, BlocklistSource, BlocklistWrite } from "./entry.ts";
 import { BlocklistStoreError, storeError } from "./errors.ts";
 import { loadSqlite } from "./load-sqlite.ts";
-
-export type BlocklistSource = "auto" | "manual";
-
-/** One row of the blocklist. Times are ms since the epoch. */
-export interface BlocklistEntry {
-  /** Canonical text: dotted quad for IPv4 (IPv4-mapped unmapped), RFC 5952 for IPv6. */
-  address: string;
-  reason: string;
-  /** When the address was first put on the list (reset when it comes back after expiring). */
-  addedMs: number;
-  /** The last write or hit. */
-  updatedMs: number;
-  /** When the entry stops counting; null = for ever. */
-  expiresMs: number | null;
-  /** KoDs that put it there plus the packets discarded since (as the server reports them). */
-  hits: number;
-  source: BlocklistSource;
-}
-
-/** What a writer hands in. The address may be in any text form; it is stored canonical. */
-export interface BlocklistWrite {
-  address: string;
-  reason: string;
-  source: BlocklistSource;
-  /** null or omitted = for ever. */
-  expiresMs?: number | null | undefined;
-  /** Added to the entry's count (default 0). */
-  hits?: number | undefined;
-  /** When it happened (default: the store's clock). */
-  atMs?: number | undefined;
-}
 
 /** What watch() reports: membership and expiry changes made by other connections (e.g. the CLI). */
 export type BlocklistChange =
