@@ -26,6 +26,7 @@ import {
 import type { BlocklistEntry, BlocklistSource, BlocklistWrite } from "./entry.ts";
 import { BlocklistStoreError, storeError } from "./errors.ts";
 import { loadSqlite } from "./load-sqlite.ts";
+import { COLUMNS, createSchema, entryOf, isOurs, type Row } from "./schema.ts";
 
 /** What watch() reports: membership and expiry changes made by other connections (e.g. the CLI). */
 export type BlocklistChange =
@@ -73,38 +74,6 @@ export interface BlocklistWatchOptions {
   initial?: boolean;
 }
 
-/** "NTSB" in the SQLite header's application id, so we never take over somebody else's database. */
-const APPLICATION_ID = 0x4e545342;
-const SCHEMA_VERSION = 1;
-
-const SCHEMA_SQL = `
-CREATE TABLE blocklist (
-  address    TEXT PRIMARY KEY NOT NULL,
-  reason     TEXT NOT NULL DEFAULT '',
-  added_ms   INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
-  expires_ms INTEGER,
-  hits       INTEGER NOT NULL DEFAULT 0,
-  source     TEXT NOT NULL CHECK (source IN ('auto', 'manual'))
-) WITHOUT ROWID;
-CREATE INDEX blocklist_expiry ON blocklist (expires_ms) WHERE expires_ms IS NOT NULL;
-CREATE TABLE blocklist_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, address TEXT NOT NULL);
-CREATE TRIGGER blocklist_log_insert AFTER INSERT ON blocklist BEGIN
-  INSERT INTO blocklist_changes (address) VALUES (new.address);
-END;
-CREATE TRIGGER blocklist_log_delete AFTER DELETE ON blocklist BEGIN
-  INSERT INTO blocklist_changes (address) VALUES (old.address);
-END;
--- Hits and reasons change often and matter to no worker; only membership and expiry are logged.
-CREATE TRIGGER blocklist_log_update AFTER UPDATE ON blocklist
-  WHEN old.expires_ms IS NOT new.expires_ms OR old.address IS NOT new.address BEGIN
-  INSERT INTO blocklist_changes (address) VALUES (old.address);
-  INSERT INTO blocklist_changes (address) VALUES (new.address);
-END;
-PRAGMA application_id = ${APPLICATION_ID};
-PRAGMA user_version = ${SCHEMA_VERSION};
-`;
-
 // An entry that has expired is a new entry when the address comes back. An automatic write never
 // changes a manual entry's reason, expiry or source: the operator's word wins over the server's.
 const EXPIRED = "(blocklist.expires_ms IS NOT NULL AND blocklist.expires_ms <= excluded.updated_ms)";
@@ -120,30 +89,6 @@ ON CONFLICT (address) DO UPDATE SET
   source     = CASE WHEN ${KEEP} THEN blocklist.source ELSE excluded.source END,
   hits       = CASE WHEN ${EXPIRED} THEN excluded.hits ELSE blocklist.hits + excluded.hits END
 RETURNING *`;
-
-const COLUMNS = "address, reason, added_ms, updated_ms, expires_ms, hits, source";
-
-interface Row {
-  address: string;
-  reason: string;
-  added_ms: number;
-  updated_ms: number;
-  expires_ms: number | null;
-  hits: number;
-  source: string;
-}
-
-function entryOf(r: Row): BlocklistEntry {
-  return {
-    address: r.address,
-    reason: r.reason,
-    addedMs: r.added_ms,
-    updatedMs: r.updated_ms,
-    expiresMs: r.expires_ms,
-    hits: r.hits,
-    source: r.source === "manual" ? "manual" : "auto",
-  };
-}
 
 type Op =
   | {
@@ -284,41 +229,11 @@ export class BlocklistStore {
   /** Checks the file is ours (or empty), turns on WAL and FULL sync, creates the tables the first time. */
   #setUp(): void {
     const db = this.#db;
-    const check = (): boolean => {
-      const appId = Number(this.#pragma("application_id"));
-      const tables = (this.#prepare("SELECT count(*) AS n FROM sqlite_schema").get() as { n: number }).n;
-      if (appId === 0 && tables === 0) return false;
-      if (appId !== APPLICATION_ID) {
-        throw new BlocklistStoreError(
-          "ERR_BLOCKLIST_NOT_OURS",
-          this.path,
-          `${this.path} is an SQLite database but not an ntpshield blocklist; refusing to change it`,
-        );
-      }
-      const version = Number(this.#pragma("user_version"));
-      if (version > SCHEMA_VERSION) {
-        throw new BlocklistStoreError(
-          "ERR_BLOCKLIST_NOT_OURS",
-          this.path,
-          `${this.path} was written by a newer ntpshield (blocklist schema ${version}, this one knows ${SCHEMA_VERSION})`,
-        );
-      }
-      return true;
-    };
-    const ready = check();
+    const ready = isOurs(db, this.path);
     // WAL: readers (the CLI's list) and the one writer do not block each other. Set outside a transaction.
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
-    if (ready) return;
-    db.exec("BEGIN IMMEDIATE");
-    try {
-      // Another process may have created it between our check and our lock.
-      if (!check()) db.exec(SCHEMA_SQL);
-      db.exec("COMMIT");
-    } catch (e) {
-      db.exec("ROLLBACK");
-      throw e;
-    }
+    if (!ready) createSchema(db, this.path);
   }
 
   #assertOpen(): void {
