@@ -23,10 +23,11 @@ import {
   canonicalAddress,
   snapshotOf,
 } from "../../defence/blocklist.ts";
-import type { BlocklistEntry, BlocklistSource, BlocklistWrite } from "./entry.ts";
+import type { BlocklistEntry, BlocklistWrite } from "./entry.ts";
 import { BlocklistStoreError, storeError } from "./errors.ts";
 import { loadSqlite } from "./load-sqlite.ts";
 import { COLUMNS, createSchema, entryOf, isOurs, type Row } from "./schema.ts";
+import { type Op, WriteQueue } from "./write-queue.ts";
 
 /** What watch() reports: membership and expiry changes made by other connections (e.g. the CLI). */
 export type BlocklistChange =
@@ -90,23 +91,6 @@ ON CONFLICT (address) DO UPDATE SET
   hits       = CASE WHEN ${EXPIRED} THEN excluded.hits ELSE blocklist.hits + excluded.hits END
 RETURNING *`;
 
-type Op =
-  | {
-      kind: "upsert";
-      address: string;
-      reason: string;
-      source: BlocklistSource;
-      expires: number | null;
-      hits: number;
-      at: number;
-    }
-  | { kind: "remove"; address: string };
-
-interface Hits {
-  count: number;
-  at: number;
-}
-
 interface Watcher {
   onChange: (change: BlocklistChange) => void;
   lastSeq: number;
@@ -139,27 +123,16 @@ export class BlocklistStore {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
   readonly #busyMs: number;
-  readonly #flushMs: number;
-  readonly #maxBatch: number;
-  readonly #maxQueue: number;
   readonly #onError: ((err: BlocklistStoreError) => void) | undefined;
   readonly #upsert: StatementSync;
   readonly #hit: StatementSync;
   readonly #delete: StatementSync;
-  #ops: Op[] = [];
-  #hits = new Map<string, Hits>();
-  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #queue: WriteQueue;
   #pruneTimer: NodeJS.Timeout | undefined;
   readonly #watchers = new Set<Watcher>();
   #closed = false;
-  readonly #stats: BlocklistStoreStats = {
-    transactions: 0,
-    written: 0,
-    queued: 0,
-    dropped: 0,
-    pruned: 0,
-    errors: 0,
-  };
+  /** The counters of stats() that are the store's own (the queue keeps queued and dropped). */
+  readonly #stats = { transactions: 0, written: 0, pruned: 0, errors: 0 };
 
   /** Opens (and when needed creates) the database at `path` (":memory:" for a private in-memory one). */
   static open(path: string, options: BlocklistStoreOptions = {}): BlocklistStore {
@@ -170,9 +143,18 @@ export class BlocklistStore {
     this.path = path === ":memory:" ? path : resolve(path);
     this.#now = options.now ?? Date.now;
     this.#busyMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
-    this.#flushMs = Math.max(0, options.flushIntervalMs ?? 250);
-    this.#maxBatch = Math.max(1, options.maxBatch ?? 1000);
-    this.#maxQueue = Math.max(this.#maxBatch, options.maxQueue ?? 100_000);
+    const maxBatch = Math.max(1, options.maxBatch ?? 1000);
+    this.#queue = new WriteQueue({
+      flushMs: Math.max(0, options.flushIntervalMs ?? 250),
+      maxBatch,
+      maxQueue: Math.max(maxBatch, options.maxQueue ?? 100_000),
+      commit: (ops, hits) =>
+        this.#transaction("writing a batch", () => {
+          for (const op of ops) this.#run(op);
+          for (const [address, h] of hits) this.#hit.run({ address, count: h.count, at: h.at });
+        }),
+      due: () => this.#background(() => this.flush(), "writing a batch"),
+    });
     this.#onError = options.onError;
     if (this.path !== ":memory:" && options.create === false && !existsSync(this.path)) {
       throw new BlocklistStoreError(
@@ -305,13 +287,13 @@ export class BlocklistStore {
   /** Queues an add (or update) for the next batch. Throws BlocklistError for a bad address. */
   enqueue(write: BlocklistWrite): void {
     this.#assertOpen();
-    this.#queue(this.#op(write));
+    this.#queue.push(this.#op(write));
   }
 
   /** Queues a removal for the next batch. */
   enqueueRemove(address: string): void {
     this.#assertOpen();
-    this.#queue({ kind: "remove", address: canonicalAddress(address) });
+    this.#queue.push({ kind: "remove", address: canonicalAddress(address) });
   }
 
   /** Queues `count` more hits on an entry (ignored if the address is not on the list by then). */
@@ -319,46 +301,7 @@ export class BlocklistStore {
     this.#assertOpen();
     if (!Number.isInteger(count) || count <= 0) return;
     const a = canonicalAddress(address);
-    const at = checkTime("atMs", atMs ?? this.#now());
-    const h = this.#hits.get(a);
-    if (h !== undefined) {
-      h.count += count;
-      h.at = Math.max(h.at, at);
-      return;
-    }
-    if (this.#queued() >= this.#maxQueue) {
-      this.#stats.dropped++;
-      return;
-    }
-    this.#hits.set(a, { count, at });
-    this.#afterQueue();
-  }
-
-  #queued(): number {
-    return this.#ops.length + this.#hits.size;
-  }
-
-  #queue(op: Op): void {
-    if (this.#queued() >= this.#maxQueue) {
-      this.#stats.dropped++;
-      return;
-    }
-    this.#ops.push(op);
-    this.#afterQueue();
-  }
-
-  #afterQueue(): void {
-    if (this.#queued() >= this.#maxBatch) {
-      this.#background(() => this.flush(), "writing a batch");
-      return;
-    }
-    if (this.#flushTimer === undefined) {
-      this.#flushTimer = setTimeout(() => {
-        this.#flushTimer = undefined;
-        this.#background(() => this.flush(), "writing a batch");
-      }, this.#flushMs);
-      this.#flushTimer.unref();
-    }
+    this.#queue.addHits(a, count, checkTime("atMs", atMs ?? this.#now()));
   }
 
   /** Runs a timed or threshold task; a failure is counted, reported and retried, never thrown. */
@@ -369,16 +312,7 @@ export class BlocklistStore {
     } catch (e) {
       this.#stats.errors++;
       const err = storeError(e, this.path, doing, this.#busyMs);
-      if (this.#queued() > 0 && this.#flushTimer === undefined) {
-        this.#flushTimer = setTimeout(
-          () => {
-            this.#flushTimer = undefined;
-            this.#background(() => this.flush(), "writing a batch");
-          },
-          Math.max(this.#flushMs, 1000),
-        );
-        this.#flushTimer.unref();
-      }
+      this.#queue.retryLater();
       this.#onError?.(err);
     }
   }
@@ -389,35 +323,7 @@ export class BlocklistStore {
    */
   flush(): number {
     this.#assertOpen();
-    if (this.#flushTimer !== undefined) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
-    }
-    const ops = this.#ops;
-    const hits = this.#hits;
-    const n = ops.length + hits.size;
-    if (n === 0) return 0;
-    this.#ops = [];
-    this.#hits = new Map();
-    try {
-      this.#transaction("writing a batch", () => {
-        for (const op of ops) this.#run(op);
-        for (const [address, h] of hits) this.#hit.run({ address, count: h.count, at: h.at });
-      });
-    } catch (e) {
-      // Keep them, in order, ahead of anything queued since.
-      this.#ops = ops.concat(this.#ops);
-      for (const [a, h] of this.#hits) {
-        const old = hits.get(a);
-        if (old === undefined) hits.set(a, h);
-        else {
-          old.count += h.count;
-          old.at = Math.max(old.at, h.at);
-        }
-      }
-      this.#hits = hits;
-      throw e;
-    }
+    const n = this.#queue.flush();
     this.#stats.written += n;
     return n;
   }
@@ -602,18 +508,25 @@ export class BlocklistStore {
 
   /** Counters since open. */
   stats(): BlocklistStoreStats {
-    return { ...this.#stats, queued: this.#queued() };
+    const s = this.#stats;
+    return {
+      transactions: s.transactions,
+      written: s.written,
+      queued: this.#queue.size,
+      dropped: this.#queue.dropped,
+      pruned: s.pruned,
+      errors: s.errors,
+    };
   }
 
   /** Commits what is queued, stops timers and watches, closes the file. Safe to call twice. */
   close(): void {
     if (this.#closed) return;
-    clearTimeout(this.#flushTimer);
     clearInterval(this.#pruneTimer);
     for (const w of this.#watchers) clearInterval(w.timer);
     this.#watchers.clear();
     try {
-      this.flush();
+      this.flush(); // also stops the queue's timer
     } finally {
       this.#closed = true;
       this.#db.close();
