@@ -3,10 +3,7 @@
 export type { BlocklistEntry, BlocklistSource, BlocklistWrite } from "./entry.ts";
 export type { BlocklistStoreErrorCode } from "./errors.ts";
 export { BlocklistStoreError } from "./errors.ts";
-export type {
-  BlocklistChange,
-  BlocklistStoreOptions,
-  BlocklistStoreStats,
-  BlocklistWatchOptions,
-} from "./store.ts";
-export { BlocklistStore, resolveBlocklistPath, updatesOf } from "./store.ts";
+export type { BlocklistStoreOptions, BlocklistStoreStats } from "./store.ts";
+export { BlocklistStore, resolveBlocklistPath } from "./store.ts";
+export type { BlocklistChange, BlocklistWatchOptions } from "./watch.ts";
+export { updatesOf } from "./watch.ts";

@@ -9,30 +9,19 @@
 // per-packet path; the CLI's writes (add/remove) commit at once. Readers (the CLI's list) never wait for a
 // writer in WAL mode; writers wait up to busy_timeout for each other.
 //
-// Change polling: a trigger logs every insert, delete and change of expiry in blocklist_changes (the CLI
-// goes through the same triggers), and `PRAGMA data_version` tells a connection cheaply whether any
-// *other* connection has committed since it last looked. watch() polls the latter and reads the log only
-// when it moved, so a running server picks up `ntpshield blocklist add/remove` within a poll interval.
+// Beside it in this folder: the tables (schema.ts), the batching (write-queue.ts), the polling for other
+// processes' changes (watch.ts), the errors (errors.ts).
 
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import {
-  type BlocklistItem,
-  type BlocklistUpdate,
-  canonicalAddress,
-  snapshotOf,
-} from "../../defence/blocklist.ts";
+import { canonicalAddress } from "../../defence/blocklist.ts";
 import type { BlocklistEntry, BlocklistWrite } from "./entry.ts";
 import { BlocklistStoreError, storeError } from "./errors.ts";
 import { loadSqlite } from "./load-sqlite.ts";
 import { COLUMNS, createSchema, entryOf, isOurs, type Row } from "./schema.ts";
+import { type BlocklistChange, type BlocklistWatchOptions, Watches } from "./watch.ts";
 import { type Op, WriteQueue } from "./write-queue.ts";
-
-/** What watch() reports: membership and expiry changes made by other connections (e.g. the CLI). */
-export type BlocklistChange =
-  | { full: false; upserts: BlocklistEntry[]; removed: string[] }
-  | { full: true; entries: BlocklistEntry[] };
 
 export interface BlocklistStoreStats {
   /** Write transactions committed (batches and direct writes). */
@@ -68,13 +57,6 @@ export interface BlocklistStoreOptions {
   onError?: (err: BlocklistStoreError) => void;
 }
 
-export interface BlocklistWatchOptions {
-  /** Poll interval in ms (default 2000). */
-  intervalMs?: number;
-  /** Report the whole list at once, synchronously, before any change (default false). */
-  initial?: boolean;
-}
-
 // An entry that has expired is a new entry when the address comes back. An automatic write never
 // changes a manual entry's reason, expiry or source: the operator's word wins over the server's.
 const EXPIRED = "(blocklist.expires_ms IS NOT NULL AND blocklist.expires_ms <= excluded.updated_ms)";
@@ -90,13 +72,6 @@ ON CONFLICT (address) DO UPDATE SET
   source     = CASE WHEN ${KEEP} THEN blocklist.source ELSE excluded.source END,
   hits       = CASE WHEN ${EXPIRED} THEN excluded.hits ELSE blocklist.hits + excluded.hits END
 RETURNING *`;
-
-interface Watcher {
-  onChange: (change: BlocklistChange) => void;
-  lastSeq: number;
-  lastDataVersion: number;
-  timer: NodeJS.Timeout;
-}
 
 /**
  * The blocklist file for a configured path: relative paths are taken from the configuration file's
@@ -128,8 +103,8 @@ export class BlocklistStore {
   readonly #hit: StatementSync;
   readonly #delete: StatementSync;
   readonly #queue: WriteQueue;
+  readonly #watches: Watches;
   #pruneTimer: NodeJS.Timeout | undefined;
-  readonly #watchers = new Set<Watcher>();
   #closed = false;
   /** The counters of stats() that are the store's own (the queue keeps queued and dropped). */
   readonly #stats = { transactions: 0, written: 0, pruned: 0, errors: 0 };
@@ -143,6 +118,7 @@ export class BlocklistStore {
     this.path = path === ":memory:" ? path : resolve(path);
     this.#now = options.now ?? Date.now;
     this.#busyMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+    this.#onError = options.onError;
     const maxBatch = Math.max(1, options.maxBatch ?? 1000);
     this.#queue = new WriteQueue({
       flushMs: Math.max(0, options.flushIntervalMs ?? 250),
@@ -155,7 +131,6 @@ export class BlocklistStore {
         }),
       due: () => this.#background(() => this.flush(), "writing a batch"),
     });
-    this.#onError = options.onError;
     if (this.path !== ":memory:" && options.create === false && !existsSync(this.path)) {
       throw new BlocklistStoreError(
         "ERR_BLOCKLIST_MISSING",
@@ -172,6 +147,14 @@ export class BlocklistStore {
       throw storeError(e, this.path, "opening it", this.#busyMs);
     }
     this.#db = db;
+    this.#watches = new Watches({
+      db,
+      prepare: (sql) => this.#prepare(sql),
+      list: () => this.list(),
+      now: () => this.#now(),
+      read: (doing, fn) => this.#read(doing, fn),
+      background: (fn, doing) => this.#background(fn, doing),
+    });
     try {
       db.exec(`PRAGMA busy_timeout = ${this.#busyMs}`);
       this.#setUp();
@@ -201,11 +184,6 @@ export class BlocklistStore {
       this.#statements.set(sql, st);
     }
     return st;
-  }
-
-  #pragma(name: string): number | string {
-    const row = this.#prepare(`PRAGMA ${name}`).get() as Record<string, number | string> | undefined;
-    return row === undefined ? 0 : (Object.values(row)[0] ?? 0);
   }
 
   /** Checks the file is ours (or empty), turns on WAL and FULL sync, creates the tables the first time. */
@@ -396,35 +374,11 @@ export class BlocklistStore {
         this.#prepare("DELETE FROM blocklist WHERE expires_ms IS NOT NULL AND expires_ms <= ?").run(now)
           .changes,
       );
-      if (this.#watchers.size > 0) {
-        let seen = Number.POSITIVE_INFINITY;
-        for (const w of this.#watchers) seen = Math.min(seen, w.lastSeq);
-        this.#prepare("DELETE FROM blocklist_changes WHERE seq <= ?").run(seen);
-      }
+      this.#watches.trimLog();
       return deleted;
     });
     this.#stats.pruned += n;
     return n;
-  }
-
-  // --- Watching for other processes' changes ---
-
-  #maxSeq(): number {
-    const row = this.#prepare("SELECT seq FROM sqlite_sequence WHERE name = 'blocklist_changes'").get() as
-      | { seq: number }
-      | undefined;
-    return row?.seq ?? 0;
-  }
-
-  #full(): { seq: number; entries: BlocklistEntry[] } {
-    this.#db.exec("BEGIN");
-    try {
-      const seq = this.#maxSeq();
-      const entries = this.list();
-      return { seq, entries };
-    } finally {
-      this.#db.exec("COMMIT");
-    }
   }
 
   /**
@@ -435,75 +389,7 @@ export class BlocklistStore {
    * Each poll is one PRAGMA and one indexed read when nothing changed.
    */
   watch(onChange: (change: BlocklistChange) => void, options: BlocklistWatchOptions = {}): () => void {
-    this.#assertOpen();
-    const intervalMs = Math.max(10, options.intervalMs ?? 2000);
-    let lastSeq: number;
-    let lastDataVersion: number;
-    let initial: BlocklistEntry[] | undefined;
-    try {
-      // data_version first: a commit that lands between the two reads is then seen again, never missed.
-      lastDataVersion = Number(this.#pragma("data_version"));
-      if (options.initial) {
-        const f = this.#full();
-        lastSeq = f.seq;
-        initial = f.entries;
-      } else {
-        lastSeq = this.#maxSeq();
-      }
-    } catch (e) {
-      throw storeError(e, this.path, "starting to watch", this.#busyMs);
-    }
-    const w: Watcher = {
-      onChange,
-      lastSeq,
-      lastDataVersion,
-      timer: setInterval(() => this.#background(() => this.#poll(w), "polling for changes"), intervalMs),
-    };
-    w.timer.unref();
-    this.#watchers.add(w);
-    if (initial !== undefined) onChange({ full: true, entries: initial });
-    return () => {
-      clearInterval(w.timer);
-      this.#watchers.delete(w);
-    };
-  }
-
-  #poll(w: Watcher): void {
-    // Order matters: read the log's end first, then data_version. If no other connection committed
-    // before data_version was read, everything up to that end is our own.
-    const end = this.#maxSeq();
-    const dv = Number(this.#pragma("data_version"));
-    if (dv === w.lastDataVersion) {
-      w.lastSeq = end;
-      return;
-    }
-    w.lastDataVersion = dv;
-    const oldest = this.#prepare("SELECT min(seq) AS s FROM blocklist_changes").get() as { s: number | null };
-    if (oldest.s !== null && oldest.s > w.lastSeq + 1) {
-      // Rows we never read were trimmed (another process pruned the log): start again from the whole list.
-      const f = this.#full();
-      w.lastSeq = f.seq;
-      w.onChange({ full: true, entries: f.entries });
-      return;
-    }
-    const now = this.#now();
-    const rows = this.#prepare(
-      `SELECT c.address AS changed, c.last AS last, ${COLUMNS.split(", ")
-        .map((x) => `b.${x} AS ${x}`)
-        .join(", ")}
-         FROM (SELECT address, max(seq) AS last FROM blocklist_changes WHERE seq > ? GROUP BY address) c
-         LEFT JOIN blocklist b ON b.address = c.address`,
-    ).all(w.lastSeq) as unknown as (Row & { changed: string; last: number })[];
-    const upserts: BlocklistEntry[] = [];
-    const removed: string[] = [];
-    let seq = w.lastSeq;
-    for (const r of rows) {
-      seq = Math.max(seq, r.last);
-      if (r.address === null || (r.expires_ms !== null && r.expires_ms <= now)) removed.push(r.changed);
-      else upserts.push(entryOf(r));
-    }
-    w.lastSeq = seq;
-    if (upserts.length > 0 || removed.length > 0) w.onChange({ full: false, upserts, removed });
+    return this.#watches.start(onChange, options);
   }
 
   /** Counters since open. */
@@ -523,8 +409,7 @@ export class BlocklistStore {
   close(): void {
     if (this.#closed) return;
     clearInterval(this.#pruneTimer);
-    for (const w of this.#watchers) clearInterval(w.timer);
-    this.#watchers.clear();
+    this.#watches.stopAll();
     try {
       this.flush(); // also stops the queue's timer
     } finally {
@@ -532,14 +417,4 @@ export class BlocklistStore {
       this.#db.close();
     }
   }
-}
-
-/** The worker messages that carry a watch() change (see BlocklistUpdate in src/defence/blocklist.ts). */
-export function updatesOf(change: BlocklistChange): BlocklistUpdate[] {
-  const item = (e: BlocklistEntry): BlocklistItem => ({ address: e.address, expiresMs: e.expiresMs });
-  if (change.full) return [{ type: "blocklist-replace", snapshot: snapshotOf(change.entries.map(item)) }];
-  const out: BlocklistUpdate[] = [];
-  if (change.removed.length > 0) out.push({ type: "blocklist-remove", addresses: change.removed });
-  if (change.upserts.length > 0) out.push({ type: "blocklist-add", items: change.upserts.map(item) });
-  return out;
 }
