@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { BlocklistError, type BlocklistSnapshot } from "../../src/defence/blocklist.ts";
+import { BlocklistError, type BlocklistSnapshot } from "../../../src/defence/blocklist.ts";
 import {
   type BlocklistChange,
   BlocklistStore,
@@ -16,7 +16,7 @@ import {
   type BlocklistStoreOptions,
   resolveBlocklistPath,
   updatesOf,
-} from "../../src/server/blocklist/index.ts";
+} from "../../../src/server/blocklist/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ntpshield-blocklist-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,7 +41,7 @@ function workersLoad(s: BlocklistStore): BlocklistSnapshot {
   return load.snapshot;
 }
 
-const STORE_MODULE = pathToFileURL(join(import.meta.dirname, "../../src/server/blocklist/index.ts")).href;
+const STORE_MODULE = pathToFileURL(join(import.meta.dirname, "../../../src/server/blocklist/index.ts")).href;
 
 const isStoreError = (code: string, re?: RegExp) => (e: unknown) => {
   assert.equal((e as BlocklistStoreError).code, code, (e as Error).message);
