@@ -1,5 +1,5 @@
 // The blocklist's durable half: one shared suite run against an in-memory and a file database, then what
-// only a file can show: kill -9 durability, a second process's changes seen by watch(), locks, bad files.
+// only a file can show: kill -9 durability, locks, bad files. Change polling is in watch.test.ts.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -236,27 +236,6 @@ for (const [kind, where] of kinds) {
         again.close();
       }
     });
-
-    it("gives the workers' snapshot and messages", () => {
-      const c = clock();
-      const s = open({ now: c.now });
-      try {
-        s.add({ address: "192.0.2.1", reason: "", source: "manual" });
-        s.add({ address: "2001:db8::5", reason: "", source: "auto", expiresMs: c.now() + 10 });
-        const snap = workersLoad(s);
-        assert.equal(snap.words.length, 8);
-        assert.deepEqual([...snap.expiresMs].sort(), [c.now() + 10, Number.POSITIVE_INFINITY]);
-        const full = updatesOf({ full: true, entries: s.list() });
-        assert.equal(full[0]?.type, "blocklist-replace");
-        const delta = updatesOf({ full: false, upserts: s.list().slice(0, 1), removed: ["198.51.100.2"] });
-        assert.deepEqual(delta, [
-          { type: "blocklist-remove", addresses: ["198.51.100.2"] },
-          { type: "blocklist-add", items: [{ address: "192.0.2.1", expiresMs: null }] },
-        ]);
-      } finally {
-        s.close();
-      }
-    });
   });
 }
 
@@ -360,89 +339,6 @@ describe("BlocklistStore file", () => {
       assert.ok(have.size >= 50 * (lastCommitted + 1));
     } finally {
       s.close();
-    }
-  });
-
-  it("watch() reports another process's adds, removals and expiry changes, not its own writes", async () => {
-    const path = freshFile();
-    const c = clock(Date.now());
-    const server = BlocklistStore.open(path, { now: c.now, pruneIntervalMs: 0 });
-    const cli = BlocklistStore.open(path, { pruneIntervalMs: 0 });
-    const changes: BlocklistChange[] = [];
-    const next = async () => {
-      const until = Date.now() + 3000;
-      while (changes.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-      return changes.shift();
-    };
-    try {
-      server.add({ address: "192.0.2.1", reason: "before", source: "auto" });
-      const stop = server.watch((ch) => changes.push(ch), { intervalMs: 20, initial: true });
-      const first = changes.shift();
-      assert.ok(first?.full);
-      assert.deepEqual(
-        first.entries.map((e) => e.address),
-        ["192.0.2.1"],
-      );
-
-      // Its own writes (batched or direct) are not reported back.
-      server.enqueue({ address: "192.0.2.2", reason: "own", source: "auto" });
-      server.flush();
-      server.add({ address: "192.0.2.3", reason: "own", source: "auto" });
-      await new Promise((r) => setTimeout(r, 80));
-      assert.equal(changes.length, 0);
-
-      cli.add({ address: "2001:db8::9", reason: "cli", source: "manual" });
-      let ch = await next();
-      assert.ok(ch && !ch.full);
-      assert.deepEqual(
-        ch.upserts.map((e) => [e.address, e.reason]),
-        [["2001:db8::9", "cli"]],
-      );
-      assert.deepEqual(ch.removed, []);
-
-      // A hit count or reason change is no membership change: not reported.
-      cli.enqueueHits("2001:db8::9", 5);
-      cli.flush();
-      await new Promise((r) => setTimeout(r, 80));
-      assert.equal(changes.length, 0);
-
-      cli.remove("192.0.2.1");
-      cli.add({
-        address: "192.0.2.2",
-        reason: "cli shortens",
-        source: "manual",
-        expiresMs: c.now() + 60_000,
-      });
-      ch = await next();
-      assert.ok(ch && !ch.full);
-      assert.deepEqual(ch.removed, ["192.0.2.1"]);
-      assert.deepEqual(
-        ch.upserts.map((e) => [e.address, e.expiresMs]),
-        [["192.0.2.2", c.now() + 60_000]],
-      );
-
-      // An entry already expired when seen is reported as removed.
-      cli.add({ address: "192.0.2.3", reason: "gone", source: "manual", expiresMs: c.now() - 1 });
-      ch = await next();
-      assert.ok(ch && !ch.full);
-      assert.deepEqual(ch.removed, ["192.0.2.3"]);
-
-      // Pruning trims the log up to what the watcher has read; later changes still arrive.
-      server.prune();
-      cli.add({ address: "198.51.100.4", reason: "after prune", source: "manual" });
-      ch = await next();
-      assert.ok(ch && !ch.full);
-      assert.deepEqual(
-        ch.upserts.map((e) => e.address),
-        ["198.51.100.4"],
-      );
-      stop();
-      cli.add({ address: "198.51.100.5", reason: "unwatched", source: "manual" });
-      await new Promise((r) => setTimeout(r, 80));
-      assert.equal(changes.length, 0, "a stopped watch reports nothing");
-    } finally {
-      cli.close();
-      server.close();
     }
   });
 
