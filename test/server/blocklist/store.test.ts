@@ -1,8 +1,8 @@
 // The blocklist's durable half: one shared suite run against an in-memory and a file database, then what
-// only a file can show: kill -9 durability, locks, bad files. Change polling is in watch.test.ts.
+// only a file can show: kill -9 durability, locks. Change polling and bad files have files of their own.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -400,38 +400,6 @@ describe("BlocklistStore file", () => {
       locker.close();
       s.close();
     }
-  });
-
-  it("says clearly when the file is missing, unreachable, or not a blocklist", () => {
-    const missing = join(dir, "missing.db");
-    assert.throws(
-      () => BlocklistStore.open(missing, { create: false }),
-      isStoreError("ERR_BLOCKLIST_MISSING", /no blocklist database at .*missing\.db/),
-    );
-    assert.throws(
-      () => BlocklistStore.open(join(dir, "no-such-dir", "x.db")),
-      isStoreError("ERR_BLOCKLIST_OPEN", /the directory .*no-such-dir does not exist/),
-    );
-    const junk = join(dir, "junk.db");
-    writeFileSync(junk, "this is not an SQLite file, but it is long enough to look like one".repeat(20));
-    assert.throws(() => BlocklistStore.open(junk), isStoreError("ERR_BLOCKLIST_NOT_OURS", /junk\.db/));
-    const foreign = join(dir, "foreign.db");
-    const f = new DatabaseSync(foreign);
-    f.exec("CREATE TABLE accounts (id INTEGER)");
-    f.close();
-    assert.throws(
-      () => BlocklistStore.open(foreign),
-      isStoreError("ERR_BLOCKLIST_NOT_OURS", /not an ntpshield blocklist/),
-    );
-    const newer = freshFile();
-    BlocklistStore.open(newer, { pruneIntervalMs: 0 }).close();
-    const n = new DatabaseSync(newer);
-    n.exec("PRAGMA user_version = 99");
-    n.close();
-    assert.throws(
-      () => BlocklistStore.open(newer),
-      isStoreError("ERR_BLOCKLIST_NOT_OURS", /newer ntpshield/),
-    );
   });
 
   it("resolves a configured path against the configuration file's directory", () => {
