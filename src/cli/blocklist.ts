@@ -12,7 +12,7 @@ import {
   BlocklistStore,
   BlocklistStoreError,
   resolveBlocklistPath,
-} from "../server/blocklist-store.ts";
+} from "../server/blocklist/index.ts";
 
 export const BLOCKLIST_USAGE = `usage: ntpshield blocklist list [--json] (--config FILE | --db PATH)
        ntpshield blocklist add ADDR [--reason TEXT] [--duration S] (--config FILE | --db PATH)

@@ -1,6 +1,6 @@
 // The blocklist's in-memory half, on the hot path of every worker. Paper §11: "If the NTPv4 server is so
 // configured, it keeps the KoD address of an offending client indefinitely and discards all further
-// packets from that client." The durable half (SQLite) is src/server/blocklist-store.ts and lives on the
+// packets from that client." The durable half (SQLite) is src/server/blocklist/ and lives on the
 // main thread only; each worker holds its own Blocklist and is kept in step by BlocklistUpdate messages.
 //
 // The set is an open-addressing table (linear probing, backward-shift deletion, load factor <= 1/2) keyed

@@ -19,7 +19,7 @@ import {
   type BlocklistWrite,
   resolveBlocklistPath,
   updatesOf,
-} from "./blocklist-store.ts";
+} from "./blocklist/index.ts";
 import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
 import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
-import { type BlocklistChange, BlocklistStore } from "../../src/server/blocklist-store.ts";
+import { type BlocklistChange, BlocklistStore } from "../../src/server/blocklist/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ntpshield-blocklist-cli-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

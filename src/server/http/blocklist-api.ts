@@ -10,8 +10,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseDuration } from "../../config/fields.ts";
 import { BlocklistError, canonicalAddress } from "../../defence/blocklist.ts";
-import type { BlocklistEntry, BlocklistWrite } from "../blocklist-store.ts";
-import { BlocklistStoreError } from "../blocklist-store.ts";
+import type { BlocklistEntry, BlocklistWrite } from "../blocklist/index.ts";
+import { BlocklistStoreError } from "../blocklist/index.ts";
 import { ServeError } from "../errors.ts";
 import { readBody } from "./body.ts";
 import { numberParam, QueryError } from "./clients-query.ts";

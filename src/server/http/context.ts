@@ -7,7 +7,7 @@ import type { Config } from "../../config/index.ts";
 import type { CounterSnapshot } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import type { ServeState } from "../../core/serve-state.ts";
-import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist-store.ts";
+import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist/index.ts";
 import type { Logger } from "../log.ts";
 import type { ListenAddress } from "../messages.ts";
 
