@@ -14,6 +14,7 @@ import { clientRow, selectClients } from "./clients.ts";
 import { type ClientQuery, parseClientQuery, QueryError } from "./clients-query.ts";
 import type { Handler, MonitorContext } from "./context.ts";
 import { HttpError } from "./errors.ts";
+import type { BlocklistSummary } from "./metrics.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { packetTotals } from "./packet-totals.ts";
 import { sendJson, sendNoContent, sendPage, sendText } from "./reply.ts";
@@ -137,14 +138,17 @@ function servedNowS(ctx: MonitorContext): number {
   return (ctx.now() + (ctx.source.state?.offsetMs ?? 0)) / 1000;
 }
 
-function blocklistSummary(ctx: MonitorContext): { enabled: boolean; entries: number } {
+function blocklistSummary(ctx: MonitorContext): BlocklistSummary {
   const store = ctx.source.blocklistStore;
   if (!ctx.config.blocklist.enabled || store === undefined) return { enabled: false, entries: 0 };
+  // The database's own figures (its write queue above all) come from memory: they are there even when the
+  // count below fails, which is when an operator needs them.
+  const database = store.stats();
   try {
-    return { enabled: true, entries: store.count() };
+    return { enabled: true, entries: store.count(), database };
   } catch (err) {
     ctx.log.warn("monitoring endpoint: blocklist count failed", { error: err });
-    return { enabled: true, entries: Number.NaN };
+    return { enabled: true, entries: Number.NaN, database };
   }
 }
 

@@ -8,6 +8,7 @@ import type { Defences } from "../../core/defences.ts";
 import { REASON_NAMES } from "../../core/reasons.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import { NAME_COUNTER_NAMES } from "../../defence/names.ts";
+import type { BlocklistStoreStats } from "../blocklist/index.ts";
 import { packetTotals } from "./packet-totals.ts";
 
 /** The content type of a scrape (exposition format 0.0.4). */
@@ -21,7 +22,15 @@ export interface MetricsInput {
   /** The clock served; undefined until the clock source has started. */
   state: ServeState | undefined;
   defences: Defences;
-  blocklist: { enabled: boolean; entries: number };
+  blocklist: BlocklistSummary;
+}
+
+/** The blocklist as monitoring shows it: in use or not, its entries, and its database's write figures. */
+export interface BlocklistSummary {
+  enabled: boolean;
+  entries: number;
+  /** Absent when the blocklist is off. */
+  database?: BlocklistStoreStats;
 }
 
 interface Sample {
@@ -180,5 +189,36 @@ export function metricsText(input: MetricsInput): string {
   m.add("ntpshield_name_cache_entries", "gauge", "Addresses in the reverse-DNS verdict cache.", d.names.size);
   m.add("ntpshield_blocklist_enabled", "gauge", "1 if the blocklist is in use.", bl.enabled ? 1 : 0);
   m.add("ntpshield_blocklist_entries", "gauge", "Addresses on the blocklist (not expired).", bl.entries);
+  const db = bl.database;
+  if (db !== undefined) {
+    m.add(
+      "ntpshield_blocklist_db_writes_total",
+      "counter",
+      "Blocklist database writes since start: committed, refused because the write queue was full, and expired entries pruned.",
+      [
+        { labels: { result: "committed" }, value: db.written },
+        { labels: { result: "dropped_queue_full" }, value: db.dropped },
+        { labels: { result: "pruned" }, value: db.pruned },
+      ],
+    );
+    m.add(
+      "ntpshield_blocklist_db_transactions_total",
+      "counter",
+      "Blocklist database write transactions committed.",
+      db.transactions,
+    );
+    m.add(
+      "ntpshield_blocklist_db_queued",
+      "gauge",
+      "Blocklist writes waiting for the next flush to the database.",
+      db.queued,
+    );
+    m.add(
+      "ntpshield_blocklist_db_errors_total",
+      "counter",
+      "Blocklist database flushes, polls or prunes that failed.",
+      db.errors,
+    );
+  }
   return m.text();
 }

@@ -311,6 +311,12 @@ describe("monitoring endpoint under real traffic", () => {
     assert.deepEqual(await list(), ["127.0.0.18"]);
     const m = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
     assert.equal(metric(m, "ntpshield_blocklist_entries"), 1);
+    // The database's own figures: the manual add was one committed write, nothing queued, dropped or failed.
+    assert.ok(metric(m, "ntpshield_blocklist_db_writes_total", { result: "committed" }) >= 1);
+    assert.ok(metric(m, "ntpshield_blocklist_db_transactions_total") >= 1);
+    assert.equal(metric(m, "ntpshield_blocklist_db_writes_total", { result: "dropped_queue_full" }), 0);
+    assert.equal(metric(m, "ntpshield_blocklist_db_errors_total"), 0);
+    assert.ok(metric(m, "ntpshield_blocklist_db_queued") >= 0);
     assert.ok(metric(m, "ntpshield_packets_total", { reason: "drop_blocklisted" }) >= 1);
     assert.ok(metric(m, "ntp_server_denied_packets_total") >= 3, "blocklisted packets are denied");
 
