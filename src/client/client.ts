@@ -14,13 +14,13 @@
 
 import { lookup } from "node:dns/promises";
 import { performance } from "node:perf_hooks";
+import type { ResolvedAddress } from "./address.ts";
 import {
   type ClientAction,
   ClientCore,
   type ClientEvent,
   type ClientOptions,
   type Estimate,
-  type ResolvedAddress,
   type ServerSpec,
   type SourceStatus,
 } from "./core.ts";

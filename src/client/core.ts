@@ -39,6 +39,7 @@ import {
   OFF_POLL,
   uint32ToKissCode,
 } from "../protocol/index.ts";
+import { familyOf, formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 import { ClientError } from "./errors.ts";
 import { buildRequest, evaluateReply, rootDistance, type Sample } from "./measure.ts";
 import { type PollOptions, PollSchedule, resolvePollOptions } from "./poll.ts";
@@ -50,12 +51,6 @@ import { activeRefusals, addRefusal, REFUSAL_EXPIRY_S, type Refusal } from "./st
 export interface ServerSpec {
   readonly host: string;
   readonly port: number;
-}
-
-/** One address a name resolved to. */
-export interface ResolvedAddress {
-  readonly address: string;
-  readonly family: 4 | 6;
 }
 
 export interface ClientOptions extends PollOptions {
@@ -225,21 +220,6 @@ interface Source {
   samples: TimedSample[];
   lastKiss: string | undefined;
   distanceS: number | undefined;
-}
-
-/** "host:port", with IPv6 literals in brackets. */
-export function formatServer(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** The address as the wire has it: an IPv4-mapped IPv6 address (dual-stack sockets) is its IPv4 address. */
-export function unmapAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1]! : address;
-}
-
-function familyOf(address: string): 4 | 6 {
-  return address.includes(":") ? 6 : 4;
 }
 
 function checkInt(name: string, v: unknown, min: number, max: number): number {

@@ -3,7 +3,9 @@
 //
 // NtpClient runs the whole client (timers, DNS, sockets, the state file) around the pure ClientCore;
 // queryServer makes a single exchange; the pure pieces (PollSchedule, selectTruechimers, evaluateReply)
-// are exported for simulators and tests.
+// are exported for simulators and tests. Modules holding internal helpers beside public names are
+// re-exported by name, so that the package exports no more than it promises.
+export { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 export * from "./client.ts";
 export * from "./core.ts";
 export * from "./errors.ts";

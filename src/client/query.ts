@@ -7,8 +7,9 @@
 // should run the client, which knows how to wait.
 
 import { kissCodeInfo, uint32ToKissCode } from "../protocol/index.ts";
+import { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 import { type Resolver, systemResolver } from "./client.ts";
-import { formatServer, matchReply, type ResolvedAddress, type ServerSpec, unmapAddress } from "./core.ts";
+import { matchReply, type ServerSpec } from "./core.ts";
 import { ClientError } from "./errors.ts";
 import { buildRequest, evaluateReply, type Sample } from "./measure.ts";
 import { cryptoRandom, type Random } from "./random.ts";

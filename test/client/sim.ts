@@ -4,12 +4,12 @@
 // each request's reply (or replies, forged ones included) delivered after a round trip, and a timeout when
 // no reply was accepted. Hours of polling by thousands of clients run in a second.
 
+import type { ResolvedAddress } from "../../src/client/address.ts";
 import {
   type ClientAction,
   ClientCore,
   type ClientEvent,
   type ClientOptions,
-  type ResolvedAddress,
   type ServerSpec,
 } from "../../src/client/core.ts";
 import type { Random } from "../../src/client/random.ts";
