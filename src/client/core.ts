@@ -13,12 +13,10 @@
 //   there is another). A client that always takes the first address, or resolves once at boot, defeats the
 //   DNS rotation that spreads clients over servers; one that never resolves again keeps hammering a
 //   retired server for years (§11). No address is built in: servers come from the caller.
-// - Which replies count (RFC 5905 §8, paper §8-§9, RFC 8633 §3.2): a datagram is considered only if its
-//   origin timestamp equals, all 64 bits, the transmit timestamp of our request (whose fraction is random:
-//   measure.ts), and if it comes from the address and port we asked. With `followRedirects`, a reply with
-//   that exact origin from another address is accepted too, and the source switches to that server and
-//   says so (the paper's active redirection, §8). Everything else is ignored and the wait goes on, so a
-//   spoofed or stale packet, kiss-o'-death included, changes nothing. Valid replies are measured by
+// - Which replies count (RFC 5905 §8, paper §8-§9, RFC 8633 §3.2): match.ts, by the origin timestamp's
+//   64 bits and the address and port asked. With `followRedirects`, a reply with that exact origin from
+//   another address is accepted too, and the source switches to that server and says so (the paper's
+//   active redirection, §8). Everything else is ignored and the wait goes on. Valid replies are measured by
 //   evaluateReply: unsynchronised servers (leap 3, stratum 0 or 16) and zero transmit timestamps give no
 //   sample.
 // - Kiss-o'-death (§11, RFC 5905 §7.4): RATE lengthens the interval (poll.ts) and ends any burst; DENY and
@@ -32,15 +30,10 @@
 //   the `keep` (3) with the lowest root distance are kept and the rest put on standby (no more requests
 //   from us), to be woken, with a fresh resolution, when fewer than `keep` healthy sources remain.
 
-import {
-  kissCodeInfo,
-  NTP_HEADER_LENGTH,
-  OFF_ORIGIN_TS,
-  OFF_POLL,
-  uint32ToKissCode,
-} from "../protocol/index.ts";
+import { kissCodeInfo, OFF_POLL, uint32ToKissCode } from "../protocol/index.ts";
 import { familyOf, formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 import { ClientError } from "./errors.ts";
+import { type IgnoreReason, matchReply } from "./match.ts";
 import { buildRequest, evaluateReply, rootDistance, type Sample } from "./measure.ts";
 import { type PollOptions, PollSchedule, resolvePollOptions } from "./poll.ts";
 import type { Random } from "./random.ts";
@@ -753,31 +746,6 @@ export class ClientCore {
       );
     }
   }
-}
-
-/** Why a datagram that arrived during an exchange was not taken as its reply. */
-export type IgnoreReason = "origin-mismatch" | "unexpected-address" | "refused-address" | "not-a-reply";
-
-/**
- * Whether a datagram is the reply to a request (the rules of the header comment): at least a header, the
- * origin timestamp equal to our transmit timestamp in all 64 bits, and from the address and port asked,
- * or, with `followRedirects`, from anywhere with that exact origin (then `redirected`). Used by the core
- * and by the one-shot query.
- */
-export function matchReply(
-  expected: { readonly address: string; readonly port: number; readonly transmit: Uint8Array },
-  data: Uint8Array,
-  from: { readonly address: string; readonly port: number },
-  followRedirects: boolean,
-): { ok: true; redirected: boolean } | { ok: false; reason: IgnoreReason } {
-  if (data.length < NTP_HEADER_LENGTH) return { ok: false, reason: "not-a-reply" };
-  for (let i = 0; i < 8; i++) {
-    if (data[OFF_ORIGIN_TS + i] !== expected.transmit[i]) return { ok: false, reason: "origin-mismatch" };
-  }
-  const same = unmapAddress(from.address) === unmapAddress(expected.address) && from.port === expected.port;
-  if (same) return { ok: true, redirected: false };
-  if (!followRedirects) return { ok: false, reason: "unexpected-address" };
-  return { ok: true, redirected: true };
 }
 
 function event(e: ClientEvent): ClientAction {
