@@ -15,16 +15,9 @@
 import { lookup } from "node:dns/promises";
 import { performance } from "node:perf_hooks";
 import type { ResolvedAddress } from "./address.ts";
-import {
-  type ClientAction,
-  ClientCore,
-  type ClientEvent,
-  type ClientOptions,
-  type Estimate,
-  type ServerSpec,
-  type SourceStatus,
-} from "./core.ts";
+import { type ClientAction, ClientCore, type ClientEvent, type Estimate, type SourceStatus } from "./core.ts";
 import { ClientError } from "./errors.ts";
+import type { ClientOptions, ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
 import { type Refusal, readStateFile, writeStateFile } from "./state-file.ts";
 import { udpExchange } from "./udp.ts";

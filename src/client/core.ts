@@ -35,34 +35,11 @@ import { familyOf, formatServer, type ResolvedAddress, unmapAddress } from "./ad
 import { ClientError } from "./errors.ts";
 import { type IgnoreReason, matchReply } from "./match.ts";
 import { buildRequest, evaluateReply, rootDistance, type Sample } from "./measure.ts";
-import { type PollOptions, PollSchedule, resolvePollOptions } from "./poll.ts";
+import { type ClientOptions, checkServers, resolveClientOptions, type ServerSpec } from "./options.ts";
+import { PollSchedule } from "./poll.ts";
 import type { Random } from "./random.ts";
 import { type Candidate, selectTruechimers } from "./select.ts";
-import { activeRefusals, addRefusal, REFUSAL_EXPIRY_S, type Refusal } from "./state-file.ts";
-
-/** A server as configured: a name or a literal address, and a port. */
-export interface ServerSpec {
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface ClientOptions extends PollOptions {
-  /** Accept a reply with our exact origin timestamp from another address, and switch to it (§8). */
-  followRedirects: boolean;
-  /** Consecutive failed polls of one address before the name is resolved again and another chosen. */
-  reselectAfter: number;
-  /** How long a DENY/RSTR is honoured, seconds (default 7 days). */
-  refusalExpiry: number;
-  /** How many servers the selection keeps polling (default 3). */
-  keep: number;
-}
-
-export const CLIENT_DEFAULTS = Object.freeze({
-  followRedirects: false,
-  reselectAfter: 4,
-  refusalExpiry: REFUSAL_EXPIRY_S,
-  keep: 3,
-});
+import { activeRefusals, addRefusal, type Refusal } from "./state-file.ts";
 
 /** How often a source stopped by refusals looks its name up again for new addresses (DNS only), seconds. */
 export const STOPPED_RECHECK_S = 3600;
@@ -215,16 +192,6 @@ interface Source {
   distanceS: number | undefined;
 }
 
-function checkInt(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    throw new ClientError(
-      "ERR_CLIENT_INVALID_OPTION",
-      `${name} must be an integer ${min}-${max}, got ${String(v)}`,
-    );
-  }
-  return v;
-}
-
 export class ClientCore {
   readonly options: Readonly<ClientOptions>;
   /** Sentences saying which options were raised or lowered to respect the rules (poll.ts). */
@@ -242,35 +209,10 @@ export class ClientCore {
     options: Partial<ClientOptions> = {},
     deps: { random: Random; refusals?: readonly Refusal[] },
   ) {
-    if (servers.length === 0) throw new ClientError("ERR_CLIENT_INVALID_SERVER", "no server given");
-    for (const s of servers) {
-      if (typeof s.host !== "string" || s.host.trim() === "") {
-        throw new ClientError("ERR_CLIENT_INVALID_SERVER", "a server has an empty host");
-      }
-      if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
-        throw new ClientError(
-          "ERR_CLIENT_INVALID_SERVER",
-          `port of ${s.host} must be 1-65535, got ${s.port}`,
-        );
-      }
-    }
-    const { options: poll, notices } = resolvePollOptions(options);
-    const refusalExpiry = options.refusalExpiry ?? CLIENT_DEFAULTS.refusalExpiry;
-    if (typeof refusalExpiry !== "number" || !(refusalExpiry > 0)) {
-      throw new ClientError("ERR_CLIENT_INVALID_OPTION", `refusalExpiry must be > 0 s, got ${refusalExpiry}`);
-    }
-    this.options = Object.freeze({
-      ...poll,
-      followRedirects: options.followRedirects ?? CLIENT_DEFAULTS.followRedirects,
-      reselectAfter: checkInt(
-        "reselectAfter",
-        options.reselectAfter ?? CLIENT_DEFAULTS.reselectAfter,
-        1,
-        1000,
-      ),
-      refusalExpiry,
-      keep: checkInt("keep", options.keep ?? CLIENT_DEFAULTS.keep, 1, 16),
-    });
+    checkServers(servers);
+    const resolved = resolveClientOptions(options);
+    const { poll, notices } = resolved;
+    this.options = resolved.options;
     this.notices = Object.freeze(notices);
     this.random = deps.random;
     this.refusals = [...(deps.refusals ?? [])];

@@ -11,6 +11,7 @@ export * from "./core.ts";
 export * from "./errors.ts";
 export * from "./match.ts";
 export * from "./measure.ts";
+export { CLIENT_DEFAULTS, type ClientOptions, type ServerSpec } from "./options.ts";
 export * from "./poll.ts";
 export * from "./query.ts";
 export * from "./random.ts";

@@ -9,10 +9,10 @@
 import { kissCodeInfo, uint32ToKissCode } from "../protocol/index.ts";
 import { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 import { type Resolver, systemResolver } from "./client.ts";
-import type { ServerSpec } from "./core.ts";
 import { ClientError } from "./errors.ts";
 import { matchReply } from "./match.ts";
 import { buildRequest, evaluateReply, type Sample } from "./measure.ts";
+import type { ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
 import { udpExchange } from "./udp.ts";
 

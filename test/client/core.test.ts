@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ResolvedAddress } from "../../src/client/address.ts";
-import type { ClientOptions } from "../../src/client/core.ts";
+import type { ClientOptions } from "../../src/client/options.ts";
 import { seededRandom } from "../../src/client/random.ts";
 import type { Refusal } from "../../src/client/state-file.ts";
 import { NTP_UNIX_EPOCH_OFFSET, readNtpTimestamp } from "../../src/protocol/index.ts";

@@ -5,13 +5,8 @@
 // no reply was accepted. Hours of polling by thousands of clients run in a second.
 
 import type { ResolvedAddress } from "../../src/client/address.ts";
-import {
-  type ClientAction,
-  ClientCore,
-  type ClientEvent,
-  type ClientOptions,
-  type ServerSpec,
-} from "../../src/client/core.ts";
+import { type ClientAction, ClientCore, type ClientEvent } from "../../src/client/core.ts";
+import type { ClientOptions, ServerSpec } from "../../src/client/options.ts";
 import type { Random } from "../../src/client/random.ts";
 import type { Refusal } from "../../src/client/state-file.ts";
 import {
