@@ -10,8 +10,8 @@
 import { parseArgs } from "node:util";
 import { formatServer } from "../client/address.ts";
 import { NtpClient } from "../client/client.ts";
-import type { ClientEvent } from "../client/core.ts";
 import { ClientError } from "../client/errors.ts";
+import type { ClientEvent } from "../client/events.ts";
 import { defaultStatePath } from "../client/state-file.ts";
 import { tryParseHostPort } from "../config/address.ts";
 import { kissCodeInfo, refIdToString } from "../protocol/index.ts";

@@ -33,6 +33,7 @@
 import { kissCodeInfo, OFF_POLL, uint32ToKissCode } from "../protocol/index.ts";
 import { familyOf, formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 import { ClientError } from "./errors.ts";
+import { type ClientAction, event } from "./events.ts";
 import { type IgnoreReason, matchReply } from "./match.ts";
 import { buildRequest, evaluateReply, rootDistance, type Sample } from "./measure.ts";
 import { type ClientOptions, checkServers, resolveClientOptions, type ServerSpec } from "./options.ts";
@@ -50,85 +51,6 @@ export const FILTER_LENGTH = 8;
 export type SourceState = "active" | "standby" | "stopped";
 /** What the selection made of a source: kept, falseticker, surplus (a truechimer beyond `keep`), or not yet ranked. */
 export type SourceRole = "candidate" | "kept" | "falseticker" | "surplus";
-
-/** Everything the client reports. `source` is the server as configured, "host:port". */
-export type ClientEvent =
-  | {
-      kind: "sample";
-      source: string;
-      address: string;
-      port: number;
-      sample: Sample;
-      /** Interval in force after this sample, seconds (before jitter). */
-      intervalS: number;
-      /** Seconds until the next request to this source. */
-      nextS: number;
-      /** This reply answered a request of the start-up burst. */
-      burst: boolean;
-      /** The reply came from another address than the one asked (followRedirects). */
-      redirected: boolean;
-    }
-  | { kind: "no-reply"; source: string; address: string; port: number; intervalS: number; nextS: number }
-  | {
-      kind: "unusable";
-      source: string;
-      address: string;
-      port: number;
-      /** evaluateReply's reason: "unsynchronised", "bad-stratum", "zero-transmit". */
-      reason: string;
-      intervalS: number;
-      nextS: number;
-    }
-  | {
-      kind: "kiss";
-      source: string;
-      address: string;
-      port: number;
-      code: string;
-      /** "reduce" (RATE), "stop" (DENY, RSTR), "info" (anything else: no sample, back off). */
-      action: "reduce" | "stop" | "info";
-      intervalS: number;
-      nextS: number;
-      /** For "stop": until when (Unix ms) this address is left alone. */
-      untilMs?: number;
-    }
-  | { kind: "redirect"; source: string; from: string; to: string; port: number }
-  | {
-      kind: "ignored";
-      source: string;
-      from: string;
-      fromPort: number;
-      reason: IgnoreReason;
-    }
-  | { kind: "resolved"; source: string; addresses: string[]; chosen: string }
-  | { kind: "resolve-failed"; source: string; error: string; nextS: number }
-  | { kind: "stopped"; source: string; reason: string; nextS: number }
-  | {
-      kind: "selection";
-      majority: boolean;
-      kept: string[];
-      falsetickers: string[];
-      surplus: string[];
-      /** The kept source with the lowest root distance, and our offset according to it. */
-      systemPeer?: string;
-      offsetS?: number;
-    }
-  | { kind: "woken"; source: string; reason: string };
-
-export type ClientAction =
-  | { type: "resolve"; source: number; host: string }
-  | {
-      type: "send";
-      exchange: number;
-      source: number;
-      address: string;
-      family: 4 | 6;
-      port: number;
-      packet: Uint8Array;
-    }
-  /** A DENY/RSTR: `refusals` is the whole list in force, for the state file. */
-  | { type: "refuse"; refusal: Refusal; refusals: Refusal[] }
-  | { type: "event"; event: ClientEvent };
 
 export interface SourceStatus {
   id: number;
@@ -688,8 +610,4 @@ export class ClientCore {
       );
     }
   }
-}
-
-function event(e: ClientEvent): ClientAction {
-  return { type: "event", event: e };
 }

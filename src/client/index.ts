@@ -9,6 +9,7 @@ export { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 export * from "./client.ts";
 export * from "./core.ts";
 export * from "./errors.ts";
+export type { ClientAction, ClientEvent } from "./events.ts";
 export * from "./match.ts";
 export * from "./measure.ts";
 export { CLIENT_DEFAULTS, type ClientOptions, type ServerSpec } from "./options.ts";

@@ -5,7 +5,8 @@
 // no reply was accepted. Hours of polling by thousands of clients run in a second.
 
 import type { ResolvedAddress } from "../../src/client/address.ts";
-import { type ClientAction, ClientCore, type ClientEvent } from "../../src/client/core.ts";
+import { ClientCore } from "../../src/client/core.ts";
+import type { ClientAction, ClientEvent } from "../../src/client/events.ts";
 import type { ClientOptions, ServerSpec } from "../../src/client/options.ts";
 import type { Random } from "../../src/client/random.ts";
 import type { Refusal } from "../../src/client/state-file.ts";
