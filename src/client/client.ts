@@ -15,11 +15,12 @@
 import { lookup } from "node:dns/promises";
 import { performance } from "node:perf_hooks";
 import type { ResolvedAddress } from "./address.ts";
-import { ClientCore, type Estimate, type SourceStatus } from "./core.ts";
+import { ClientCore, type Estimate } from "./core.ts";
 import { ClientError } from "./errors.ts";
 import type { ClientAction, ClientEvent } from "./events.ts";
 import type { ClientOptions, ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
+import type { SourceStatus } from "./source.ts";
 import { type Refusal, readStateFile, writeStateFile } from "./state-file.ts";
 import { udpExchange } from "./udp.ts";
 

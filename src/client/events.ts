@@ -1,6 +1,7 @@
-// What the client's state machine (core.ts) hands back to its shell (client.ts) or to a simulator: the
-// actions to carry out (resolve a name, send a request, remember a refusal) and, among them, the events to
-// report. Nothing here decides; the types say what each decision tells the outside.
+// What the client's state machine (core.ts and its sources, source.ts) hands back to its shell (client.ts)
+// or to a simulator: the actions to carry out (resolve a name, send a request, remember a refusal) and,
+// among them, the events to report. Nothing here decides; the types say what each decision tells the
+// outside.
 
 import type { IgnoreReason } from "./match.ts";
 import type { Sample } from "./measure.ts";

@@ -17,5 +17,12 @@ export * from "./poll.ts";
 export * from "./query.ts";
 export * from "./random.ts";
 export * from "./select.ts";
+export {
+  FILTER_LENGTH,
+  type SourceRole,
+  type SourceState,
+  type SourceStatus,
+  STOPPED_RECHECK_S,
+} from "./source.ts";
 export * from "./state-file.ts";
 export * from "./udp.ts";
