@@ -142,10 +142,7 @@ export class Source {
     this.nextAt = now + this.schedule.start(this.context.random);
   }
 
-  /**
-   * Whether the name must be resolved before the next request: no address yet, or the current one is to
-   * be replaced, or it was refused meanwhile (by a kiss to another source, or in an earlier run).
-   */
+  /** Whether the name must be resolved before the next request: no address yet, or one to replace. */
   needsResolution(wallMs: number): boolean {
     if (
       this.address &&
@@ -182,7 +179,7 @@ export class Source {
     if (!Array.isArray(result) || result.length === 0) {
       const error = Array.isArray(result) ? "the name has no address" : (result as { error: string }).error;
       const nextS = this.schedule.failed(random);
-      this.nextAt = this.state === "standby" ? Number.POSITIVE_INFINITY : now + nextS;
+      this.scheduleIn(now, nextS);
       out.push(event({ kind: "resolve-failed", source: this.label, error, nextS }));
       return false;
     }
