@@ -8,9 +8,10 @@
 // now or remembered from an earlier run); 2 for a usage error.
 
 import { parseArgs } from "node:util";
+import { formatServer } from "../client/address.ts";
 import { NtpClient } from "../client/client.ts";
-import { type ClientEvent, formatServer } from "../client/core.ts";
 import { ClientError } from "../client/errors.ts";
+import type { ClientEvent } from "../client/events.ts";
 import { defaultStatePath } from "../client/state-file.ts";
 import { tryParseHostPort } from "../config/address.ts";
 import { kissCodeInfo, refIdToString } from "../protocol/index.ts";

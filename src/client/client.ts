@@ -14,18 +14,13 @@
 
 import { lookup } from "node:dns/promises";
 import { performance } from "node:perf_hooks";
-import {
-  type ClientAction,
-  ClientCore,
-  type ClientEvent,
-  type ClientOptions,
-  type Estimate,
-  type ResolvedAddress,
-  type ServerSpec,
-  type SourceStatus,
-} from "./core.ts";
+import type { ResolvedAddress } from "./address.ts";
+import { ClientCore, type Estimate } from "./core.ts";
 import { ClientError } from "./errors.ts";
+import type { ClientAction, ClientEvent } from "./events.ts";
+import type { ClientOptions, ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
+import type { SourceStatus } from "./source.ts";
 import { type Refusal, readStateFile, writeStateFile } from "./state-file.ts";
 import { udpExchange } from "./udp.ts";
 
@@ -89,7 +84,7 @@ export interface NtpClientOptions extends Partial<ClientOptions> {
   clock?: ClientClock;
   /** Must be unpredictable in production (the default is the OS CSPRNG): see random.ts. */
   random?: Random;
-  /** Every event of the core: samples, no-replies, kisses, redirects, selections (core.ts ClientEvent). */
+  /** Every event of the core: samples, no-replies, kisses, redirects, selections (events.ts ClientEvent). */
   onEvent?: (e: ClientEvent) => void;
   /** Problems that do not stop the client: options clamped to the rules, an unreadable state file. */
   onWarning?: (message: string) => void;

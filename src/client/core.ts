@@ -2,186 +2,28 @@
 // No socket, no timer, no clock, no DNS: the shell (client.ts) or a simulator hands in the time (a
 // monotonic `now` in seconds for scheduling, the wall clock in Unix ms for timestamps), the datagrams that
 // arrive, the end of a reply wait and the addresses a name resolved to; each call returns the actions to
-// carry out: resolve a name, send a request, remember a refusal, report an event.
+// carry out (events.ts): resolve a name, send a request, remember a refusal, report an event.
 //
-// Per server ("source"):
-// - When to ask: its PollSchedule (poll.ts): random start, jitter, 64 s rising to 1024 s while stable,
-//   exponential backoff while unanswered, burst only if configured and while answered, RATE obeyed.
-// - Whom to ask (paper §7): the name is resolved again at each selection of an address (at start, after
-//   `reselectAfter` consecutive failures, after a DENY/RSTR), every address returned is considered, and one
-//   is chosen uniformly at random among the usable ones (not refused; not the one that just failed, when
-//   there is another). A client that always takes the first address, or resolves once at boot, defeats the
-//   DNS rotation that spreads clients over servers; one that never resolves again keeps hammering a
-//   retired server for years (§11). No address is built in: servers come from the caller.
-// - Which replies count (RFC 5905 §8, paper §8-§9, RFC 8633 §3.2): a datagram is considered only if its
-//   origin timestamp equals, all 64 bits, the transmit timestamp of our request (whose fraction is random:
-//   measure.ts), and if it comes from the address and port we asked. With `followRedirects`, a reply with
-//   that exact origin from another address is accepted too, and the source switches to that server and
-//   says so (the paper's active redirection, §8). Everything else is ignored and the wait goes on, so a
-//   spoofed or stale packet, kiss-o'-death included, changes nothing. Valid replies are measured by
-//   evaluateReply: unsynchronised servers (leap 3, stratum 0 or 16) and zero transmit timestamps give no
-//   sample.
-// - Kiss-o'-death (§11, RFC 5905 §7.4): RATE lengthens the interval (poll.ts) and ends any burst; DENY and
-//   RSTR make the source stop using that address: it is logged, recorded with an expiry (the shell writes
-//   it to the state file, state-file.ts), and never sent to again until the expiry, in this run or the
-//   next; the source resolves its name again and continues with another address if there is one, else
-//   it stops sending NTP altogether (it only looks the name up again now and then, DNS only). Other kiss
-//   codes (INIT, STEP, ...) are informative: no sample, backoff as for an unusable reply.
-// - Several servers (§7, §9; RFC 5905 §11.2): after each sample, the intersection algorithm (select.ts)
-//   over the sources with a recent sample marks falsetickers, which stop being polled; of the truechimers
-//   the `keep` (3) with the lowest root distance are kept and the rest put on standby (no more requests
-//   from us), to be woken, with a fresh resolution, when fewer than `keep` healthy sources remain.
+// ClientCore is the system, one per client: the set of sources (one per configured server: source.ts,
+// which holds the per-server rules: when and whom to ask, which reply counts, kiss-o'-death), the DENY/RSTR
+// refusals they share (a refusal one source receives holds for every source that resolves to that
+// address, and for the next run through the state file), the numbering of exchanges by which the shell
+// hands back replies and timeouts, and the selection among the sources.
+//
+// Several servers (§7, §9; RFC 5905 §11.2): after each sample, the intersection algorithm (select.ts)
+// over the sources with a recent sample marks falsetickers, which stop being polled; of the truechimers the
+// `keep` (3) with the lowest root distance are kept and the rest put on standby (no more requests from us),
+// to be woken, with a fresh resolution, when fewer than `keep` healthy sources remain.
 
-import {
-  kissCodeInfo,
-  NTP_HEADER_LENGTH,
-  OFF_ORIGIN_TS,
-  OFF_POLL,
-  uint32ToKissCode,
-} from "../protocol/index.ts";
+import type { ResolvedAddress } from "./address.ts";
 import { ClientError } from "./errors.ts";
-import { buildRequest, evaluateReply, rootDistance, type Sample } from "./measure.ts";
-import { type PollOptions, PollSchedule, resolvePollOptions } from "./poll.ts";
+import { type ClientAction, event } from "./events.ts";
+import type { Sample } from "./measure.ts";
+import { type ClientOptions, checkServers, resolveClientOptions, type ServerSpec } from "./options.ts";
 import type { Random } from "./random.ts";
 import { type Candidate, selectTruechimers } from "./select.ts";
-import { activeRefusals, addRefusal, REFUSAL_EXPIRY_S, type Refusal } from "./state-file.ts";
-
-/** A server as configured: a name or a literal address, and a port. */
-export interface ServerSpec {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** One address a name resolved to. */
-export interface ResolvedAddress {
-  readonly address: string;
-  readonly family: 4 | 6;
-}
-
-export interface ClientOptions extends PollOptions {
-  /** Accept a reply with our exact origin timestamp from another address, and switch to it (§8). */
-  followRedirects: boolean;
-  /** Consecutive failed polls of one address before the name is resolved again and another chosen. */
-  reselectAfter: number;
-  /** How long a DENY/RSTR is honoured, seconds (default 7 days). */
-  refusalExpiry: number;
-  /** How many servers the selection keeps polling (default 3). */
-  keep: number;
-}
-
-export const CLIENT_DEFAULTS = Object.freeze({
-  followRedirects: false,
-  reselectAfter: 4,
-  refusalExpiry: REFUSAL_EXPIRY_S,
-  keep: 3,
-});
-
-/** How often a source stopped by refusals looks its name up again for new addresses (DNS only), seconds. */
-export const STOPPED_RECHECK_S = 3600;
-
-/** Samples kept per source: the clock filter's register (RFC 5905 §10). */
-export const FILTER_LENGTH = 8;
-
-export type SourceState = "active" | "standby" | "stopped";
-/** What the selection made of a source: kept, falseticker, surplus (a truechimer beyond `keep`), or not yet ranked. */
-export type SourceRole = "candidate" | "kept" | "falseticker" | "surplus";
-
-/** Everything the client reports. `source` is the server as configured, "host:port". */
-export type ClientEvent =
-  | {
-      kind: "sample";
-      source: string;
-      address: string;
-      port: number;
-      sample: Sample;
-      /** Interval in force after this sample, seconds (before jitter). */
-      intervalS: number;
-      /** Seconds until the next request to this source. */
-      nextS: number;
-      /** This reply answered a request of the start-up burst. */
-      burst: boolean;
-      /** The reply came from another address than the one asked (followRedirects). */
-      redirected: boolean;
-    }
-  | { kind: "no-reply"; source: string; address: string; port: number; intervalS: number; nextS: number }
-  | {
-      kind: "unusable";
-      source: string;
-      address: string;
-      port: number;
-      /** evaluateReply's reason: "unsynchronised", "bad-stratum", "zero-transmit". */
-      reason: string;
-      intervalS: number;
-      nextS: number;
-    }
-  | {
-      kind: "kiss";
-      source: string;
-      address: string;
-      port: number;
-      code: string;
-      /** "reduce" (RATE), "stop" (DENY, RSTR), "info" (anything else: no sample, back off). */
-      action: "reduce" | "stop" | "info";
-      intervalS: number;
-      nextS: number;
-      /** For "stop": until when (Unix ms) this address is left alone. */
-      untilMs?: number;
-    }
-  | { kind: "redirect"; source: string; from: string; to: string; port: number }
-  | {
-      kind: "ignored";
-      source: string;
-      from: string;
-      fromPort: number;
-      reason: IgnoreReason;
-    }
-  | { kind: "resolved"; source: string; addresses: string[]; chosen: string }
-  | { kind: "resolve-failed"; source: string; error: string; nextS: number }
-  | { kind: "stopped"; source: string; reason: string; nextS: number }
-  | {
-      kind: "selection";
-      majority: boolean;
-      kept: string[];
-      falsetickers: string[];
-      surplus: string[];
-      /** The kept source with the lowest root distance, and our offset according to it. */
-      systemPeer?: string;
-      offsetS?: number;
-    }
-  | { kind: "woken"; source: string; reason: string };
-
-export type ClientAction =
-  | { type: "resolve"; source: number; host: string }
-  | {
-      type: "send";
-      exchange: number;
-      source: number;
-      address: string;
-      family: 4 | 6;
-      port: number;
-      packet: Uint8Array;
-    }
-  /** A DENY/RSTR: `refusals` is the whole list in force, for the state file. */
-  | { type: "refuse"; refusal: Refusal; refusals: Refusal[] }
-  | { type: "event"; event: ClientEvent };
-
-export interface SourceStatus {
-  id: number;
-  source: string;
-  host: string;
-  port: number;
-  address: string | undefined;
-  state: SourceState;
-  role: SourceRole;
-  why: string;
-  intervalS: number;
-  /** Monotonic seconds of the next request; Infinity while waiting for a reply or on standby. */
-  nextAt: number;
-  failures: number;
-  lastSample: Sample | undefined;
-  lastKiss: string | undefined;
-  distanceS: number | undefined;
-}
+import { type Exchange, Source, type SourceContext, type SourceStatus } from "./source.ts";
+import { activeRefusals, addRefusal, type Refusal } from "./state-file.ts";
 
 export interface Estimate {
   source: string;
@@ -189,67 +31,6 @@ export interface Estimate {
   offsetS: number;
   distanceS: number;
   sample: Sample;
-}
-
-interface Exchange {
-  id: number;
-  source: Source;
-  address: string;
-  port: number;
-  transmit: Uint8Array;
-  t1Ms: number;
-  burst: boolean;
-}
-
-interface TimedSample {
-  sample: Sample;
-  atS: number;
-}
-
-interface Source {
-  id: number;
-  spec: ServerSpec;
-  label: string;
-  state: SourceState;
-  role: SourceRole;
-  why: string;
-  schedule: PollSchedule;
-  nextAt: number;
-  address: ResolvedAddress | undefined;
-  port: number;
-  needResolve: boolean;
-  resolving: boolean;
-  avoid: string | undefined;
-  failures: number;
-  exchange: Exchange | undefined;
-  samples: TimedSample[];
-  lastKiss: string | undefined;
-  distanceS: number | undefined;
-}
-
-/** "host:port", with IPv6 literals in brackets. */
-export function formatServer(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** The address as the wire has it: an IPv4-mapped IPv6 address (dual-stack sockets) is its IPv4 address. */
-export function unmapAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1]! : address;
-}
-
-function familyOf(address: string): 4 | 6 {
-  return address.includes(":") ? 6 : 4;
-}
-
-function checkInt(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    throw new ClientError(
-      "ERR_CLIENT_INVALID_OPTION",
-      `${name} must be an integer ${min}-${max}, got ${String(v)}`,
-    );
-  }
-  return v;
 }
 
 export class ClientCore {
@@ -269,65 +50,30 @@ export class ClientCore {
     options: Partial<ClientOptions> = {},
     deps: { random: Random; refusals?: readonly Refusal[] },
   ) {
-    if (servers.length === 0) throw new ClientError("ERR_CLIENT_INVALID_SERVER", "no server given");
-    for (const s of servers) {
-      if (typeof s.host !== "string" || s.host.trim() === "") {
-        throw new ClientError("ERR_CLIENT_INVALID_SERVER", "a server has an empty host");
-      }
-      if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
-        throw new ClientError(
-          "ERR_CLIENT_INVALID_SERVER",
-          `port of ${s.host} must be 1-65535, got ${s.port}`,
-        );
-      }
-    }
-    const { options: poll, notices } = resolvePollOptions(options);
-    const refusalExpiry = options.refusalExpiry ?? CLIENT_DEFAULTS.refusalExpiry;
-    if (typeof refusalExpiry !== "number" || !(refusalExpiry > 0)) {
-      throw new ClientError("ERR_CLIENT_INVALID_OPTION", `refusalExpiry must be > 0 s, got ${refusalExpiry}`);
-    }
-    this.options = Object.freeze({
-      ...poll,
-      followRedirects: options.followRedirects ?? CLIENT_DEFAULTS.followRedirects,
-      reselectAfter: checkInt(
-        "reselectAfter",
-        options.reselectAfter ?? CLIENT_DEFAULTS.reselectAfter,
-        1,
-        1000,
-      ),
-      refusalExpiry,
-      keep: checkInt("keep", options.keep ?? CLIENT_DEFAULTS.keep, 1, 16),
-    });
+    checkServers(servers);
+    const resolved = resolveClientOptions(options);
+    const { poll, notices } = resolved;
+    this.options = resolved.options;
     this.notices = Object.freeze(notices);
     this.random = deps.random;
     this.refusals = [...(deps.refusals ?? [])];
-    this.sources = servers.map((spec, id) => ({
-      id,
-      spec: { host: spec.host, port: spec.port },
-      label: formatServer(spec.host, spec.port),
-      state: "active",
-      role: "candidate",
-      why: "",
-      schedule: new PollSchedule(poll),
-      nextAt: Number.POSITIVE_INFINITY,
-      address: undefined,
-      port: spec.port,
-      needResolve: true,
-      resolving: false,
-      avoid: undefined,
-      failures: 0,
-      exchange: undefined,
-      samples: [],
-      lastKiss: undefined,
-      distanceS: undefined,
-    }));
+    const context: SourceContext = {
+      options: this.options,
+      random: this.random,
+      isRefused: (address, port, wallMs) => this.isRefused(address, port, wallMs),
+      refuse: (refusal, wallMs) => {
+        this.refusals = addRefusal(activeRefusals(this.refusals, wallMs), refusal);
+        return [...this.refusals];
+      },
+    };
+    this.sources = servers.map((spec, id) => new Source(id, spec, poll, context));
   }
 
   /** Schedules every source's first request after its random start delay. Call once. */
   start(now: number): void {
     if (this.started) throw new ClientError("ERR_CLIENT_STATE", "start() called twice");
     this.started = true;
-    for (const s of this.sources) s.nextAt = now + s.schedule.start(this.random);
+    for (const s of this.sources) s.start(now);
   }
 
   /** Monotonic seconds of the next due request (Infinity when none is scheduled). */
@@ -352,25 +98,15 @@ export class ClientCore {
     const out: ClientAction[] = [];
     for (const s of this.sources) {
       if (s.nextAt > now || s.exchange || s.resolving) continue;
-      if (s.address && !s.needResolve && this.isRefused(s.address.address, s.port, wallMs)) {
-        // Another source, or an earlier run, was told to stop using this address.
-        s.needResolve = true;
-        s.avoid = s.address.address;
-      }
-      if (s.needResolve || !s.address) {
-        s.resolving = true;
-        out.push({ type: "resolve", source: s.id, host: s.spec.host });
-      } else {
-        this.send(s, wallMs, out);
-      }
+      if (s.needsResolution(wallMs)) out.push(s.resolve());
+      else this.send(s, wallMs, out);
     }
     return out;
   }
 
   /**
-   * The answer to a "resolve" action: the addresses the name has now, or why it has none. Chooses one at
-   * random among the usable ones, and sends the request if it is due (a resolution that follows a DENY or
-   * RSTR is made at once, but the request to the new address waits for its interval).
+   * The answer to a "resolve" action: the addresses the name has now, or why it has none. The source
+   * chooses one at random among the usable ones, and its request goes out if it is due.
    */
   resolved(
     now: number,
@@ -380,54 +116,7 @@ export class ClientCore {
   ): ClientAction[] {
     const s = this.sourceById(sourceId);
     const out: ClientAction[] = [];
-    if (!s.resolving) return out;
-    s.resolving = false;
-    if (!Array.isArray(result) || result.length === 0) {
-      const error = Array.isArray(result) ? "the name has no address" : (result as { error: string }).error;
-      const nextS = s.schedule.failed(this.random);
-      s.nextAt = s.state === "standby" ? Number.POSITIVE_INFINITY : now + nextS;
-      out.push(event({ kind: "resolve-failed", source: s.label, error, nextS }));
-      return out;
-    }
-    const all = (result as readonly ResolvedAddress[]).map((a) => ({
-      address: unmapAddress(a.address),
-      family: familyOf(unmapAddress(a.address)),
-    }));
-    const usable = all.filter((a) => !this.isRefused(a.address, s.spec.port, wallMs));
-    if (usable.length === 0) {
-      // Stop sending NTP; look the name up again hourly, in case it gets new addresses (DNS only).
-      const reason = "every address refused us (DENY/RSTR); none is asked again until its refusal expires";
-      const nextS =
-        Math.max(STOPPED_RECHECK_S, s.schedule.ceilingS) * (1 + this.options.jitter * this.random());
-      s.state = "stopped";
-      s.why = reason;
-      s.role = "candidate";
-      s.address = undefined;
-      s.nextAt = now + nextS;
-      out.push(event({ kind: "stopped", source: s.label, reason, nextS }));
-      return out;
-    }
-    const fresh = usable.filter((a) => a.address !== s.avoid);
-    const pool = fresh.length > 0 ? fresh : usable;
-    const chosen = pool[Math.min(pool.length - 1, Math.floor(this.random() * pool.length))]!;
-    s.address = chosen;
-    s.port = s.spec.port;
-    s.needResolve = false;
-    s.avoid = undefined;
-    s.failures = 0;
-    if (s.state === "stopped") {
-      s.state = "active";
-      s.why = "";
-    }
-    out.push(
-      event({
-        kind: "resolved",
-        source: s.label,
-        addresses: all.map((a) => a.address),
-        chosen: chosen.address,
-      }),
-    );
-    if (s.state !== "standby" && now >= s.nextAt) this.send(s, wallMs, out);
+    if (s.resolved(now, wallMs, result, out)) this.send(s, wallMs, out);
     return out;
   }
 
@@ -455,147 +144,26 @@ export class ClientCore {
   ): { accepted: boolean; actions: ClientAction[] } {
     const ex = this.exchanges.get(exchange);
     if (!ex) return { accepted: false, actions: [] };
-    const s = ex.source;
-    const fromAddress = unmapAddress(from.address);
-    const ignore = (reason: IgnoreReason) => ({
-      accepted: false,
-      actions: [event({ kind: "ignored", source: s.label, from: fromAddress, fromPort: from.port, reason })],
-    });
-    const match = matchReply(ex, data, from, this.options.followRedirects);
-    if (!match.ok) return ignore(match.reason);
-    const sameServer = !match.redirected;
-    if (match.redirected && this.isRefused(fromAddress, from.port, wallMs)) return ignore("refused-address");
-    const verdict = evaluateReply(data, ex.transmit, ex.t1Ms, wallMs);
-    if (!verdict.ok && (verdict.reason === "short" || verdict.reason === "not-server-mode")) {
-      return ignore("not-a-reply");
-    }
-    this.finish(ex);
-    const out: ClientAction[] = [];
-    if (!sameServer) {
-      out.push(
-        event({ kind: "redirect", source: s.label, from: ex.address, to: fromAddress, port: from.port }),
-      );
-      s.address = { address: fromAddress, family: familyOf(fromAddress) };
-      s.port = from.port;
-    }
-    const here = { source: s.label, address: fromAddress, port: from.port };
-    if (verdict.ok) {
-      s.failures = 0;
-      s.lastKiss = undefined;
-      s.samples.push({ sample: verdict.sample, atS: now });
-      if (s.samples.length > FILTER_LENGTH) s.samples.shift();
-      const nextS = s.schedule.valid(verdict.sample.offsetMs / 1000, this.random);
-      this.schedule(s, now, nextS);
-      out.push(
-        event({
-          kind: "sample",
-          ...here,
-          sample: verdict.sample,
-          intervalS: s.schedule.intervalS,
-          nextS,
-          burst: ex.burst,
-          redirected: !sameServer,
-        }),
-      );
-      this.select(now, out);
-      return { accepted: true, actions: out };
-    }
-    if (verdict.reason === "kiss") {
-      const code = uint32ToKissCode(verdict.kissCode ?? 0);
-      s.lastKiss = code;
-      const action = kissCodeInfo(code)?.action ?? "info";
-      if (action === "reduce") {
-        const serverPoll = (data[OFF_POLL]! << 24) >> 24;
-        const nextS = s.schedule.rate(serverPoll, this.random);
-        this.schedule(s, now, nextS);
-        out.push(event({ kind: "kiss", ...here, code, action, intervalS: s.schedule.intervalS, nextS }));
-      } else if (action === "stop") {
-        const refusal: Refusal = {
-          address: fromAddress,
-          port: from.port,
-          host: s.spec.host,
-          code: code as "DENY" | "RSTR",
-          sinceMs: wallMs,
-          untilMs: wallMs + this.options.refusalExpiry * 1000,
-        };
-        this.refusals = addRefusal(activeRefusals(this.refusals, wallMs), refusal);
-        out.push({ type: "refuse", refusal, refusals: [...this.refusals] });
-        // Stop using this address: the name is resolved again now and another address chosen, if there is
-        // one (else the source stops); the request to it waits for a backoff interval.
-        s.needResolve = true;
-        s.avoid = fromAddress;
-        s.failures = 0;
-        s.samples = [];
-        const nextS = s.schedule.failed(this.random);
-        this.schedule(s, now, nextS);
-        out.push(
-          event({
-            kind: "kiss",
-            ...here,
-            code,
-            action,
-            intervalS: s.schedule.intervalS,
-            nextS,
-            untilMs: refusal.untilMs,
-          }),
-        );
-        if (s.state !== "standby") {
-          s.resolving = true;
-          out.push({ type: "resolve", source: s.id, host: s.spec.host });
-        }
-        this.select(now, out);
-      } else {
-        const nextS = this.failure(s, now);
-        out.push(event({ kind: "kiss", ...here, code, action, intervalS: s.schedule.intervalS, nextS }));
-      }
-      return { accepted: true, actions: out };
-    }
-    const nextS = this.failure(s, now);
-    out.push(
-      event({ kind: "unusable", ...here, reason: verdict.reason, intervalS: s.schedule.intervalS, nextS }),
-    );
-    return { accepted: true, actions: out };
+    const r = ex.source.receive(now, wallMs, ex, data, from);
+    if (!r.accepted) return { accepted: false, actions: r.actions };
+    this.exchanges.delete(ex.id);
+    if (r.select) this.select(now, r.actions);
+    return { accepted: true, actions: r.actions };
   }
 
   /** The reply wait of `exchange` ended with no accepted reply. */
   timeout(now: number, exchange: number): ClientAction[] {
     const ex = this.exchanges.get(exchange);
     if (!ex) return [];
-    this.finish(ex);
-    const s = ex.source;
-    const nextS = this.failure(s, now);
-    const out: ClientAction[] = [
-      event({
-        kind: "no-reply",
-        source: s.label,
-        address: ex.address,
-        port: ex.port,
-        intervalS: s.schedule.intervalS,
-        nextS,
-      }),
-    ];
+    this.exchanges.delete(ex.id);
+    const out: ClientAction[] = [ex.source.timeout(now, ex)];
     this.select(now, out);
     return out;
   }
 
   /** Every source's state, for displays and tests. */
   status(): SourceStatus[] {
-    return this.sources.map((s) => ({
-      id: s.id,
-      source: s.label,
-      host: s.spec.host,
-      port: s.port,
-      address: s.address?.address,
-      state: s.state,
-      role: s.role,
-      why: s.why,
-      intervalS: s.schedule.intervalS,
-      nextAt: s.nextAt,
-      failures: s.failures,
-      lastSample: s.samples.at(-1)?.sample,
-      lastKiss: s.lastKiss,
-      distanceS: s.distanceS,
-    }));
+    return this.sources.map((s) => s.status());
   }
 
   /** Our offset according to the best kept source (lowest root distance), if any has a recent sample. */
@@ -603,7 +171,7 @@ export class ClientCore {
     let best: Estimate | undefined;
     for (const s of this.sources) {
       if (s.role !== "kept" || s.state !== "active" || !s.address) continue;
-      const c = this.candidate(s, now);
+      const c = s.candidate(now);
       if (!c) continue;
       if (!best || c.distanceS < best.distanceS) {
         best = {
@@ -630,76 +198,10 @@ export class ClientCore {
     return false;
   }
 
+  /** A request from `s`, numbered so that the shell can hand back its reply or its timeout. */
   private send(s: Source, wallMs: number, out: ClientAction[]): void {
-    const address = s.address!;
-    const request = buildRequest(wallMs, this.random, Math.log2(s.schedule.intervalS));
-    const ex: Exchange = {
-      id: this.nextExchangeId++,
-      source: s,
-      address: address.address,
-      port: s.port,
-      transmit: request.transmit,
-      t1Ms: wallMs,
-      burst: s.schedule.inBurst,
-    };
+    const ex = s.send(wallMs, this.nextExchangeId++, out);
     this.exchanges.set(ex.id, ex);
-    s.exchange = ex;
-    s.nextAt = Number.POSITIVE_INFINITY;
-    out.push({
-      type: "send",
-      exchange: ex.id,
-      source: s.id,
-      address: address.address,
-      family: address.family,
-      port: s.port,
-      packet: request.packet,
-    });
-  }
-
-  private finish(ex: Exchange): void {
-    this.exchanges.delete(ex.id);
-    if (ex.source.exchange === ex) ex.source.exchange = undefined;
-  }
-
-  private schedule(s: Source, now: number, delayS: number): void {
-    s.nextAt = s.state === "standby" ? Number.POSITIVE_INFINITY : now + delayS;
-  }
-
-  /** An unanswered or unusable exchange: back off, and after `reselectAfter` in a row, choose again. */
-  private failure(s: Source, now: number): number {
-    s.failures++;
-    const nextS = s.schedule.failed(this.random);
-    if (s.failures >= this.options.reselectAfter) {
-      s.needResolve = true;
-      s.avoid = s.address?.address;
-      s.failures = 0;
-    }
-    this.schedule(s, now, nextS);
-    return nextS;
-  }
-
-  /** Hold time of a sample: three of this source's longest intervals. */
-  private holdS(s: Source): number {
-    return 3 * s.schedule.ceilingS;
-  }
-
-  private candidate(s: Source, now: number): (Candidate & { sample: Sample }) | undefined {
-    const latest = s.samples.at(-1);
-    if (!latest || now - latest.atS > this.holdS(s)) return undefined;
-    // The clock filter's choice (RFC 5905 §10): the least delay among the recent samples.
-    let best = latest;
-    for (const t of s.samples) if (t.sample.delayMs < best.sample.delayMs) best = t;
-    let jitter = 0;
-    if (s.samples.length > 1) {
-      let sum = 0;
-      for (let i = 1; i < s.samples.length; i++) {
-        const d = (s.samples[i]!.sample.offsetMs - s.samples[i - 1]!.sample.offsetMs) / 1000;
-        sum += d * d;
-      }
-      jitter = Math.sqrt(sum / (s.samples.length - 1));
-    }
-    const distanceS = rootDistance(best.sample, now - best.atS, jitter);
-    return { id: s.id, offsetS: best.sample.offsetMs / 1000, distanceS, sample: best.sample };
   }
 
   /** Runs the selection over the active sources with a recent sample; reports a change of outcome. */
@@ -708,7 +210,7 @@ export class ClientCore {
     for (const s of this.sources) {
       s.distanceS = undefined;
       if (s.state !== "active") continue;
-      const c = this.candidate(s, now);
+      const c = s.candidate(now);
       if (c) {
         candidates.push({ id: c.id, offsetS: c.offsetS, distanceS: c.distanceS });
         s.distanceS = c.distanceS;
@@ -718,8 +220,8 @@ export class ClientCore {
     const kept = sel.truechimers.slice(0, this.options.keep);
     const surplus = sel.truechimers.slice(this.options.keep);
     for (const id of kept) this.sources[id]!.role = "kept";
-    for (const id of sel.falsetickers) this.demote(this.sources[id]!, "falseticker");
-    for (const id of surplus) this.demote(this.sources[id]!, "surplus");
+    for (const id of sel.falsetickers) this.sources[id]!.demote("falseticker");
+    for (const id of surplus) this.sources[id]!.demote("surplus");
     this.wake(now, out);
     const summary = `${sel.majority}|${kept.join(",")}|${sel.falsetickers.join(",")}|${surplus.join(",")}`;
     if (summary === this.lastSelection || candidates.length === 0) return;
@@ -739,67 +241,18 @@ export class ClientCore {
     );
   }
 
-  private demote(s: Source, role: "falseticker" | "surplus"): void {
-    s.role = role;
-    s.state = "standby";
-    s.why =
-      role === "falseticker"
-        ? "falseticker: its time disagrees with the majority"
-        : `surplus: ${this.options.keep} servers with a lower root distance are kept`;
-    s.nextAt = Number.POSITIVE_INFINITY;
-  }
-
   /** Wakes surplus sources while fewer than `keep` active sources are healthy (a fresh sample, or new). */
   private wake(now: number, out: ClientAction[]): void {
     let healthy = 0;
-    for (const s of this.sources) {
-      if (s.state !== "active") continue;
-      const fresh = this.candidate(s, now) !== undefined;
-      const unproven = s.samples.length === 0 && s.failures === 0 && !s.lastKiss;
-      if (fresh || unproven) healthy++;
-    }
+    for (const s of this.sources) if (s.healthy(now)) healthy++;
     for (const s of this.sources) {
       if (healthy >= this.options.keep) break;
       if (s.state !== "standby" || s.role !== "surplus") continue;
-      s.state = "active";
-      s.role = "candidate";
-      s.why = "";
-      s.samples = [];
-      s.needResolve = true; // names are resolved again at each selection
-      s.nextAt = now + this.random() * s.schedule.options.startSpread;
+      s.wake(now);
       healthy++;
       out.push(
         event({ kind: "woken", source: s.label, reason: `fewer than ${this.options.keep} healthy servers` }),
       );
     }
   }
-}
-
-/** Why a datagram that arrived during an exchange was not taken as its reply. */
-export type IgnoreReason = "origin-mismatch" | "unexpected-address" | "refused-address" | "not-a-reply";
-
-/**
- * Whether a datagram is the reply to a request (the rules of the header comment): at least a header, the
- * origin timestamp equal to our transmit timestamp in all 64 bits, and from the address and port asked,
- * or, with `followRedirects`, from anywhere with that exact origin (then `redirected`). Used by the core
- * and by the one-shot query.
- */
-export function matchReply(
-  expected: { readonly address: string; readonly port: number; readonly transmit: Uint8Array },
-  data: Uint8Array,
-  from: { readonly address: string; readonly port: number },
-  followRedirects: boolean,
-): { ok: true; redirected: boolean } | { ok: false; reason: IgnoreReason } {
-  if (data.length < NTP_HEADER_LENGTH) return { ok: false, reason: "not-a-reply" };
-  for (let i = 0; i < 8; i++) {
-    if (data[OFF_ORIGIN_TS + i] !== expected.transmit[i]) return { ok: false, reason: "origin-mismatch" };
-  }
-  const same = unmapAddress(from.address) === unmapAddress(expected.address) && from.port === expected.port;
-  if (same) return { ok: true, redirected: false };
-  if (!followRedirects) return { ok: false, reason: "unexpected-address" };
-  return { ok: true, redirected: true };
-}
-
-function event(e: ClientEvent): ClientAction {
-  return { type: "event", event: e };
 }

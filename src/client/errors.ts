@@ -1,5 +1,5 @@
 // Errors of the client library, with stable codes. Network input never raises one of these: a bad,
-// spoofed or stale reply is a verdict (measure.ts) or an ignored datagram (core.ts), reported as an
+// spoofed or stale reply is a verdict (measure.ts) or an ignored datagram (match.ts), reported as an
 // event. These are for what the embedding program hands in wrongly, and for the state file.
 
 export type ClientErrorCode =

@@ -1,6 +1,6 @@
 // One client/server exchange evaluated (RFC 5905 §8): pure arithmetic on the four timestamps, plus the
 // checks that make a reply trustworthy. Used by the server when it follows upstream servers, and by the
-// client library (core.ts, query.ts), which also builds its requests here and ranks servers by the root
+// client library (source.ts, query.ts), which also builds its requests here and ranks servers by the root
 // distance computed here (RFC 5905 §11.2, the quantity the selection algorithm works on).
 //
 // Era handling (RFC 5905 §6): the 32-bit seconds of a timestamp wrap every 136 years (first on

@@ -2,15 +2,17 @@
 // the name (all addresses, one chosen at random: paper §7), send one request from a random port (RFC 9109)
 // whose transmit timestamp has random low bits, and wait for the reply that echoes it, from the address
 // asked (or, with followRedirects, from any address with that exact origin: §8). Judged by the same rules
-// as the running client (core.ts matchReply, measure.ts evaluateReply): unsynchronised replies give no
+// as the running client (match.ts matchReply, measure.ts evaluateReply): unsynchronised replies give no
 // sample, a kiss-o'-death is reported by its code. One request and no retry: a caller that wants more
 // should run the client, which knows how to wait.
 
 import { kissCodeInfo, uint32ToKissCode } from "../protocol/index.ts";
+import { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 import { type Resolver, systemResolver } from "./client.ts";
-import { formatServer, matchReply, type ResolvedAddress, type ServerSpec, unmapAddress } from "./core.ts";
 import { ClientError } from "./errors.ts";
+import { matchReply } from "./match.ts";
 import { buildRequest, evaluateReply, type Sample } from "./measure.ts";
+import type { ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
 import { udpExchange } from "./udp.ts";
 

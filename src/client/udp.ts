@@ -6,7 +6,7 @@
 // finds nobody listening.
 //
 // Which datagram is the reply is not decided here: every datagram is handed to `onDatagram`, which says
-// whether it ended the exchange (core.ts/matchReply judge it). Socket errors end the exchange as "error";
+// whether it ended the exchange (match.ts matchReply judges it). Socket errors end the exchange as "error";
 // they never throw past this module (a third party can provoke them, e.g. with ICMP errors).
 
 import dgram from "node:dgram";

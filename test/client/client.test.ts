@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { NtpClient, type NtpClientOptions, systemClock } from "../../src/client/client.ts";
-import type { ClientEvent } from "../../src/client/core.ts";
+import type { ClientEvent } from "../../src/client/events.ts";
 import { queryServer } from "../../src/client/query.ts";
 import { readStateFile } from "../../src/client/state-file.ts";
 import { freeUdpPort, killAllPeers, startChronyServer, startNtpshield } from "../helpers/peers.ts";

@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { ClientEvent } from "../../src/client/core.ts";
+import type { ClientEvent } from "../../src/client/events.ts";
 import {
   killAllPeers,
   type NtpdServer,

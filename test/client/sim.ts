@@ -4,14 +4,10 @@
 // each request's reply (or replies, forged ones included) delivered after a round trip, and a timeout when
 // no reply was accepted. Hours of polling by thousands of clients run in a second.
 
-import {
-  type ClientAction,
-  ClientCore,
-  type ClientEvent,
-  type ClientOptions,
-  type ResolvedAddress,
-  type ServerSpec,
-} from "../../src/client/core.ts";
+import type { ResolvedAddress } from "../../src/client/address.ts";
+import { ClientCore } from "../../src/client/core.ts";
+import type { ClientAction, ClientEvent } from "../../src/client/events.ts";
+import type { ClientOptions, ServerSpec } from "../../src/client/options.ts";
 import type { Random } from "../../src/client/random.ts";
 import type { Refusal } from "../../src/client/state-file.ts";
 import {
