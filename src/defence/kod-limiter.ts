@@ -19,7 +19,8 @@
 //
 // Pure: the time comes in as an argument (seconds); nothing is allocated.
 
-import { DefenceError, MRU_FLAG_KOD, type MruList } from "./mru.ts";
+import { DefenceError } from "./errors.ts";
+import { MRU_FLAG_KOD, type MruList } from "./mru.ts";
 
 /** Options of the KoD limiter. */
 export interface KodLimiterOptions {

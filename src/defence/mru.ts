@@ -28,6 +28,7 @@
 // that a client's concurrent packets on two threads are decided one after the other.
 
 import { formatAddressKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
+import { DefenceError } from "./errors.ts";
 
 /**
  * A cheap uniform PRNG supplied by the caller: returns an integer in [0, 2^30), RNG_RANGE values. Thirty
@@ -57,16 +58,6 @@ export function createRng(seed?: number): Rng {
 
 function randomU32(): number {
   return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
-}
-
-/** A bad option or buffer handed to the defence structures: a bug or a bad configuration. */
-export class DefenceError extends Error {
-  readonly code: "ERR_DEFENCE_OPTION" | "ERR_DEFENCE_BUFFER";
-  constructor(code: "ERR_DEFENCE_OPTION" | "ERR_DEFENCE_BUFFER", message: string) {
-    super(message);
-    this.name = "DefenceError";
-    this.code = code;
-  }
 }
 
 /** Options of the MRU list. Time is in seconds throughout. */

@@ -36,7 +36,7 @@
 // lookup queue is per thread: a lookup is carried out, and settled, by the thread whose packet queued it.
 
 import { hashKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
-import { DefenceError } from "./mru.ts";
+import { DefenceError } from "./errors.ts";
 
 // Verdicts, as check() returns them.
 /** Serve (the name matched an `allow` rule, or the default is allow). */

@@ -3,9 +3,9 @@ import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import { addressKey, KEY_WORDS } from "../../src/defence/address-key.ts";
+import { DefenceError } from "../../src/defence/errors.ts";
 import {
   createRng,
-  DefenceError,
   MRU_RECORD_BYTES,
   MruList,
   type MruOptions,

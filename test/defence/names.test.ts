@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import { parseConfig } from "../../src/config/index.ts";
 import { addressKey, formatAddressKey, KEY_WORDS } from "../../src/defence/address-key.ts";
-import { DefenceError } from "../../src/defence/mru.ts";
+import { DefenceError } from "../../src/defence/errors.ts";
 import {
   isNameSuffix,
   isUnderSuffix,
