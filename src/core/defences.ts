@@ -27,8 +27,9 @@ import {
 import { Blocklist } from "../defence/blocklist.ts";
 import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
-import { createRng, MruList, type Rng } from "../defence/mru.ts";
+import { MruList } from "../defence/mru.ts";
 import { NAME_DENY, NAME_PENDING, NameGate, nameGateOptions } from "../defence/names.ts";
+import { createRng, type Rng } from "../defence/random.ts";
 import { KISS_DENY, KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
 import { decide, writeKod, writeReplyAt } from "./decide.ts";
 import {

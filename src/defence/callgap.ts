@@ -38,7 +38,8 @@
 // for the same packet.
 
 import { DefenceError } from "./errors.ts";
-import { MRU_FLAG_LIMITED, type MruList, type Rng } from "./mru.ts";
+import { MRU_FLAG_LIMITED, type MruList } from "./mru.ts";
+import type { Rng } from "./random.ts";
 
 /** Options of the call-gap. Seconds throughout. */
 export interface CallGapOptions {

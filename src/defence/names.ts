@@ -37,6 +37,7 @@
 
 import { hashKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
 import { DefenceError } from "./errors.ts";
+import { randomU32 } from "./random.ts";
 
 // Verdicts, as check() returns them.
 /** Serve (the name matched an `allow` rule, or the default is allow). */
@@ -339,11 +340,6 @@ function check(ok: boolean, message: string): void {
   if (!ok) throw new DefenceError("ERR_DEFENCE_OPTION", message);
 }
 
-/** Seeds from the platform's random source (once per gate). */
-function randomSeed(): number {
-  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! | 0;
-}
-
 /**
  * The verdict cache and lookup limits in one SharedArrayBuffer that every worker thread attaches to (a
  * client whose packets the kernel spreads over several threads, as a client that changes its source port
@@ -434,7 +430,7 @@ export class NameGate {
       new SharedArrayBuffer(nameGateBytes(cacheSize)),
       true,
       cacheSize,
-      options.seed ?? randomSeed(),
+      options.seed ?? (randomU32() | 0),
     );
     g.reconfigure(options);
     return g;

@@ -17,7 +17,8 @@ import {
   isGapped,
 } from "../../src/defence/callgap.ts";
 import { DefenceError } from "../../src/defence/errors.ts";
-import { createRng, MRU_FLAG_LIMITED, MruList, type Rng } from "../../src/defence/mru.ts";
+import { MRU_FLAG_LIMITED, MruList } from "../../src/defence/mru.ts";
+import { createRng, type Rng } from "../../src/defence/random.ts";
 
 const CLIENT = addressKey("192.0.2.10")!;
 

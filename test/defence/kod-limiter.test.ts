@@ -11,7 +11,8 @@ import {
   KOD_SEND,
   KodLimiter,
 } from "../../src/defence/kod-limiter.ts";
-import { createRng, MRU_FLAG_KOD, MruList } from "../../src/defence/mru.ts";
+import { MRU_FLAG_KOD, MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 
 const KOD_URL = new URL("../../src/defence/kod-limiter.ts", import.meta.url).href;
 
