@@ -37,6 +37,7 @@
 
 import { hashKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
 import { DefenceError } from "./errors.ts";
+import { acquireLock, releaseLock } from "./lock.ts";
 import { randomU32 } from "./random.ts";
 
 // Verdicts, as check() returns them.
@@ -294,9 +295,6 @@ const VERDICT_MASK = 3;
 const PENDING_BIT = 4;
 const REF_BIT = 8;
 
-/** Spins on a contended lock before sleeping on it (as the MRU list's). */
-const SPINS = 64;
-
 // The shared buffer: the Int32 header, the Float64 words (bucket, counters), then the table.
 const F_TOKENS = 0; // token bucket: tokens left
 const F_LAST = 1; // time of the last refill, Unix ms
@@ -304,7 +302,7 @@ const F_RATE = 2; // tokens per ms
 const F_SIZE = 3; // bucket size
 const F_COUNTERS = 4; // NAME_COUNTER_COUNT counters
 const F_WORDS = F_COUNTERS + NAME_COUNTER_COUNT;
-const H_LOCK = 0; // 0 free, 1 held, 2 held with sleepers
+const H_LOCK = 0; // the lock word (lock.ts)
 const H_CAPACITY = 1;
 const H_BUCKETS = 2; // bucket count, a power of two
 const H_SEED = 3;
@@ -430,7 +428,7 @@ export class NameGate {
       new SharedArrayBuffer(nameGateBytes(cacheSize)),
       true,
       cacheSize,
-      options.seed ?? (randomU32() | 0),
+      options.seed ?? randomU32() | 0,
     );
     g.reconfigure(options);
     return g;
@@ -669,19 +667,11 @@ export class NameGate {
   // --- internals ---------------------------------------------------------------------------------------
 
   private lock(): void {
-    if (Atomics.compareExchange(this.header, H_LOCK, 0, 1) !== 0) this.lockContended();
-  }
-
-  private lockContended(): void {
-    const h = this.header;
-    for (let i = 0; i < SPINS; i++) {
-      if (Atomics.load(h, H_LOCK) === 0 && Atomics.compareExchange(h, H_LOCK, 0, 1) === 0) return;
-    }
-    while (Atomics.exchange(h, H_LOCK, 2) !== 0) Atomics.wait(h, H_LOCK, 2);
+    acquireLock(this.header, H_LOCK);
   }
 
   private unlock(): void {
-    if (Atomics.exchange(this.header, H_LOCK, 0) === 2) Atomics.notify(this.header, H_LOCK, 1);
+    releaseLock(this.header, H_LOCK);
   }
 
   private forgetVerdictsLocked(): void {
