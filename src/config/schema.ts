@@ -1,4 +1,4 @@
-import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names.ts";
+import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names-rules.ts";
 import { parseIPv4, tryParseHostPort } from "./address.ts";
 import {
   bool,

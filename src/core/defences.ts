@@ -28,7 +28,8 @@ import { Blocklist } from "../defence/blocklist.ts";
 import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
 import { MruList } from "../defence/mru.ts";
-import { NAME_DENY, NAME_PENDING, NameGate, nameGateOptions } from "../defence/names.ts";
+import { NAME_PENDING, NameGate } from "../defence/names-cache.ts";
+import { NAME_DENY, nameGateOptions } from "../defence/names-rules.ts";
 import { createRng, type Rng } from "../defence/random.ts";
 import { KISS_DENY, KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
 import { decide, writeKod, writeReplyAt } from "./decide.ts";
@@ -58,7 +59,7 @@ const NEW_BLOCKS_MAX = 256;
 export interface SharedDefences {
   mru: SharedArrayBuffer;
   kod: SharedArrayBuffer;
-  /** The reverse-DNS verdict cache (src/defence/names.ts). */
+  /** The reverse-DNS verdict cache (src/defence/names-cache.ts). */
   names: SharedArrayBuffer;
 }
 

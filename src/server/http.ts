@@ -36,7 +36,7 @@ import type { ServeState } from "../core/serve-state.ts";
 import { parseAddressKey } from "../defence/address-key.ts";
 import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
 import type { MruEntry } from "../defence/mru.ts";
-import { NAME_COUNTER_NAMES } from "../defence/names.ts";
+import { NAME_COUNTER_NAMES } from "../defence/names-cache.ts";
 import { defaultRestrictionNames, snapshotFromMru } from "../survey/from-mru.ts";
 import type { Snapshot } from "../survey/snapshot.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "./blocklist-store.ts";
