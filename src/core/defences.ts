@@ -333,16 +333,3 @@ export class Defences {
     return R_KISS_RATE;
   }
 }
-
-/** Function form of Defences#decide (the simulator and benchmarks call it this way). */
-export function decidePacket(
-  buf: Uint8Array,
-  length: number,
-  key: Uint32Array,
-  port: number,
-  nowMs: number,
-  state: ServeState,
-  d: Defences,
-): number {
-  return d.decide(buf, length, key, port, nowMs, state);
-}
