@@ -20,7 +20,7 @@ import { decide, stampTransmitAt, writeReplyAt } from "../src/core/decide.ts";
 import { Defences } from "../src/core/defences.ts";
 import { REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../src/core/reasons.ts";
 import type { ServeState } from "../src/core/serve-state.ts";
-import { createRng } from "../src/defence/mru.ts";
+import { createRng } from "../src/defence/random.ts";
 
 const { values } = parseArgs({ options: { packets: { type: "string", default: "2000000" } } });
 const n = Number(values.packets);

@@ -11,7 +11,8 @@
 import { constants, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import { parseAddressKey } from "../src/defence/address-key.ts";
 import { callGap, createCallGap } from "../src/defence/callgap.ts";
-import { createRng, MRU_RECORD_BYTES, MruList, mruBufferBytes } from "../src/defence/mru.ts";
+import { MRU_RECORD_BYTES, MruList, mruBufferBytes } from "../src/defence/mru.ts";
+import { createRng } from "../src/defence/random.ts";
 
 const records = Number(process.argv[2] ?? 1_000_000);
 const MB = 1024 * 1024;

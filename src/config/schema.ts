@@ -1,6 +1,7 @@
-import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names.ts";
+import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names-rules.ts";
 import { tryParseHostPort } from "./address.ts";
 import { bool, duration, hostPortList, int, num, oneOf, size, str, strList } from "./fields.ts";
+
 import { type Schema, tableList } from "./walk.ts";
 
 /** A dotted-quad IPv4 address as parseIPv4 reads it: four parts 0-255, no leading zeros. */
@@ -16,7 +17,7 @@ export const USER_NAME_PATTERN = "^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31})?$";
 /**
  * The syntax of a [[names.rule]] suffix: labels of letters, digits, `-` and `_`, 1 to 63 each, an optional
  * leading and trailing dot, or "." alone. The length of the whole name (253) needs lookahead, which editors'
- * regular expressions lack, so isNameSuffix (src/defence/names.ts) still has the last word.
+ * regular expressions lack, so isNameSuffix (src/defence/names-rules.ts) still has the last word.
  */
 export const NAME_SUFFIX_PATTERN = "^(?:\\.|\\.?[A-Za-z0-9_-]{1,63}(?:\\.[A-Za-z0-9_-]{1,63})*\\.?)$";
 

@@ -121,7 +121,7 @@ function writeU32(buf: Uint8Array, offset: number, value: number): void {
  * is left for the shell to write with `stampTransmit` just before sending. Returns the reply's length, which
  * is the header only: extension fields and MACs are never echoed.
  */
-export function writeReply(buf: Uint8Array, _reason: number, receiveMs: number, state: ServeState): number {
+export function writeReply(buf: Uint8Array, receiveMs: number, state: ServeState): number {
   replyTime[0] = receiveMs;
   return writeReplyAt(buf, replyTime, state);
 }

@@ -14,21 +14,23 @@
 // floods too. Only requests we would answer are gapped and kissed; a KoD is never sent to modes 2, 4 or 5
 // (they never reach that point), which is what keeps two servers from kissing each other forever.
 
-import type { Config } from "../config/index.ts";
 import {
   ACL_IGNORE,
   ACL_KOD,
   ACL_LIMITED,
   ACL_NOMRULIST,
   ACL_NOSERVE,
+  type AclRuleInput,
   type AclTable,
   parseAclRules,
 } from "../defence/acl.ts";
 import { Blocklist } from "../defence/blocklist.ts";
 import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
-import { createRng, MruList, type Rng } from "../defence/mru.ts";
-import { NAME_DENY, NAME_PENDING, NameGate, nameGateOptions } from "../defence/names.ts";
+import { MruList } from "../defence/mru.ts";
+import { NAME_PENDING, NameGate } from "../defence/names-cache.ts";
+import { NAME_DENY, type NameConfigLike, nameGateOptions } from "../defence/names-rules.ts";
+import { createRng, type Rng } from "../defence/random.ts";
 import { KISS_DENY, KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
 import { decide, writeKod, writeReplyAt } from "./decide.ts";
 import {
@@ -57,7 +59,7 @@ const NEW_BLOCKS_MAX = 256;
 export interface SharedDefences {
   mru: SharedArrayBuffer;
   kod: SharedArrayBuffer;
-  /** The reverse-DNS verdict cache (src/defence/names.ts). */
+  /** The reverse-DNS verdict cache (src/defence/names-cache.ts). */
   names: SharedArrayBuffer;
 }
 
@@ -66,6 +68,33 @@ export interface DefenceOptions {
   rng?: Rng;
   /** Attach to these shared buffers instead of creating new ones. */
   shared?: SharedDefences;
+}
+
+/**
+ * The settings the defences read, in seconds and per-second rates: the configuration's [mru], [callgap],
+ * [kod], [blocklist], [acl] and [names] sections, as much of them as is used here. The file's Config
+ * (src/config) has this shape, so a caller passes its Config as is, and the core imports no configuration.
+ */
+export interface DefenceSettings {
+  readonly mru: {
+    readonly maxEntries: number;
+    readonly maxMemory: number;
+    readonly maxAge: number;
+    readonly admitProbability: number;
+  };
+  readonly callgap: {
+    readonly enabled: boolean;
+    readonly mode: "rules" | "token-bucket";
+    readonly minimum: number;
+    readonly average: number;
+    readonly burst: number;
+    readonly leak: number;
+    readonly interval: number;
+  };
+  readonly kod: { readonly enabled: boolean; readonly maxRate: number };
+  readonly blocklist: { readonly enabled: boolean; readonly afterKods: number; readonly duration: number };
+  readonly acl: { readonly rule: readonly AclRuleInput[]; readonly default: readonly string[] };
+  readonly names: NameConfigLike;
 }
 
 /** The settings a SIGHUP may change without a restart. */
@@ -80,10 +109,10 @@ interface Live {
   blockDurationMs: number;
 }
 
-function liveOf(config: Config): Live {
-  const c = config.callgap;
+function liveOf(settings: DefenceSettings): Live {
+  const c = settings.callgap;
   return {
-    acl: parseAclRules(config.acl.rule, config.acl.default),
+    acl: parseAclRules(settings.acl.rule, settings.acl.default),
     callgap: createCallGap({
       mode: c.mode,
       minimum: c.minimum,
@@ -93,10 +122,10 @@ function liveOf(config: Config): Live {
       interval: c.interval,
     }),
     callgapEnabled: c.enabled,
-    kodEnabled: config.kod.enabled,
-    blocklistEnabled: config.blocklist.enabled,
-    afterKods: config.blocklist.afterKods,
-    blockDurationMs: config.blocklist.duration * 1000,
+    kodEnabled: settings.kod.enabled,
+    blocklistEnabled: settings.blocklist.enabled,
+    afterKods: settings.blocklist.afterKods,
+    blockDurationMs: settings.blocklist.duration * 1000,
   };
 }
 
@@ -129,12 +158,12 @@ export class Defences {
   }
 
   /**
-   * Builds every defence from a validated configuration: a new MRU list and KoD limiter, or views of
-   * shared ones (`options.shared`, from another thread's `shared()`).
+   * Builds every defence from a validated configuration (its Config, or any DefenceSettings): a new MRU
+   * list and KoD limiter, or views of shared ones (`options.shared`, from another thread's `shared()`).
    */
-  static fromConfig(config: Config, options: DefenceOptions = {}): Defences {
+  static fromConfig(settings: DefenceSettings, options: DefenceOptions = {}): Defences {
     const rng = options.rng ?? createRng();
-    const m = config.mru;
+    const m = settings.mru;
     const mru = options.shared
       ? MruList.attach(options.shared.mru, rng)
       : MruList.create(
@@ -148,11 +177,11 @@ export class Defences {
         );
     const kod = options.shared
       ? KodLimiter.attach(options.shared.kod)
-      : KodLimiter.create({ clientInterval: config.callgap.average, maxRate: config.kod.maxRate });
+      : KodLimiter.create({ clientInterval: settings.callgap.average, maxRate: settings.kod.maxRate });
     const names = options.shared
-      ? NameGate.attach(options.shared.names, nameGateOptions(config.names))
-      : NameGate.create(nameGateOptions(config.names));
-    return new Defences(mru, kod, liveOf(config), rng, names);
+      ? NameGate.attach(options.shared.names, nameGateOptions(settings.names))
+      : NameGate.create(nameGateOptions(settings.names));
+    return new Defences(mru, kod, liveOf(settings), rng, names);
   }
 
   /** The buffers another thread attaches to. */
@@ -165,10 +194,10 @@ export class Defences {
    * The KoD limits are shared: any thread's reconfigure changes them for all. The MRU list's size is fixed
    * at start.
    */
-  reconfigure(config: Config): void {
-    this.live = liveOf(config);
-    this.kod.setLimits({ clientInterval: config.callgap.average, maxRate: config.kod.maxRate });
-    this.names.reconfigure(nameGateOptions(config.names));
+  reconfigure(settings: DefenceSettings): void {
+    this.live = liveOf(settings);
+    this.kod.setLimits({ clientInterval: settings.callgap.average, maxRate: settings.kod.maxRate });
+    this.names.reconfigure(nameGateOptions(settings.names));
   }
 
   private queueBlock(key: Uint32Array, expiresMs: number, kods: number): void {
@@ -303,17 +332,4 @@ export class Defences {
     }
     return R_KISS_RATE;
   }
-}
-
-/** Function form of Defences#decide (the simulator and benchmarks call it this way). */
-export function decidePacket(
-  buf: Uint8Array,
-  length: number,
-  key: Uint32Array,
-  port: number,
-  nowMs: number,
-  state: ServeState,
-  d: Defences,
-): number {
-  return d.decide(buf, length, key, port, nowMs, state);
 }

@@ -37,7 +37,9 @@
 // is not inlined is boxed, an allocation per packet). Call it under the MRU lock, right after touchLocked,
 // for the same packet.
 
-import { DefenceError, MRU_FLAG_LIMITED, type MruList, type Rng } from "./mru.ts";
+import { DefenceError } from "./errors.ts";
+import { MRU_FLAG_LIMITED, type MruList } from "./mru.ts";
+import type { Rng } from "./random.ts";
 
 /** Options of the call-gap. Seconds throughout. */
 export interface CallGapOptions {

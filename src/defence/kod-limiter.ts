@@ -19,7 +19,9 @@
 //
 // Pure: the time comes in as an argument (seconds); nothing is allocated.
 
-import { DefenceError, MRU_FLAG_KOD, type MruList } from "./mru.ts";
+import { DefenceError } from "./errors.ts";
+import { acquireLock, releaseLock } from "./lock.ts";
+import { MRU_FLAG_KOD, type MruList } from "./mru.ts";
 
 /** Options of the KoD limiter. */
 export interface KodLimiterOptions {
@@ -205,18 +207,12 @@ export class KodLimiter {
     return s;
   }
 
-  // The same three-state lock as the MRU list's (mru.ts): spin briefly, since the section is a few loads and
-  // stores, then sleep on the word so that a holder descheduled by the OS is not spun against.
+  // The shared lock (lock.ts): the section is a few loads and stores, so a brief spin, then sleep.
   private lock(): void {
-    const l = this.i32;
-    if (Atomics.compareExchange(l, I_LOCK, 0, 1) === 0) return;
-    for (let i = 0; i < 64; i++) {
-      if (Atomics.load(l, I_LOCK) === 0 && Atomics.compareExchange(l, I_LOCK, 0, 1) === 0) return;
-    }
-    while (Atomics.exchange(l, I_LOCK, 2) !== 0) Atomics.wait(l, I_LOCK, 2);
+    acquireLock(this.i32, I_LOCK);
   }
 
   private unlock(): void {
-    if (Atomics.exchange(this.i32, I_LOCK, 0) === 2) Atomics.notify(this.i32, I_LOCK, 1);
+    releaseLock(this.i32, I_LOCK);
   }
 }

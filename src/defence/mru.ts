@@ -16,58 +16,18 @@
 // the list under pressure a random sample of arrivals rather than a record of the latest N, and lets the
 // operator trade coverage of new clients against keeping the history of the clients already tracked.
 //
-// Concurrency: one lock word at the start of the buffer, taken around each O(1) update. Striped locks
-// would not help: every touch moves a record to the head of the one recency list, so every update writes
-// the shared head (and, when full, the tail) whatever stripe its record is in. The critical section is a
-// hash probe and a few stores (~100 ns), so a thread spins briefly on contention and only then sleeps on
-// the word with Atomics.wait (a three-state futex mutex: 0 free, 1 held, 2 held with sleepers), so a holder
-// descheduled by the OS does not keep the others spinning. Atomics operations are sequentially
-// consistent, so the plain typed-array reads and writes made under the lock are ordered with it (ECMAScript
-// memory model: the release store synchronizes-with the next acquire). The per-record fields used by
-// call-gap and KoD are read and written under the same lock, in the same critical section as the touch, so
-// that a client's concurrent packets on two threads are decided one after the other.
+// Concurrency: one lock word at the start of the buffer (lock.ts), taken around each O(1) update. Striped
+// locks would not help: every touch moves a record to the head of the one recency list, so every update
+// writes the shared head (and, when full, the tail) whatever stripe its record is in. The critical section
+// is a hash probe and a few stores (~100 ns), short enough for lock.ts's brief spin before it sleeps. The
+// per-record fields used by call-gap and KoD are read and written under the same lock, in the same critical
+// section as the touch, so that a client's concurrent packets on two threads are decided one after the
+// other.
 
 import { formatAddressKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
-
-/**
- * A cheap uniform PRNG supplied by the caller: returns an integer in [0, 2^30), RNG_RANGE values. Thirty
- * bits keep every result a small integer (Smi) in V8, so calling it allocates nothing.
- */
-export type Rng = () => number;
-
-/** Number of values an Rng returns: 2^30. */
-export const RNG_RANGE = 2 ** 30;
-
-/**
- * A small, fast PRNG (a 32-bit counter through an integer mixing function) for admission sampling and the
- * call-gap leak. Not cryptographic: it only needs to be unpredictable to a client that cannot see it.
- * The state lives in a typed array so that updating it never boxes a number.
- */
-export function createRng(seed?: number): Rng {
-  const state = new Int32Array(1);
-  state[0] = seed ?? randomU32();
-  return () => {
-    const s = (state[0]! + 0x9e3779b9) | 0;
-    state[0] = s;
-    let z = Math.imul(s ^ (s >>> 16), 0x21f0aaad);
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    return (z ^ (z >>> 15)) >>> 2;
-  };
-}
-
-function randomU32(): number {
-  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
-}
-
-/** A bad option or buffer handed to the defence structures: a bug or a bad configuration. */
-export class DefenceError extends Error {
-  readonly code: "ERR_DEFENCE_OPTION" | "ERR_DEFENCE_BUFFER";
-  constructor(code: "ERR_DEFENCE_OPTION" | "ERR_DEFENCE_BUFFER", message: string) {
-    super(message);
-    this.name = "DefenceError";
-    this.code = code;
-  }
-}
+import { DefenceError } from "./errors.ts";
+import { acquireLock, releaseLock } from "./lock.ts";
+import { createRng, RNG_RANGE, type Rng, randomU32 } from "./random.ts";
 
 /** Options of the MRU list. Time is in seconds throughout. */
 export interface MruOptions {
@@ -128,7 +88,6 @@ const LAYOUT_VERSION = 1;
 
 const NIL = -1;
 const U32_MAX = 0xffffffff;
-const SPINS = 64;
 
 /** Bytes of one record's fields (the hash table's buckets come on top: 4 bytes x next power of two). */
 export const MRU_RECORD_BYTES =
@@ -364,21 +323,12 @@ export class MruList {
 
   /** Takes the list's lock (spins briefly, then sleeps). Not reentrant. */
   lock(): void {
-    if (Atomics.compareExchange(this.header, H_LOCK, 0, 1) !== 0) this.lockContended();
-  }
-
-  private lockContended(): void {
-    const h = this.header;
-    for (let i = 0; i < SPINS; i++) {
-      if (Atomics.load(h, H_LOCK) === 0 && Atomics.compareExchange(h, H_LOCK, 0, 1) === 0) return;
-    }
-    // Announce a sleeper (state 2) so the holder's unlock wakes one; retry after every wake.
-    while (Atomics.exchange(h, H_LOCK, 2) !== 0) Atomics.wait(h, H_LOCK, 2);
+    acquireLock(this.header, H_LOCK);
   }
 
   /** Releases the lock. */
   unlock(): void {
-    if (Atomics.exchange(this.header, H_LOCK, 0) === 2) Atomics.notify(this.header, H_LOCK, 1);
+    releaseLock(this.header, H_LOCK);
   }
 
   /** Records in use. */

@@ -31,7 +31,8 @@
 // Pure: time comes in through `clock[0]` (seconds), randomness from the caller's Rng; O(1) and
 // allocation-free per packet; the once-a-window rollover is O(workers).
 
-import { DefenceError, RNG_RANGE, type Rng } from "./mru.ts";
+import { DefenceError } from "./errors.ts";
+import { RNG_RANGE, type Rng } from "./random.ts";
 
 /** Class 1: a client with a polite history. */
 export const CLASS_MOUSE = 0;

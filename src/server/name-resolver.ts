@@ -1,5 +1,5 @@
 // The I/O half of the reverse-DNS access lists (paper §10, docs/defences-names.md): takes the lookups a
-// worker's NameGate (src/defence/names.ts) queued, asks the resolver, and settles the verdicts.
+// worker's NameGate (src/defence/names-cache.ts) queued, asks the resolver, and settles the verdicts.
 //
 // One lookup, for address A:
 //   1. PTR of A (node:dns Resolver.resolvePtr of A's in-addr.arpa or ip6.arpa name, asked of the configured
@@ -22,7 +22,8 @@
 
 import { Resolver } from "node:dns/promises";
 import { formatAddressKey, isIPv4Key, KEY_WORDS, parseAddressKey } from "../defence/address-key.ts";
-import { NAME_COUNTER_NAMES, type NameGate, normalizeName } from "../defence/names.ts";
+import { NAME_COUNTER_NAMES, type NameGate } from "../defence/names-cache.ts";
+import { normalizeName } from "../defence/names-rules.ts";
 
 /** PTR names tried for forward confirmation, at most (an address with dozens of names is not a client). */
 export const MAX_PTR_NAMES = 4;

@@ -110,7 +110,7 @@ export class Random {
   }
 
   /**
-   * The defence modules' Rng (src/defence/mru.ts): an integer in [0, 2^30). Bound to this stream, so that
+   * The defence modules' Rng (src/defence/random.ts): an integer in [0, 2^30). Bound to this stream, so that
    * MRU admission sampling and the call-gap leak are part of the seeded run.
    */
   rng30(): () => number {

@@ -8,7 +8,7 @@ import { DURATION_PATTERN, type Field, isField, SIZE_PATTERN } from "../../src/c
 import { SCHEMA } from "../../src/config/index.ts";
 import { NAME_SUFFIX_PATTERN, REFID_PATTERN, USER_NAME_PATTERN } from "../../src/config/schema.ts";
 import { isPlaceholder, requiredKeys, type Schema } from "../../src/config/walk.ts";
-import { isNameSuffix } from "../../src/defence/names.ts";
+import { isNameSuffix } from "../../src/defence/names-rules.ts";
 
 /** Every field of a schema, the items of lists of tables included: ["acl.rule[].address", field]. */
 function allFields(schema: Schema, path = ""): [string, Field<unknown>][] {

@@ -4,7 +4,8 @@
 import type { ControlContext } from "../../src/control/mode6.ts";
 import { createNonceSecret, NonceKeeper } from "../../src/control/nonce.ts";
 import type { SystemInfo } from "../../src/control/sysvars.ts";
-import { createRng, MruList } from "../../src/defence/mru.ts";
+import { MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 import { key } from "./client.ts";
 
 export const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { createRng, MruList } from "../../src/defence/mru.ts";
+import { MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 import { key } from "./client.ts";
 
 function walk(list: MruList, from: "newest" | "oldest"): number[] {

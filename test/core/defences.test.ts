@@ -37,8 +37,8 @@ import {
 } from "../../src/core/reasons.ts";
 import type { ServeState } from "../../src/core/serve-state.ts";
 import { addressKey, formatAddressKey } from "../../src/defence/address-key.ts";
-import { createRng } from "../../src/defence/mru.ts";
-import { NAME_ALLOW, NAME_DENY } from "../../src/defence/names.ts";
+import { NAME_ALLOW, NAME_DENY } from "../../src/defence/names-rules.ts";
+import { createRng } from "../../src/defence/random.ts";
 
 const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
 

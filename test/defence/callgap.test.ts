@@ -16,7 +16,9 @@ import {
   GAP_RESULT_NAMES,
   isGapped,
 } from "../../src/defence/callgap.ts";
-import { createRng, DefenceError, MRU_FLAG_LIMITED, MruList, type Rng } from "../../src/defence/mru.ts";
+import { DefenceError } from "../../src/defence/errors.ts";
+import { MRU_FLAG_LIMITED, MruList } from "../../src/defence/mru.ts";
+import { createRng, type Rng } from "../../src/defence/random.ts";
 
 const CLIENT = addressKey("192.0.2.10")!;
 

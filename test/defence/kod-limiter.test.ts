@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import { addressKey } from "../../src/defence/address-key.ts";
+import { DefenceError } from "../../src/defence/errors.ts";
 import {
   KOD_DROP_CLIENT,
   KOD_DROP_RATE,
@@ -10,7 +11,8 @@ import {
   KOD_SEND,
   KodLimiter,
 } from "../../src/defence/kod-limiter.ts";
-import { createRng, DefenceError, MRU_FLAG_KOD, MruList } from "../../src/defence/mru.ts";
+import { MRU_FLAG_KOD, MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 
 const KOD_URL = new URL("../../src/defence/kod-limiter.ts", import.meta.url).href;
 

@@ -3,16 +3,15 @@ import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import { addressKey, KEY_WORDS } from "../../src/defence/address-key.ts";
+import { DefenceError } from "../../src/defence/errors.ts";
 import {
-  createRng,
-  DefenceError,
   MRU_RECORD_BYTES,
   MruList,
   type MruOptions,
   mruBufferBytes,
   mruCapacity,
-  RNG_RANGE,
 } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 
 const MRU_URL = new URL("../../src/defence/mru.ts", import.meta.url).href;
 
@@ -29,23 +28,6 @@ function make(options: MruOptions = {}): MruList {
 function order(list: MruList): string[] {
   return list.snapshot().map((e) => e.address);
 }
-
-describe("createRng", () => {
-  test("30-bit integers, uniform enough for sampling, reproducible by seed", () => {
-    const a = createRng(11);
-    const b = createRng(11);
-    const buckets = new Uint32Array(16);
-    for (let i = 0; i < 160_000; i++) {
-      const x = a();
-      assert.equal(x, b());
-      assert.ok(Number.isInteger(x) && x >= 0 && x < RNG_RANGE);
-      buckets[x >>> 26]!++;
-    }
-    // 10,000 expected per bucket, sd ~97.
-    for (const n of buckets) assert.ok(Math.abs(n - 10_000) < 600, `bucket ${n}`);
-    assert.notEqual(createRng(1)(), createRng(2)());
-  });
-});
 
 describe("MruList basics", () => {
   test("a record per address, newest first, with its fields", () => {

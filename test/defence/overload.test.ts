@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { createRng } from "../../src/defence/mru.ts";
 import {
   CLASS_KNOWN,
   CLASS_MOUSE,
@@ -12,6 +11,7 @@ import {
   OverloadControl,
   POOLS,
 } from "../../src/defence/overload.ts";
+import { createRng } from "../../src/defence/random.ts";
 
 /** Offers `perSecond[k]` requests of class k, spread evenly over each second, from `sources[k]` sources. */
 function run(

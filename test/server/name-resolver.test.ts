@@ -8,15 +8,13 @@ import { createSocket } from "node:dgram";
 import { after, before, describe, test } from "node:test";
 import { addressKey } from "../../src/defence/address-key.ts";
 import {
-  NAME_ALLOW,
-  NAME_DENY,
   NAME_PENDING,
   NAME_UNKNOWN,
   NameGate,
-  type NameGateOptions,
   NC_REFUSED_BUSY,
   NC_REFUSED_RATE,
-} from "../../src/defence/names.ts";
+} from "../../src/defence/names-cache.ts";
+import { NAME_ALLOW, NAME_DENY, type NameGateOptions } from "../../src/defence/names-rules.ts";
 import {
   type NameLookupResult,
   NameResolver,

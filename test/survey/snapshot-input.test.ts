@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { addressKey } from "../../src/defence/address-key.ts";
-import { createRng, MRU_FLAG_KOD, MRU_FLAG_LIMITED, MruList } from "../../src/defence/mru.ts";
+import { MRU_FLAG_KOD, MRU_FLAG_LIMITED, MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 import { consolidate } from "../../src/survey/consolidate.ts";
 import { SurveyError } from "../../src/survey/errors.ts";
 import { snapshotFromMru } from "../../src/survey/from-mru.ts";

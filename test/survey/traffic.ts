@@ -5,7 +5,8 @@
 // The ground truth (who bursts, how many packets) comes from the traffic itself, not from the survey code.
 
 import { addressKey } from "../../src/defence/address-key.ts";
-import { createRng, MruList } from "../../src/defence/mru.ts";
+import { MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 import { snapshotFromMru } from "../../src/survey/from-mru.ts";
 import type { Snapshot } from "../../src/survey/snapshot.ts";
 

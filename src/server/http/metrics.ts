@@ -7,7 +7,7 @@ import type { CounterSnapshot } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import { REASON_NAMES } from "../../core/reasons.ts";
 import type { ServeState } from "../../core/serve-state.ts";
-import { NAME_COUNTER_NAMES } from "../../defence/names.ts";
+import { NAME_COUNTER_NAMES } from "../../defence/names-cache.ts";
 import type { BlocklistStoreStats } from "../blocklist/index.ts";
 import { packetTotals } from "./packet-totals.ts";
 
