@@ -259,3 +259,11 @@ export function firewall(name: string, o: FirewallOptions = {}): NtpdClients {
     `${hosts.toLocaleString("en-US")} ntpd hosts behind one firewall address, ${rate} PPS in all (§4)`,
   );
 }
+
+/**
+ * The settled multitude the scenarios fill their traffic up with: `pps` packets per second from ntpd clients
+ * at their longest poll, 1,024 s (one client at the least).
+ */
+export function settledMice(name: string, pps: number): MiceStream {
+  return new MiceStream(name, { count: Math.max(1, Math.round(pps * 1024)), poll: 1024 });
+}
