@@ -170,12 +170,13 @@ export abstract class Clients extends Population {
   readonly slots: number;
   readonly addresses: number;
   /** The kind of client, first in params(). */
-  protected abstract readonly kind: string;
+  protected readonly kind: string;
   /** The options with their defaults filled in, reported by params() after the kind. */
   abstract readonly o: object;
 
-  constructor(name: string, count: number, sharedAddress = false) {
+  constructor(name: string, kind: string, count: number, sharedAddress = false) {
     super(name);
+    this.kind = kind;
     this.slots = this.intParam("count", count, 1);
     this.addresses = sharedAddress ? 1 : this.slots;
   }

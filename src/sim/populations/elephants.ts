@@ -21,13 +21,12 @@ export interface ElephantsOptions {
 
 export class Elephants extends Clients {
   readonly description: string;
-  protected readonly kind = "elephants";
   readonly o: Required<ElephantsOptions>;
   private readonly interval: Float64Array;
   private readonly port: Uint16Array;
 
   constructor(name: string, o: ElephantsOptions = {}, description?: string) {
-    super(name, o.count ?? 1);
+    super(name, "elephants", o.count ?? 1);
     this.elephant = true;
     const count = this.slots;
     this.o = {

@@ -146,7 +146,6 @@ export interface NtpdClientsOptions {
 
 export class NtpdClients extends Clients {
   readonly description: string;
-  protected readonly kind = "ntpd-clients";
   readonly o: Required<NtpdClientsOptions>;
   private readonly poll: Float64Array;
   private readonly steps: Uint16Array;
@@ -154,7 +153,7 @@ export class NtpdClients extends Clients {
   private readonly burst: Uint8Array;
 
   constructor(name: string, o: NtpdClientsOptions = {}, description?: string) {
-    super(name, o.count ?? 1000, o.sharedAddress ?? false);
+    super(name, "ntpd-clients", o.count ?? 1000, o.sharedAddress ?? false);
     const count = this.slots;
     const minPoll = this.param("minPoll", o.minPoll ?? 64, 0.01, MAX_POLL_SECONDS);
     const maxPoll = this.param("maxPoll", o.maxPoll ?? 1024, minPoll, MAX_POLL_SECONDS);

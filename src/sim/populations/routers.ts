@@ -39,13 +39,12 @@ export const ROUTER_PORT = 23457;
 
 export class Routers extends Clients {
   readonly description: string;
-  protected readonly kind = "routers";
   readonly o: Required<RoutersOptions>;
   private readonly misses: Uint16Array;
   private readonly poll: Float64Array;
 
   constructor(name: string, o: RoutersOptions = {}) {
-    super(name, o.count ?? 700_000);
+    super(name, "routers", o.count ?? 700_000);
     this.elephant = true;
     const count = this.slots;
     this.o = {

@@ -31,7 +31,6 @@ export interface SntpScriptsOptions {
 
 export class SntpScripts extends Clients {
   readonly description: string;
-  protected readonly kind = "sntp-scripts";
   readonly o: Required<SntpScriptsOptions>;
   private readonly runStart: Float64Array;
   private readonly offset: Float64Array;
@@ -40,7 +39,7 @@ export class SntpScripts extends Clients {
   private now = 0;
 
   constructor(name: string, o: SntpScriptsOptions = {}) {
-    super(name, o.count ?? 100_000);
+    super(name, "sntp-scripts", o.count ?? 100_000);
     const count = this.slots;
     const schedule = o.schedule ?? "hourly";
     if (schedule !== "hourly" && schedule !== "staggered") {
