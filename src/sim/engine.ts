@@ -345,7 +345,7 @@ export class Simulation {
     });
     this.populations.forEach((p, i) => {
       const rnd = this.rnd.derive(`population:${p.name}`);
-      p.start({
+      p.open({
         rnd,
         duration: this.duration,
         startMs: this.startMs,

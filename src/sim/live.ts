@@ -205,7 +205,7 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
   const t0 = performance.now();
   const now = () => (performance.now() - t0) / 1000;
   pops.forEach((p, i) => {
-    p.start({
+    p.open({
       rnd: rnd.derive(`population:${p.name}`),
       duration,
       startMs,

@@ -80,6 +80,8 @@ export abstract class Population {
   kiss = 0;
 
   readonly counts: PopulationCounts = { sent: 0, answered: 0, kissed: 0, nothing: 0, kisses: {} };
+  /** The population's own seeded stream, from its context (open()). */
+  protected rnd!: Random;
 
   constructor(name: string) {
     if (!/^[a-z][a-z0-9-]{0,31}$/.test(name))
@@ -87,8 +89,49 @@ export abstract class Population {
     this.name = name;
   }
 
+  /** Checks the numeric parameter `key`; the error names it as `<name>.<key>`. */
+  protected param(key: string, value: number, min: number, max?: number): number {
+    return checkParam(`${this.name}.${key}`, value, min, max);
+  }
+
+  /** Checks the integer parameter `key`; the error names it as `<name>.<key>`. */
+  protected intParam(key: string, value: number, min: number, max?: number): number {
+    return checkInt(`${this.name}.${key}`, value, min, max);
+  }
+
+  /** A factor uniform in [1 - spread, 1 + spread): one draw of a client's jitter around its interval. */
+  protected jitterFactor(spread: number): number {
+    return 1 + spread * (2 * this.rnd.float() - 1);
+  }
+
+  /** A source port drawn as an operating system picks an ephemeral one: 1024 to 65535. */
+  protected randomPort(): number {
+    return 1024 + this.rnd.int(64512);
+  }
+
+  /** For emit(): the request goes from the population's `index`-th address and `port`. */
+  protected sendFrom(index: number, port: number): true {
+    this.outAddr = (this.addrBase + index) >>> 0;
+    this.outPort = port;
+    return true;
+  }
+
+  /**
+   * What the client does with `outcome` (§11): the kiss's action when a kiss came back and it obeys
+   * kisses (`obeys`), else KISS_IGNORE.
+   */
+  protected kissReply(outcome: number, obeys: boolean): number {
+    return outcome === OUT_KISSED && obeys ? kissAction(this.kiss) : KISS_IGNORE;
+  }
+
+  /** The engine or the live runner starts the population: keeps its stream, then start(). */
+  open(ctx: PopulationContext): void {
+    this.rnd = ctx.rnd;
+    this.start(ctx);
+  }
+
   /** Schedules the first request of every active slot. */
-  abstract start(ctx: PopulationContext): void;
+  protected abstract start(ctx: PopulationContext): void;
   /** Whether slot `slot` sends at time `t`; if so sets outAddr and outPort. */
   abstract emit(slot: number, t: number): boolean;
   /** The outcome of what the slot did at `t`; returns its next time (> t), or Infinity to stop. */
@@ -115,6 +158,31 @@ export abstract class Population {
       const code = uint32ToKissCode(this.kiss);
       c.kisses[code] = (c.kisses[code] ?? 0) + 1;
     } else c.nothing++;
+  }
+}
+
+/**
+ * `count` clients with a slot each and, unless they share one address (a NAT firewall, §4), an address
+ * each: every population but the settled stream and the burstmakers. The count is the first parameter
+ * checked, as `<name>.count`.
+ */
+export abstract class Clients extends Population {
+  readonly slots: number;
+  readonly addresses: number;
+  /** The kind of client, first in params(). */
+  protected readonly kind: string;
+  /** The options with their defaults filled in, reported by params() after the kind. */
+  abstract readonly o: object;
+
+  constructor(name: string, kind: string, count: number, sharedAddress = false) {
+    super(name);
+    this.kind = kind;
+    this.slots = this.intParam("count", count, 1);
+    this.addresses = sharedAddress ? 1 : this.slots;
+  }
+
+  params(): Record<string, unknown> {
+    return { kind: this.kind, ...this.o };
   }
 }
 

@@ -24,12 +24,9 @@ import {
   checkParam,
   KISS_SLOW_DOWN,
   KISS_STOP,
-  kissAction,
-  OUT_KISSED,
   Population,
   type PopulationContext,
 } from "../population.ts";
-import type { Random } from "../random.ts";
 
 /** A class of burstmakers: how many, how fast, for how long. */
 export interface BurstClass {
@@ -117,7 +114,6 @@ export class Burstmakers extends Population {
   private readonly end: Float64Array;
   private readonly gen: Uint32Array;
   private readonly port: Uint16Array;
-  private rnd: Random | undefined;
 
   constructor(name: string, o: BurstmakersOptions = {}) {
     super(name);
@@ -132,9 +128,9 @@ export class Burstmakers extends Population {
       checkParam(`${name} class "${c.label}" maxDuration`, c.maxDuration, c.minDuration);
       for (const r of c.rates ?? []) checkParam(`${name} class "${c.label}" rates`, r, 1e-6, 10_000);
     }
-    this.scale = checkParam(`${name}.scale`, o.scale ?? 1, 0, 10_000);
-    this.spread = checkParam(`${name}.spread`, o.spread ?? 0.5, 0, 0.9);
-    this.jitter = checkParam(`${name}.jitter`, o.jitter ?? 0.05, 0, 0.5);
+    this.scale = this.param("scale", o.scale ?? 1, 0, 10_000);
+    this.spread = this.param("spread", o.spread ?? 0.5, 0, 0.9);
+    this.jitter = this.param("jitter", o.jitter ?? 0.05, 0, 0.5);
     this.obeyKod = o.obeyKod ?? false;
     this.perClass = apportion(
       this.mix.map((c) => c.count),
@@ -188,20 +184,18 @@ export class Burstmakers extends Population {
 
   /** A new client in slot `slot` from time t: its rate, how long it lasts (times `fractionLeft`), its port. */
   private begin(slot: number, t: number, fractionLeft: number): void {
-    const rnd = this.rnd!;
     const c = this.mix[this.cls[slot]!]!;
     const rate =
       c.rates && c.rates.length > 0
         ? c.rates[this.rank[slot]! % c.rates.length]!
-        : c.rate * (1 + this.spread * (2 * rnd.float() - 1));
+        : c.rate * this.jitterFactor(this.spread);
     this.interval[slot] = 1 / rate;
-    this.end[slot] = t + rnd.uniform(c.minDuration, c.maxDuration) * fractionLeft;
-    this.port[slot] = 1024 + rnd.int(64512);
+    this.end[slot] = t + this.rnd.uniform(c.minDuration, c.maxDuration) * fractionLeft;
+    this.port[slot] = this.randomPort();
   }
 
-  start(ctx: PopulationContext): void {
-    const rnd = ctx.rnd;
-    this.rnd = rnd;
+  protected start(ctx: PopulationContext): void {
+    const rnd = this.rnd;
     // Start in the steady state: every slot is somewhere in the middle of a burst.
     for (let s = 0; s < this.slots; s++) {
       this.begin(s, 0, rnd.float());
@@ -214,20 +208,17 @@ export class Burstmakers extends Population {
   }
 
   emit(slot: number, _t: number): boolean {
-    this.outAddr = (this.addrBase + slot * ADDRESSES_PER_SLOT + (this.gen[slot]! % ADDRESSES_PER_SLOT)) >>> 0;
-    this.outPort = this.port[slot]!;
-    return true;
+    return this.sendFrom(
+      slot * ADDRESSES_PER_SLOT + (this.gen[slot]! % ADDRESSES_PER_SLOT),
+      this.port[slot]!,
+    );
   }
 
   react(slot: number, t: number, outcome: number): number {
-    let stop = false;
-    if (outcome === OUT_KISSED && this.obeyKod) {
-      const action = kissAction(this.kiss);
-      if (action === KISS_STOP) stop = true;
-      else if (action === KISS_SLOW_DOWN) this.interval[slot]! *= 2;
-    }
-    const next = t + this.interval[slot]! * (1 + this.jitter * (2 * this.rnd!.float() - 1));
-    if (stop || next >= this.end[slot]!) {
+    const action = this.kissReply(outcome, this.obeyKod);
+    if (action === KISS_SLOW_DOWN) this.interval[slot]! *= 2;
+    const next = t + this.interval[slot]! * this.jitterFactor(this.jitter);
+    if (action === KISS_STOP || next >= this.end[slot]!) {
       // This burstmaker is done; another client, with a fresh address, takes its place.
       this.gen[slot]!++;
       this.begin(slot, next, 1);

@@ -4,17 +4,7 @@
 // packets per second with a little jitter, forever. They ignore kiss-o'-death unless told to obey it
 // (then RATE halves their rate, DENY/RSTR stops them): the two kinds of client §11 contrasts.
 
-import {
-  checkInt,
-  checkParam,
-  KISS_SLOW_DOWN,
-  KISS_STOP,
-  kissAction,
-  OUT_KISSED,
-  Population,
-  type PopulationContext,
-} from "../population.ts";
-import type { Random } from "../random.ts";
+import { Clients, KISS_SLOW_DOWN, KISS_STOP, type PopulationContext } from "../population.ts";
 
 export interface ElephantsOptions {
   /** Clients (default 1). */
@@ -29,46 +19,36 @@ export interface ElephantsOptions {
   server?: number;
 }
 
-export class Elephants extends Population {
+export class Elephants extends Clients {
   readonly description: string;
-  readonly slots: number;
-  readonly addresses: number;
   readonly o: Required<ElephantsOptions>;
   private readonly interval: Float64Array;
   private readonly port: Uint16Array;
-  private rnd: Random | undefined;
 
   constructor(name: string, o: ElephantsOptions = {}, description?: string) {
-    super(name);
+    super(name, "elephants", o.count ?? 1);
     this.elephant = true;
-    const count = checkInt(`${name}.count`, o.count ?? 1, 1);
+    const count = this.slots;
     this.o = {
       count,
-      rate: checkParam(`${name}.rate`, o.rate ?? 1, 1e-6, 10_000),
-      jitter: checkParam(`${name}.jitter`, o.jitter ?? 0.05, 0, 0.5),
+      rate: this.param("rate", o.rate ?? 1, 1e-6, 10_000),
+      jitter: this.param("jitter", o.jitter ?? 0.05, 0, 0.5),
       obeyKod: o.obeyKod ?? false,
-      server: checkInt(`${name}.server`, o.server ?? -1, -1, 1023),
+      server: this.intParam("server", o.server ?? -1, -1, 1023),
     };
     this.server = this.o.server;
     this.description =
       description ??
       `${count} elephant${count === 1 ? "" : "s"} at ${this.o.rate} PPS each, ${this.o.obeyKod ? "obeying" : "ignoring"} KoD`;
-    this.slots = count;
-    this.addresses = count;
     this.interval = new Float64Array(count);
     this.port = new Uint16Array(count);
   }
 
-  params(): Record<string, unknown> {
-    return { kind: "elephants", ...this.o };
-  }
-
-  start(ctx: PopulationContext): void {
-    this.rnd = ctx.rnd;
+  protected start(ctx: PopulationContext): void {
     this.interval.fill(1 / this.o.rate);
     for (let i = 0; i < this.o.count; i++) {
-      this.port[i] = 1024 + ctx.rnd.int(64512);
-      ctx.schedule(i, ctx.rnd.float() * this.interval[i]!);
+      this.port[i] = this.randomPort();
+      ctx.schedule(i, this.rnd.float() * this.interval[i]!);
     }
   }
 
@@ -77,17 +57,13 @@ export class Elephants extends Population {
   }
 
   emit(slot: number, _t: number): boolean {
-    this.outAddr = (this.addrBase + slot) >>> 0;
-    this.outPort = this.port[slot]!;
-    return true;
+    return this.sendFrom(slot, this.port[slot]!);
   }
 
   react(slot: number, t: number, outcome: number): number {
-    if (outcome === OUT_KISSED && this.o.obeyKod) {
-      const action = kissAction(this.kiss);
-      if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
-      if (action === KISS_SLOW_DOWN) this.interval[slot]! *= 2;
-    }
-    return t + this.interval[slot]! * (1 + this.o.jitter * (2 * this.rnd!.float() - 1));
+    const action = this.kissReply(outcome, this.o.obeyKod);
+    if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
+    if (action === KISS_SLOW_DOWN) this.interval[slot]! *= 2;
+    return t + this.interval[slot]! * this.jitterFactor(this.o.jitter);
   }
 }

@@ -20,8 +20,7 @@
 //   total aggregate impact of 9 PPS").
 
 import {
-  checkInt,
-  checkParam,
+  Clients,
   KISS_SLOW_DOWN,
   KISS_STOP,
   kissAction,
@@ -63,10 +62,10 @@ export class MiceStream extends Population {
 
   constructor(name: string, o: MiceStreamOptions = {}) {
     super(name);
-    this.count = checkInt(`${name}.count`, o.count ?? 1_000_000, 1, 2 ** 28);
-    this.poll = checkParam(`${name}.poll`, o.poll ?? 1024, 1, MAX_POLL_SECONDS);
+    this.count = this.intParam("count", o.count ?? 1_000_000, 1, 2 ** 28);
+    this.poll = this.param("poll", o.poll ?? 1024, 1, MAX_POLL_SECONDS);
     this.obeyKod = o.obeyKod ?? true;
-    this.port = checkInt(`${name}.port`, o.port ?? 123, 1, 65535);
+    this.port = this.intParam("port", o.port ?? 123, 1, 65535);
     this.addresses = this.count;
   }
 
@@ -89,8 +88,8 @@ export class MiceStream extends Population {
     return (k + (j + hash01(this.seed, j) * 0.5) / this.count) * this.poll;
   }
 
-  start(ctx: PopulationContext): void {
-    this.seed = ctx.rnd.next32();
+  protected start(ctx: PopulationContext): void {
+    this.seed = this.rnd.next32();
     this.j = 0;
     this.k = 0;
     ctx.schedule(0, this.timeOf(0, 0));
@@ -102,20 +101,16 @@ export class MiceStream extends Population {
       const s = this.kissed.get(j);
       if (s !== undefined && (s[0] === 0 || (this.k - s[1]) % s[0] !== 0)) return false;
     }
-    this.outAddr = (this.addrBase + j) >>> 0;
-    this.outPort = this.port;
-    return true;
+    return this.sendFrom(j, this.port);
   }
 
   react(_slot: number, t: number, outcome: number): number {
-    if (outcome === OUT_KISSED && this.obeyKod) {
-      const action = kissAction(this.kiss);
+    const action = this.kissReply(outcome, this.obeyKod);
+    if (action === KISS_STOP) this.kissed.set(this.j, [0, this.k]);
+    else if (action === KISS_SLOW_DOWN) {
       const prev = this.kissed.get(this.j);
-      if (action === KISS_STOP) this.kissed.set(this.j, [0, this.k]);
-      else if (action === KISS_SLOW_DOWN) {
-        const m = Math.min((prev?.[0] || 1) * 2, Math.max(1, Math.floor(MAX_POLL_SECONDS / this.poll)));
-        this.kissed.set(this.j, [m, this.k]);
-      }
+      const m = Math.min((prev?.[0] || 1) * 2, Math.max(1, Math.floor(MAX_POLL_SECONDS / this.poll)));
+      this.kissed.set(this.j, [m, this.k]);
     }
     if (++this.j === this.count) {
       this.j = 0;
@@ -149,53 +144,47 @@ export interface NtpdClientsOptions {
   sharedAddress?: boolean;
 }
 
-export class NtpdClients extends Population {
+export class NtpdClients extends Clients {
   readonly description: string;
-  readonly slots: number;
-  readonly addresses: number;
   readonly o: Required<NtpdClientsOptions>;
   private readonly poll: Float64Array;
   private readonly steps: Uint16Array;
   private readonly misses: Uint16Array;
   private readonly burst: Uint8Array;
-  private rnd: PopulationContext["rnd"] | undefined;
 
   constructor(name: string, o: NtpdClientsOptions = {}, description?: string) {
-    super(name);
-    const count = checkInt(`${name}.count`, o.count ?? 1000, 1);
-    const minPoll = checkParam(`${name}.minPoll`, o.minPoll ?? 64, 0.01, MAX_POLL_SECONDS);
-    const maxPoll = checkParam(`${name}.maxPoll`, o.maxPoll ?? 1024, minPoll, MAX_POLL_SECONDS);
+    super(name, "ntpd-clients", o.count ?? 1000, o.sharedAddress ?? false);
+    const count = this.slots;
+    const minPoll = this.param("minPoll", o.minPoll ?? 64, 0.01, MAX_POLL_SECONDS);
+    const maxPoll = this.param("maxPoll", o.maxPoll ?? 1024, minPoll, MAX_POLL_SECONDS);
     this.o = {
       count,
       minPoll,
       maxPoll,
-      pollsPerStep: checkInt(`${name}.pollsPerStep`, o.pollsPerStep ?? 8, 1, 65535),
-      missesPerStep: checkInt(`${name}.missesPerStep`, o.missesPerStep ?? 4, 1, 65535),
-      iburst: checkInt(`${name}.iburst`, o.iburst ?? 0, 0, 16),
-      jitter: checkParam(`${name}.jitter`, o.jitter ?? 0.05, 0, 0.5),
-      startWithin: checkParam(`${name}.startWithin`, o.startWithin ?? minPoll, 0),
+      pollsPerStep: this.intParam("pollsPerStep", o.pollsPerStep ?? 8, 1, 65535),
+      missesPerStep: this.intParam("missesPerStep", o.missesPerStep ?? 4, 1, 65535),
+      iburst: this.intParam("iburst", o.iburst ?? 0, 0, 16),
+      jitter: this.param("jitter", o.jitter ?? 0.05, 0, 0.5),
+      startWithin: this.param("startWithin", o.startWithin ?? minPoll, 0),
       obeyKod: o.obeyKod ?? true,
       sharedAddress: o.sharedAddress ?? false,
     };
     this.description =
       description ?? "ntpd clients: 64 s rising to 1,024 s, backing off, obeying KoD (§2, §4)";
-    this.slots = count;
-    this.addresses = this.o.sharedAddress ? 1 : count;
     this.poll = new Float64Array(count);
     this.steps = new Uint16Array(count);
     this.misses = new Uint16Array(count);
     this.burst = new Uint8Array(count);
   }
 
-  params(): Record<string, unknown> {
-    return { kind: "ntpd-clients", ...this.o, rate: this.o.count / this.o.minPoll };
+  override params(): Record<string, unknown> {
+    return { ...super.params(), rate: this.o.count / this.o.minPoll };
   }
 
-  start(ctx: PopulationContext): void {
-    this.rnd = ctx.rnd;
+  protected start(ctx: PopulationContext): void {
     this.poll.fill(this.o.minPoll);
     this.burst.fill(this.o.iburst > 0 ? this.o.iburst - 1 : 0);
-    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, ctx.rnd.float() * this.o.startWithin);
+    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, this.rnd.float() * this.o.startWithin);
   }
 
   override replyWait(slot: number): number {
@@ -203,14 +192,8 @@ export class NtpdClients extends Population {
   }
 
   emit(slot: number, _t: number): boolean {
-    if (this.o.sharedAddress) {
-      this.outAddr = this.addrBase >>> 0;
-      this.outPort = 1024 + (slot % 64512);
-    } else {
-      this.outAddr = (this.addrBase + slot) >>> 0;
-      this.outPort = 123;
-    }
-    return true;
+    // Behind the firewall every host has the one address and a port of its own.
+    return this.o.sharedAddress ? this.sendFrom(0, 1024 + (slot % 64512)) : this.sendFrom(slot, 123);
   }
 
   react(slot: number, t: number, outcome: number): number {
@@ -239,7 +222,7 @@ export class NtpdClients extends Population {
       this.misses[slot] = 0;
       this.poll[slot] = Math.min(this.poll[slot]! * 2, o.maxPoll);
     }
-    const j = o.jitter > 0 ? 1 + o.jitter * (2 * this.rnd!.float() - 1) : 1;
+    const j = o.jitter > 0 ? this.jitterFactor(o.jitter) : 1;
     return t + this.poll[slot]! * j;
   }
 }
@@ -274,4 +257,12 @@ export function firewall(name: string, o: FirewallOptions = {}): NtpdClients {
     },
     `${hosts.toLocaleString("en-US")} ntpd hosts behind one firewall address, ${rate} PPS in all (§4)`,
   );
+}
+
+/**
+ * The settled multitude the scenarios fill their traffic up with: `pps` packets per second from ntpd clients
+ * at their longest poll, 1,024 s (one client at the least).
+ */
+export function settledMice(name: string, pps: number): MiceStream {
+  return new MiceStream(name, { count: Math.max(1, Math.round(pps * 1024)), poll: 1024 });
 }

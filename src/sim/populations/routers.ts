@@ -12,18 +12,7 @@
 // server does not respond", §3; obeying KoD, §11) doubles its retry interval on each miss up to `maxBackoff`
 // and obeys kisses: RATE doubles its poll, DENY/RSTR stops it.
 
-import {
-  checkInt,
-  checkParam,
-  KISS_SLOW_DOWN,
-  KISS_STOP,
-  kissAction,
-  OUT_ANSWERED,
-  OUT_KISSED,
-  Population,
-  type PopulationContext,
-} from "../population.ts";
-import type { Random } from "../random.ts";
+import { Clients, KISS_SLOW_DOWN, KISS_STOP, OUT_ANSWERED, type PopulationContext } from "../population.ts";
 import { MAX_POLL_SECONDS } from "./mice.ts";
 
 export interface RoutersOptions {
@@ -48,48 +37,38 @@ export interface RoutersOptions {
 /** The routers' one source port: every router used the same, which is how the ISP could filter them (§3). */
 export const ROUTER_PORT = 23457;
 
-export class Routers extends Population {
+export class Routers extends Clients {
   readonly description: string;
-  readonly slots: number;
-  readonly addresses: number;
   readonly o: Required<RoutersOptions>;
   private readonly misses: Uint16Array;
   private readonly poll: Float64Array;
-  private rnd: Random | undefined;
 
   constructor(name: string, o: RoutersOptions = {}) {
-    super(name);
+    super(name, "routers", o.count ?? 700_000);
     this.elephant = true;
-    const count = checkInt(`${name}.count`, o.count ?? 700_000, 1);
+    const count = this.slots;
     this.o = {
       count,
-      poll: checkParam(`${name}.poll`, o.poll ?? 60, 0.01, MAX_POLL_SECONDS),
-      retry: checkParam(`${name}.retry`, o.retry ?? 1, 0.01, 3600),
+      poll: this.param("poll", o.poll ?? 60, 0.01, MAX_POLL_SECONDS),
+      retry: this.param("retry", o.retry ?? 1, 0.01, 3600),
       backoff: o.backoff ?? false,
-      maxBackoff: checkParam(`${name}.maxBackoff`, o.maxBackoff ?? 1024, 0.01, MAX_POLL_SECONDS),
+      maxBackoff: this.param("maxBackoff", o.maxBackoff ?? 1024, 0.01, MAX_POLL_SECONDS),
       obeyKod: o.obeyKod ?? false,
-      server: checkInt(`${name}.server`, o.server ?? 0, 0, 1023),
-      startWithin: checkParam(`${name}.startWithin`, o.startWithin ?? o.poll ?? 60, 0),
+      server: this.intParam("server", o.server ?? 0, 0, 1023),
+      startWithin: this.param("startWithin", o.startWithin ?? o.poll ?? 60, 0),
     };
     this.server = this.o.server;
     this.description =
       this.o.backoff || this.o.obeyKod
         ? "routers with fixed firmware: back off when unanswered, obey KoD"
         : "defective routers (§3): hard-coded server, retry every second while unanswered";
-    this.slots = count;
-    this.addresses = count;
     this.misses = new Uint16Array(count);
     this.poll = new Float64Array(count);
   }
 
-  params(): Record<string, unknown> {
-    return { kind: "routers", ...this.o };
-  }
-
-  start(ctx: PopulationContext): void {
-    this.rnd = ctx.rnd;
+  protected start(ctx: PopulationContext): void {
     this.poll.fill(this.o.poll);
-    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, ctx.rnd.float() * this.o.startWithin);
+    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, this.rnd.float() * this.o.startWithin);
   }
 
   override replyWait(_slot: number): number {
@@ -97,27 +76,23 @@ export class Routers extends Population {
   }
 
   emit(slot: number, _t: number): boolean {
-    this.outAddr = (this.addrBase + slot) >>> 0;
-    this.outPort = ROUTER_PORT;
-    return true;
+    return this.sendFrom(slot, ROUTER_PORT);
   }
 
   react(slot: number, t: number, outcome: number): number {
     const o = this.o;
     // A little jitter so that a population started together does not stay in lock step for ever.
-    const j = 1 + 0.02 * (2 * this.rnd!.float() - 1);
+    const j = this.jitterFactor(0.02);
     if (outcome === OUT_ANSWERED) {
       this.misses[slot] = 0;
       return t + this.poll[slot]! * j;
     }
-    if (outcome === OUT_KISSED && o.obeyKod) {
-      const action = kissAction(this.kiss);
-      if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
-      if (action === KISS_SLOW_DOWN) {
-        this.misses[slot] = 0;
-        this.poll[slot] = Math.min(this.poll[slot]! * 2, MAX_POLL_SECONDS);
-        return t + this.poll[slot]! * j;
-      }
+    const action = this.kissReply(outcome, o.obeyKod);
+    if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
+    if (action === KISS_SLOW_DOWN) {
+      this.misses[slot] = 0;
+      this.poll[slot] = Math.min(this.poll[slot]! * 2, MAX_POLL_SECONDS);
+      return t + this.poll[slot]! * j;
     }
     if (!o.backoff) return t + o.retry * j;
     const m = this.misses[slot]!;

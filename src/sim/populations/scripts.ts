@@ -10,17 +10,7 @@
 // times. SNTP clients of the time did not implement kiss-o'-death (§11), so by default a kiss is treated
 // as no answer; with obeyKod, RATE ends the run and DENY/RSTR stops the script for good (RFC 4330 §10).
 
-import {
-  checkInt,
-  checkParam,
-  KISS_SLOW_DOWN,
-  KISS_STOP,
-  kissAction,
-  OUT_ANSWERED,
-  OUT_KISSED,
-  Population,
-  type PopulationContext,
-} from "../population.ts";
+import { Clients, KISS_SLOW_DOWN, KISS_STOP, OUT_ANSWERED, type PopulationContext } from "../population.ts";
 
 export interface SntpScriptsOptions {
   /** Script hosts (default 100,000). */
@@ -39,10 +29,8 @@ export interface SntpScriptsOptions {
   obeyKod?: boolean;
 }
 
-export class SntpScripts extends Population {
+export class SntpScripts extends Clients {
   readonly description: string;
-  readonly slots: number;
-  readonly addresses: number;
   readonly o: Required<SntpScriptsOptions>;
   private readonly runStart: Float64Array;
   private readonly offset: Float64Array;
@@ -51,30 +39,28 @@ export class SntpScripts extends Population {
   private now = 0;
 
   constructor(name: string, o: SntpScriptsOptions = {}) {
-    super(name);
-    const count = checkInt(`${name}.count`, o.count ?? 100_000, 1);
+    super(name, "sntp-scripts", o.count ?? 100_000);
+    const count = this.slots;
     const schedule = o.schedule ?? "hourly";
     if (schedule !== "hourly" && schedule !== "staggered") {
       throw new RangeError(
         `${name}.schedule must be "hourly" or "staggered", got ${JSON.stringify(schedule)}`,
       );
     }
-    const period = checkParam(`${name}.period`, o.period ?? 3600, 1);
+    const period = this.param("period", o.period ?? 3600, 1);
     this.o = {
       count,
       schedule,
       period,
-      skew: checkParam(`${name}.skew`, o.skew ?? 60, 0, period),
-      retries: checkInt(`${name}.retries`, o.retries ?? 2, 0, 100),
-      timeout: checkParam(`${name}.timeout`, o.timeout ?? 5, 0.01, period),
+      skew: this.param("skew", o.skew ?? 60, 0, period),
+      retries: this.intParam("retries", o.retries ?? 2, 0, 100),
+      timeout: this.param("timeout", o.timeout ?? 5, 0.01, period),
       obeyKod: o.obeyKod ?? false,
     };
     this.description =
       schedule === "hourly"
         ? "SNTP scripts run from cron on the hour (§4)"
         : "SNTP scripts staggered over the hour (§4's remedy)";
-    this.slots = count;
-    this.addresses = count;
     this.runStart = new Float64Array(count);
     this.offset = new Float64Array(count);
     this.attempt = new Uint8Array(count);
@@ -86,19 +72,19 @@ export class SntpScripts extends Population {
     return this.o.count / this.o.period;
   }
 
-  params(): Record<string, unknown> {
-    return { kind: "sntp-scripts", ...this.o, rate: this.rate };
+  override params(): Record<string, unknown> {
+    return { ...super.params(), rate: this.rate };
   }
 
-  start(ctx: PopulationContext): void {
+  protected start(ctx: PopulationContext): void {
     const { period, skew, schedule } = this.o;
     // Seconds from t = 0 to the first period boundary of the virtual clock (the top of an hour).
     const startS = ctx.startMs / 1000;
     const firstBoundary = (period - (startS % period)) % period;
     for (let i = 0; i < this.o.count; i++) {
-      const off = schedule === "hourly" ? ctx.rnd.float() * skew : ctx.rnd.float() * period;
+      const off = schedule === "hourly" ? this.rnd.float() * skew : this.rnd.float() * period;
       this.offset[i] = off;
-      this.port[i] = 1024 + ctx.rnd.int(64512);
+      this.port[i] = this.randomPort();
       const first = (firstBoundary + off) % period;
       this.runStart[i] = first;
       ctx.schedule(i, first);
@@ -110,9 +96,7 @@ export class SntpScripts extends Population {
   }
 
   emit(slot: number, _t: number): boolean {
-    this.outAddr = (this.addrBase + slot) >>> 0;
-    this.outPort = this.port[slot]!;
-    return true;
+    return this.sendFrom(slot, this.port[slot]!);
   }
 
   private nextRun(slot: number): number {
@@ -127,11 +111,9 @@ export class SntpScripts extends Population {
   react(slot: number, t: number, outcome: number): number {
     this.now = t;
     if (outcome === OUT_ANSWERED) return this.nextRun(slot);
-    if (outcome === OUT_KISSED && this.o.obeyKod) {
-      const action = kissAction(this.kiss);
-      if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
-      if (action === KISS_SLOW_DOWN) return this.nextRun(slot);
-    }
+    const action = this.kissReply(outcome, this.o.obeyKod);
+    if (action === KISS_STOP) return Number.POSITIVE_INFINITY;
+    if (action === KISS_SLOW_DOWN) return this.nextRun(slot);
     if (this.attempt[slot]! < this.o.retries) {
       this.attempt[slot]!++;
       return t + this.o.timeout;

@@ -15,25 +15,9 @@
 import { BALANCER_KINDS, type BalancerKind } from "../balancer.ts";
 import { Burstmakers } from "../populations/burstmakers.ts";
 import { Elephants } from "../populations/elephants.ts";
-import { MiceStream, NtpdClients } from "../populations/mice.ts";
-import {
-  fmtInt,
-  fmtPct,
-  populationTable,
-  type ReportChart,
-  type RunSummary,
-  ratio,
-  runSummary,
-  type ScenarioReport,
-} from "../report.ts";
-import {
-  checkScale,
-  type LivePlan,
-  perSecond,
-  type Scenario,
-  type ScenarioOptions,
-  simulate,
-} from "./common.ts";
+import { settledMice } from "../populations/mice.ts";
+import { fmtInt, fmtPct, type ReportChart, type RunSummary, ratio, runSummary } from "../report.ts";
+import { defineScenario, liveMice, type ReportBody, type ScenarioOptions, simulate } from "./common.ts";
 
 export const BALANCER_PAPER = Object.freeze({
   servers: 3,
@@ -64,32 +48,18 @@ export function balancerRun(kind: BalancerKind, o: ScenarioOptions, duration: nu
     { count: 1, rate: BALANCER_PAPER.offenderPps },
     "the most ornery client: 14 PPS from one address (§12)",
   );
-  const miceRate = 3000 * s - bursters.rate - BALANCER_PAPER.offenderPps;
-  const mice = new MiceStream("mice", { count: Math.max(1, Math.round(miceRate * 1024)), poll: 1024 });
+  const mice = settledMice("mice", 3000 * s - bursters.rate - BALANCER_PAPER.offenderPps);
   const run = simulate(
     `balancer ${kind}`,
-    {
-      seed: o.seed,
-      duration,
-      servers: BALANCER_PAPER.servers,
-      balancer: kind,
-      config: o.config,
-      binSeconds: 10,
-    },
+    o,
+    { duration, servers: BALANCER_PAPER.servers, balancer: kind, binSeconds: 10 },
     [mice, bursters, offender],
-    o.progress,
   );
   const r = run.result;
   const get = (name: string) => r.populations.find((p) => p.name === name)!;
   const b = get("burstmakers");
   const off = get("offender");
-  let caught = 0;
-  let arrived = 0;
   let kods = 0;
-  for (const p of r.populations) {
-    caught += p.caught;
-    arrived += p.arrived;
-  }
   for (const sv of r.serverResults) kods += sv.kissed;
   return {
     kind,
@@ -97,20 +67,14 @@ export function balancerRun(kind: BalancerKind, o: ScenarioOptions, duration: nu
     elephantsCaught: ratio(b.caught + off.caught, b.arrived + off.arrived),
     burstersCaught: ratio(b.caught, b.arrived),
     offenderCaught: ratio(off.caught, off.arrived),
-    allCaught: ratio(caught, arrived),
+    allCaught: run.caughtShare,
     elephantsAnswered: ratio(b.answered + off.answered, b.sent + off.sent),
     kods,
-    caughtSeries: perSecond(r.series.caught, 10),
+    caughtSeries: run.perSecond(r.series.caught),
   };
 }
 
-function runBalancer(o: ScenarioOptions): ScenarioReport {
-  checkScale(o.scale);
-  const duration = o.duration ?? 600;
-  if (duration < 30) throw new RangeError("balancer needs a duration of at least 30 s");
-  const t0 = performance.now();
-  const runs = BALANCER_KINDS.map((k) => balancerRun(k, o, duration));
-  const wallMs = performance.now() - t0;
+function balancerReport(runs: BalancerRun[], o: ScenarioOptions, duration: number): ReportBody {
   const each = (f: (r: BalancerRun) => string) => runs.map(f);
   const rows = [
     [
@@ -154,54 +118,42 @@ function runBalancer(o: ScenarioOptions): ScenarioReport {
     lines: runs.map((r) => ({ name: r.kind, values: r.caughtSeries })),
   };
   return {
-    format: 1,
-    scenario: "balancer",
-    title: "Balancers: round-robin, random and source-hash in front of the call-gap",
-    sections: "§12",
-    seed: o.seed,
-    scale: o.scale,
     summary: [
       `The same ${fmtInt(3000 * o.scale)} PPS (settled mice, §5's burstmakers, one 14 PPS offender) over three servers for ${duration} s, once per balancer.`,
     ],
-    tables: [
-      {
-        title: "Balancers and the call-gap (§12)",
-        columns: ["figure", "paper", "round-robin", "random", "source-hash", "note"],
-        rows,
-      },
-      ...runs.map((r) => populationTable(r.summary)),
-    ],
+    table: {
+      title: "Balancers and the call-gap (§12)",
+      columns: ["figure", "paper", "round-robin", "random", "source-hash", "note"],
+      rows,
+    },
     charts: [chart],
-    notes: [
-      "Round-robin and random give each server about a third of an elephant's packets, so each server sees it three times slower than it is: a burstmaker at 0.5 PPS looks like a client at one packet per 6 s, above the call-gap's 5 s average, and passes. Hashing the source address keeps every packet of a client on one server, whose call-gap then sees its real rate.",
-      "The paper's 6.5% (USNO) and 0.1% (NIST) are shares of all packets, from different populations and (for NIST) a different scheme; the simulated share of all packets is shown beside them for scale, not as a reproduction.",
-      "'Caught' counts every packet for which the call-gap fired, whether it was then dropped, answered by a RATE kiss, dropped by the KoD limiter, or answered by the leak ([callgap] leak, default 2: one in four).",
-    ],
     runs: runs.map((r) => r.summary),
-    wallMs,
   };
 }
 
-export const balancer: Scenario = {
+export const balancer = defineScenario({
   name: "balancer",
   title: "Balancers: round-robin, random and source-hash in front of the call-gap",
   sections: "§12",
   about:
     "The share of elephant packets the call-gap catches when three servers sit behind a round-robin, a random or a source-hash balancer (the paper's remedy).",
+  notes: [
+    "Round-robin and random give each server about a third of an elephant's packets, so each server sees it three times slower than it is: a burstmaker at 0.5 PPS looks like a client at one packet per 6 s, above the call-gap's 5 s average, and passes. Hashing the source address keeps every packet of a client on one server, whose call-gap then sees its real rate.",
+    "The paper's 6.5% (USNO) and 0.1% (NIST) are shares of all packets, from different populations and (for NIST) a different scheme; the simulated share of all packets is shown beside them for scale, not as a reproduction.",
+    "'Caught' counts every packet for which the call-gap fired, whether it was then dropped, answered by a RATE kiss, dropped by the KoD limiter, or answered by the leak ([callgap] leak, default 2: one in four).",
+  ],
   defaultDuration: 600,
-  run: runBalancer,
-  live(scale: number): LivePlan {
-    checkScale(scale);
-    const n = (x: number) => Math.max(1, Math.round(x * scale));
-    return {
-      description:
-        "polite ntpd clients (16 s, compressed from 64 s), the 14 PPS offender and five elephants at 2 PPS: one real server sees every packet of a client, as behind a source-hash balancer",
-      populations: [
-        new NtpdClients("mice", { count: n(40), minPoll: 16, maxPoll: 64, startWithin: 4 }),
-        new Elephants("offender", { count: 1, rate: 14 }, "the most ornery client: 14 PPS (§12)"),
-        new Elephants("elephants", { count: n(5), rate: 2 }),
-      ],
-      replyBlocked: [],
-    };
-  },
-};
+  minDuration: 30,
+  runs: (o, duration) => BALANCER_KINDS.map((k) => balancerRun(k, o, duration)),
+  report: balancerReport,
+  live: (n) => ({
+    description:
+      "polite ntpd clients (16 s, compressed from 64 s), the 14 PPS offender and five elephants at 2 PPS: one real server sees every packet of a client, as behind a source-hash balancer",
+    populations: [
+      liveMice(n(40)),
+      new Elephants("offender", { count: 1, rate: 14 }, "the most ornery client: 14 PPS (§12)"),
+      new Elephants("elephants", { count: n(5), rate: 2 }),
+    ],
+    replyBlocked: [],
+  }),
+});

@@ -1,12 +1,23 @@
 // What every scenario shares: its options, its shape (a simulated run that reports the paper's figures
 // beside the simulated ones, and a live plan: the same kinds of clients scaled to one real server over
-// loopback), and the helper that runs one simulation with the progress bar.
+// loopback); defineScenario, which wraps a scenario's own part in what every scenario does (check the
+// options, time the runs, head the report, table each run's populations); simulate(), one run with the
+// scenario's seed, configuration and progress bar; and the clients and figures more than one scenario uses.
 
 import type { Config } from "../../config/index.ts";
 import { Simulation, type SimulationOptions, type SimulationResult } from "../engine.ts";
 import type { Population } from "../population.ts";
+import { NtpdClients } from "../populations/mice.ts";
 import type { ProgressSink } from "../progress.ts";
-import type { ScenarioReport } from "../report.ts";
+import {
+  populationTable,
+  type ReportChart,
+  type ReportTable,
+  type RunSummary,
+  ratio,
+  runSummary,
+  type ScenarioReport,
+} from "../report.ts";
 
 export interface ScenarioOptions {
   seed: number;
@@ -40,21 +51,113 @@ export interface Scenario {
   live(scale: number): LivePlan;
 }
 
+/** What a scenario's report says of its runs (defineScenario adds the heading, the notes and a table per run). */
+export interface ReportBody {
+  summary: string[];
+  /** The paper's figures beside the simulated ones. */
+  table: ReportTable;
+  charts: ReportChart[];
+  runs: RunSummary[];
+}
+
+/** A scenario's own part; defineScenario adds what every scenario does around it. */
+export interface ScenarioSpec<R> {
+  name: string;
+  title: string;
+  sections: string;
+  about: string;
+  /** What the report says whatever the run: where the figures come from, where the paper disagrees. */
+  notes: readonly string[];
+  defaultDuration: number;
+  /** The shortest run it accepts, and why that long (for the error, when the reason is not obvious). */
+  minDuration: number;
+  minDurationWhy?: string;
+  /** The simulated runs, and whatever the report needs from them; timed as the report's wallMs. */
+  runs(o: ScenarioOptions, duration: number): R;
+  /** The paper's figures beside the runs'. */
+  report(runs: R, o: ScenarioOptions, duration: number): ReportBody;
+  /** The live plan; `n` scales one of its client counts (never below one client). */
+  live(n: (count: number) => number, scale: number): LivePlan;
+}
+
+/**
+ * A Scenario from its own part: checks the options, times the runs, heads the report, and ends its tables
+ * with a table of each run's populations.
+ */
+export function defineScenario<R>(spec: ScenarioSpec<R>): Scenario {
+  const { name, title, sections } = spec;
+  return {
+    name,
+    title,
+    sections,
+    about: spec.about,
+    defaultDuration: spec.defaultDuration,
+    run(o: ScenarioOptions): ScenarioReport {
+      checkScale(o.scale);
+      const duration = o.duration ?? spec.defaultDuration;
+      if (duration < spec.minDuration) {
+        const why = spec.minDurationWhy === undefined ? "" : ` (${spec.minDurationWhy})`;
+        throw new RangeError(`${name} needs a duration of at least ${spec.minDuration} s${why}`);
+      }
+      const t0 = performance.now();
+      const runs = spec.runs(o, duration);
+      const wallMs = performance.now() - t0;
+      const body = spec.report(runs, o, duration);
+      return {
+        format: 1,
+        scenario: name,
+        title,
+        sections,
+        seed: o.seed,
+        scale: o.scale,
+        summary: body.summary,
+        tables: [body.table, ...body.runs.map((r) => populationTable(r))],
+        charts: body.charts,
+        notes: [...spec.notes],
+        runs: body.runs,
+        wallMs,
+      };
+    },
+    live(scale: number): LivePlan {
+      checkScale(scale);
+      return spec.live((count) => Math.max(1, Math.round(count * scale)), scale);
+    },
+  };
+}
+
+/** One run's settings beyond what simulate() takes from the scenario's options (seed, configuration). */
+export type RunSettings = Omit<SimulationOptions, "seed" | "config" | "onProgress"> & {
+  /** Instead of the scenario's configuration (for a scenario that changes a few keys, and says so). */
+  config?: Config;
+};
+
 export interface RunOutput {
   sim: Simulation;
   result: SimulationResult;
   wallMs: number;
+  /** The run's raw counts for the report, under its label. */
+  summary: RunSummary;
+  /** Share of the packets arriving at the servers, all populations together, that the call-gap caught. */
+  caughtShare: number;
+  /** A series of the run as packets per second (counts per bin divided by the bin width). */
+  perSecond(series: Float64Array): number[];
 }
 
-/** Builds a Simulation, adds the populations, runs it with the progress bar, times it. */
+/**
+ * Runs one simulation of a scenario: the scenario's seed and configuration, `settings` for the rest, the
+ * populations added in order, the progress bar under `label`; timed.
+ */
 export function simulate(
   label: string,
-  options: Omit<SimulationOptions, "onProgress">,
+  o: ScenarioOptions,
+  settings: RunSettings,
   populations: Population[],
-  progress?: ProgressSink,
 ): RunOutput {
+  const progress = o.progress;
   const sim = new Simulation({
-    ...options,
+    ...settings,
+    seed: o.seed,
+    config: settings.config ?? o.config,
     onProgress: progress ? (done) => progress.update(label, done) : undefined,
   });
   for (const p of populations) sim.add(p);
@@ -62,7 +165,26 @@ export function simulate(
   const result = sim.run();
   const wallMs = performance.now() - t0;
   progress?.finish();
-  return { sim, result, wallMs };
+  let caught = 0;
+  let arrived = 0;
+  for (const p of result.populations) {
+    caught += p.caught;
+    arrived += p.arrived;
+  }
+  const bin = result.series.binSeconds;
+  return {
+    sim,
+    result,
+    wallMs,
+    summary: runSummary(label, result, wallMs),
+    caughtShare: ratio(caught, arrived),
+    perSecond: (series) => Array.from(series, (v) => v / bin),
+  };
+}
+
+/** The live plans' polite ntpd clients: 16 s rising to 64 s, ntpd's 64 to 1,024 s compressed. */
+export function liveMice(count: number): NtpdClients {
+  return new NtpdClients("mice", { count, minPoll: 16, maxPoll: 64, startWithin: 4 });
 }
 
 /** Checks the scale option. */
@@ -96,9 +218,4 @@ export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** A series divided by the bin width: counts per bin -> packets per second. */
-export function perSecond(a: Float64Array, binSeconds: number): number[] {
-  return Array.from(a, (v) => v / binSeconds);
 }

@@ -18,28 +18,10 @@ import { consolidate, type SurveyBin, type SurveyResult } from "../../survey/con
 import type { BalancerKind } from "../balancer.ts";
 import { Burstmakers, PAPER_RATE_TABLE } from "../populations/burstmakers.ts";
 import { Elephants } from "../populations/elephants.ts";
-import { MiceStream, NtpdClients } from "../populations/mice.ts";
-import {
-  fmtInt,
-  fmtPct,
-  fmtPps,
-  fmtSeconds,
-  populationTable,
-  type ReportChart,
-  type RunSummary,
-  ratio,
-  runSummary,
-  type ScenarioReport,
-} from "../report.ts";
+import { settledMice } from "../populations/mice.ts";
+import { fmtInt, fmtPct, fmtPps, fmtSeconds, type ReportChart, type RunSummary, ratio } from "../report.ts";
 import { patchConfig } from "../server-model.ts";
-import {
-  checkScale,
-  type LivePlan,
-  perSecond,
-  type Scenario,
-  type ScenarioOptions,
-  simulate,
-} from "./common.ts";
+import { defineScenario, liveMice, type ReportBody, type ScenarioOptions, simulate } from "./common.ts";
 
 export const NIST_PAPER = Object.freeze({
   servers: 3,
@@ -105,14 +87,13 @@ function nistRun(kind: BalancerKind, o: ScenarioOptions, duration: number, capac
     mru: { maxEntries: capacity, admitProbability: NIST_ADMIT_PROBABILITY },
   });
   const bursters = new Burstmakers("burstmakers", { scale: s });
-  const miceRate = NIST_PAPER.servers * NIST_PAPER.ppsPerServer * s - bursters.rate;
-  const mice = new MiceStream("mice", { count: Math.max(1, Math.round(miceRate * 1024)), poll: 1024 });
+  const mice = settledMice("mice", NIST_PAPER.servers * NIST_PAPER.ppsPerServer * s - bursters.rate);
   const label = `NIST Boulder, ${kind}`;
   const run = simulate(
     label,
-    { seed: o.seed, duration, servers: NIST_PAPER.servers, balancer: kind, config, binSeconds: 1 },
+    o,
+    { duration, servers: NIST_PAPER.servers, balancer: kind, config, binSeconds: 1 },
     [mice, bursters],
-    o.progress,
   );
   const { result, sim } = run;
   const snapshots = sim.snapshots();
@@ -123,35 +104,37 @@ function nistRun(kind: BalancerKind, o: ScenarioOptions, duration: number, capac
   for (const c of survey.elephants) if (c.burster) burstRateSum += c.burstRate;
   // How long a record lives: the age of each list's oldest record when the lists were taken.
   const ages = snapshots.map((sn) => sn.takenAt - Math.min(...sn.clients.map((c) => c.lastSeen)));
-  let caught = 0;
-  let arrived = 0;
-  for (const p of result.populations) {
-    caught += p.caught;
-    arrived += p.arrived;
-  }
   return {
     kind,
-    summary: runSummary(label, result, run.wallMs),
+    summary: run.summary,
     survey,
     burstRateSum,
     lifetime: ages.reduce((a, b) => a + b, 0) / ages.length,
     perServer: result.serverResults.map((r) => r.received / duration),
-    caughtShare: ratio(caught, arrived),
-    arrivals: perSecond(result.series.arrived, 1),
-    burstmakers: perSecond(result.series.perPopulation["burstmakers"]!, 1),
-    caught: perSecond(result.series.caught, 1),
+    caughtShare: run.caughtShare,
+    arrivals: run.perSecond(result.series.arrived),
+    burstmakers: run.perSecond(result.series.perPopulation["burstmakers"]!),
+    caught: run.perSecond(result.series.caught),
   };
 }
 
-function runNist(o: ScenarioOptions): ScenarioReport {
-  checkScale(o.scale);
+interface NistRuns {
+  /** Records in each server's MRU list. */
+  capacity: number;
+  runs: NistRun[];
+}
+
+/** The Boulder servers twice: behind the paper's round-robin balancer, then behind a source-hash one. */
+function nistRuns(o: ScenarioOptions, duration: number): NistRuns {
+  const capacity = Math.max(16, Math.round(NIST_PAPER.mruEntries * o.scale));
+  return {
+    capacity,
+    runs: [nistRun("round-robin", o, duration, capacity), nistRun("source-hash", o, duration, capacity)],
+  };
+}
+
+function nistReport({ capacity, runs }: NistRuns, o: ScenarioOptions, duration: number): ReportBody {
   const s = o.scale;
-  const duration = o.duration ?? 600;
-  if (duration < 30) throw new RangeError("nist needs a duration of at least 30 s");
-  const capacity = Math.max(16, Math.round(NIST_PAPER.mruEntries * s));
-  const t0 = performance.now();
-  const runs = [nistRun("round-robin", o, duration, capacity), nistRun("source-hash", o, duration, capacity)];
-  const wallMs = performance.now() - t0;
   const each = (f: (r: NistRun) => string) => runs.map(f);
   const x = (n: number) => (s === 1 ? fmtInt(n) : `${fmtInt(n * s)} (x${s})`);
   const durationEdges: [number, number | null][] = [
@@ -285,60 +268,48 @@ function runNist(o: ScenarioOptions): ScenarioReport {
     marks: [{ x: 14, label: "paper: 14% carry 78%" }],
   };
   return {
-    format: 1,
-    scenario: "nist",
-    title: "NIST: the nine-second survey of three MRU lists",
-    sections: "§5, §12",
-    seed: o.seed,
-    scale: s,
     summary: [
       `Three servers, ${fmtInt(capacity)}-record MRU lists, ${fmtPps(NIST_PAPER.ppsPerServer * s)} each, ${fmtSeconds(duration)}; ` +
         "then the survey code consolidates the three simulated lists, as `ntpshield survey` does with real ones. " +
         "Once behind a round-robin balancer (the paper's), once behind a source-hash one.",
     ],
-    tables: [
-      {
-        title: "NIST survey (§5)",
-        columns: ["figure", "paper", "survey, round-robin", "survey, source-hash", "note"],
-        rows,
-      },
-      ...runs.map((r) => populationTable(r.summary)),
-    ],
+    table: {
+      title: "NIST survey (§5)",
+      columns: ["figure", "paper", "survey, round-robin", "survey, source-hash", "note"],
+      rows,
+    },
     charts: [chart, curve],
-    notes: [
-      "Calibrated: the MRU admission probability (0.125) for the paper's nine-second lifetime. The burstmakers are §5's duration table (574 active at any time: 379 bursts under a minute at 214 PPS, 189 under an hour at 93 PPS, 6 over a day at 6 PPS, two of them at 2 PPS); settled mice fill the rest of 3,000 PPS.",
-      "The paper's two burstmaker tables disagree: the rate bins hold 15 + 253 + 36 = 304 clients, not 574; 'greater than 1 PPS' overlaps 'between 1 and 2 PPS'; and 253 clients 'between 1 and 2 PPS' cannot total 166 PPS (0.66 PPS each). The duration table adds up (574 clients, 313 PPS), so the simulation follows it and shows the survey's rate bins beside the paper's as an output: nearly all bursters fall under 1 PPS, as the rate table's own totals suggest.",
-      "'13 percent of the total number of 3,000 arrivals': 3,000 is the arrival rate of the three machines per second; in 9 s they receive 27,000 packets, and 3,595 is 13% of that. The survey estimates the arrivals in its window from each server's counters.",
-      "The paper's load figures mix two measures: 1,094 burst packets in 9 s is 122 PPS, while 'the bursters account for about 313 PPS' and '78 percent of the total load' (313 of 400 PPS) match the bursters' own rates summed. The table gives both; the survey's headline share is the packets in the window.",
-      "Round-robin spreads each burstmaker over the three lists, a third of its packets each: its record on a server is touched every 5-6 s on average, often longer than the nine seconds a record lives, so it is lost and, with most newcomers refused, seldom comes back. The lists then see only part of the burstmakers and few of their packets. Behind a source-hash balancer each burstmaker keeps one record, touched every 2 s, and the survey finds nearly all of them, with the paper's split by duration.",
-      "Durations over a day need a run over a day (--duration 90000, about two minutes per balancer): a record cannot be older than its run.",
-      "The 0.1% gapped at NIST (§12) came from NIST's own call-gap scheme; with ntpshield's and round-robin balancing the share depends on how many of a burster's packets land on one server (see `ntpshield simulate balancer`).",
-    ],
     runs: runs.map((r) => r.summary),
-    wallMs,
   };
 }
 
-export const nist: Scenario = {
+export const nist = defineScenario({
   name: "nist",
   title: "NIST: the nine-second survey of three MRU lists",
   sections: "§5, §12",
   about:
     "Three servers behind a balancer, 1,000 PPS each, MRU lists of 1,200 records; the survey code consolidates the simulated lists and its figures go beside the paper's 3,595 packets, 13% of arrivals, 574 bursters and '14% of clients carry 78% of the load'.",
+  notes: [
+    "Calibrated: the MRU admission probability (0.125) for the paper's nine-second lifetime. The burstmakers are §5's duration table (574 active at any time: 379 bursts under a minute at 214 PPS, 189 under an hour at 93 PPS, 6 over a day at 6 PPS, two of them at 2 PPS); settled mice fill the rest of 3,000 PPS.",
+    "The paper's two burstmaker tables disagree: the rate bins hold 15 + 253 + 36 = 304 clients, not 574; 'greater than 1 PPS' overlaps 'between 1 and 2 PPS'; and 253 clients 'between 1 and 2 PPS' cannot total 166 PPS (0.66 PPS each). The duration table adds up (574 clients, 313 PPS), so the simulation follows it and shows the survey's rate bins beside the paper's as an output: nearly all bursters fall under 1 PPS, as the rate table's own totals suggest.",
+    "'13 percent of the total number of 3,000 arrivals': 3,000 is the arrival rate of the three machines per second; in 9 s they receive 27,000 packets, and 3,595 is 13% of that. The survey estimates the arrivals in its window from each server's counters.",
+    "The paper's load figures mix two measures: 1,094 burst packets in 9 s is 122 PPS, while 'the bursters account for about 313 PPS' and '78 percent of the total load' (313 of 400 PPS) match the bursters' own rates summed. The table gives both; the survey's headline share is the packets in the window.",
+    "Round-robin spreads each burstmaker over the three lists, a third of its packets each: its record on a server is touched every 5-6 s on average, often longer than the nine seconds a record lives, so it is lost and, with most newcomers refused, seldom comes back. The lists then see only part of the burstmakers and few of their packets. Behind a source-hash balancer each burstmaker keeps one record, touched every 2 s, and the survey finds nearly all of them, with the paper's split by duration.",
+    "Durations over a day need a run over a day (--duration 90000, about two minutes per balancer): a record cannot be older than its run.",
+    "The 0.1% gapped at NIST (§12) came from NIST's own call-gap scheme; with ntpshield's and round-robin balancing the share depends on how many of a burster's packets land on one server (see `ntpshield simulate balancer`).",
+  ],
   defaultDuration: 600,
-  run: runNist,
-  live(scale: number): LivePlan {
-    checkScale(scale);
-    const n = (x: number) => Math.max(1, Math.round(x * scale));
-    return {
-      description:
-        "polite ntpd clients (16 s, compressed from 64 s), §5's burstmakers (a twentieth of them) and two clients at 2 PPS like 'the worst two'",
-      populations: [
-        new NtpdClients("mice", { count: n(40), minPoll: 16, maxPoll: 64, startWithin: 4 }),
-        new Burstmakers("burstmakers", { scale: 0.05 * scale }),
-        new Elephants("worst-two", { count: 2, rate: 2 }, "'the worst two': 2 PPS for days (§5)"),
-      ],
-      replyBlocked: [],
-    };
-  },
-};
+  minDuration: 30,
+  runs: nistRuns,
+  report: nistReport,
+  live: (n, scale) => ({
+    description:
+      "polite ntpd clients (16 s, compressed from 64 s), §5's burstmakers (a twentieth of them) and two clients at 2 PPS like 'the worst two'",
+    populations: [
+      liveMice(n(40)),
+      new Burstmakers("burstmakers", { scale: 0.05 * scale }),
+      new Elephants("worst-two", { count: 2, rate: 2 }, "'the worst two': 2 PPS for days (§5)"),
+    ],
+    replyBlocked: [],
+  }),
+});

@@ -16,25 +16,14 @@
 import { DEFAULT_START_MS } from "../engine.ts";
 import { Burstmakers } from "../populations/burstmakers.ts";
 import { Elephants } from "../populations/elephants.ts";
-import { firewall, MiceStream, NtpdClients } from "../populations/mice.ts";
+import { firewall, settledMice } from "../populations/mice.ts";
 import { SntpScripts } from "../populations/scripts.ts";
+import { fmtInt, fmtPct, fmtPps, type ReportChart, type RunSummary, ratio } from "../report.ts";
 import {
-  fmtInt,
-  fmtPct,
-  fmtPps,
-  populationTable,
-  type ReportChart,
-  type RunSummary,
-  ratio,
-  runSummary,
-  type ScenarioReport,
-} from "../report.ts";
-import {
-  checkScale,
-  type LivePlan,
+  defineScenario,
+  liveMice,
   median,
-  perSecond,
-  type Scenario,
+  type ReportBody,
   type ScenarioOptions,
   simulate,
 } from "./common.ts";
@@ -84,26 +73,25 @@ function usnoRun(
     { count: 1, rate: USNO_PAPER.offenderPps },
     "the worst offender: 14 PPS from one address (§4)",
   );
-  const miceRate =
-    USNO_PAPER.betweenPps * s - bursters.rate - USNO_PAPER.firewallPps - USNO_PAPER.offenderPps;
-  const mice = new MiceStream("mice", { count: Math.max(1, Math.round(miceRate * 1024)), poll: 1024 });
+  const mice = settledMice(
+    "mice",
+    USNO_PAPER.betweenPps * s - bursters.rate - USNO_PAPER.firewallPps - USNO_PAPER.offenderPps,
+  );
   const run = simulate(
     label,
+    o,
     {
-      seed: o.seed,
       duration,
       servers: USNO_PAPER.servers,
       balancer: "round-robin",
-      config: o.config,
       startMs: DEFAULT_START_MS - hourAt * 1000,
       binSeconds: BIN,
     },
     [mice, scripts, bursters, fw, offender],
-    o.progress,
   );
   const { result } = run;
-  const offered = perSecond(result.series.offered, BIN);
-  const caught = perSecond(result.series.caught, BIN);
+  const offered = run.perSecond(result.series.offered);
+  const caught = run.perSecond(result.series.caught);
   const peakBin = Math.floor(hourAt / BIN);
   // "Between the hours": every whole minute at least two minutes away from a top of the hour.
   const between: number[] = [];
@@ -113,17 +101,11 @@ function usnoRun(
     const fromHour = ((t % 3600) + 3600) % 3600;
     if (fromHour >= 2 * BIN && fromHour <= 3600 - 2 * BIN) between.push(offered[b]!);
   }
-  let caughtAll = 0;
-  let arrived = 0;
-  for (const p of result.populations) {
-    caughtAll += p.caught;
-    arrived += p.arrived;
-  }
   return {
-    summary: runSummary(label, result, run.wallMs),
+    summary: run.summary,
     peak: offered[peakBin] ?? Number.NaN,
     between: median(between),
-    caughtShare: ratio(caughtAll, arrived),
+    caughtShare: run.caughtShare,
     offered,
     caught,
   };
@@ -135,16 +117,27 @@ function pop(run: UsnoRun, name: string) {
   return p;
 }
 
-function runUsno(o: ScenarioOptions): ScenarioReport {
-  checkScale(o.scale);
-  const duration = o.duration ?? 3600;
-  if (duration < 600)
-    throw new RangeError("usno needs a duration of at least 600 s (an hour's peak and its surroundings)");
+interface UsnoRuns {
+  hourAt: number;
+  hourly: UsnoRun;
+  staggered: UsnoRun;
+}
+
+/** The same hour twice: the scripts on the hour, then staggered over it. */
+function usnoRuns(o: ScenarioOptions, duration: number): UsnoRuns {
   const hourAt = Math.floor(duration / 2 / BIN) * BIN;
-  const t0 = performance.now();
-  const hourly = usnoRun("scripts on the hour", false, o, duration, hourAt);
-  const staggered = usnoRun("scripts staggered", true, o, duration, hourAt);
-  const wallMs = performance.now() - t0;
+  return {
+    hourAt,
+    hourly: usnoRun("scripts on the hour", false, o, duration, hourAt),
+    staggered: usnoRun("scripts staggered", true, o, duration, hourAt),
+  };
+}
+
+function usnoReport(
+  { hourAt, hourly, staggered }: UsnoRuns,
+  o: ScenarioOptions,
+  duration: number,
+): ReportBody {
   const s = o.scale;
   const fwH = pop(hourly, "firewall");
   const fwS = pop(staggered, "firewall");
@@ -213,36 +206,17 @@ function runUsno(o: ScenarioOptions): ScenarioReport {
     marks: [{ x: hourAt, label: "top of the hour" }],
   };
   return {
-    format: 1,
-    scenario: "usno",
-    title: "USNO: the hourly peak, the firewall and the worst offender",
-    sections: "§4, §12",
-    seed: o.seed,
-    scale: s,
     summary: [
       `Three servers behind a round-robin balancer, ${fmtSpan(duration)} around a top of the hour; ` +
         `${fmtInt(Math.round(USNO_SCRIPTS * s))} hourly SNTP scripts, then the same scripts staggered over the hour.`,
     ],
-    tables: [
-      {
-        title: "USNO (§4, §12)",
-        columns: ["figure", "paper", "scripts on the hour", "scripts staggered", "note"],
-        rows,
-      },
-      populationTable(hourly.summary),
-      populationTable(staggered.summary),
-    ],
+    table: {
+      title: "USNO (§4, §12)",
+      columns: ["figure", "paper", "scripts on the hour", "scripts staggered", "note"],
+      rows,
+    },
     charts: [chart],
-    notes: [
-      "Calibrated: 120,000 script hosts (times the scale) whose clocks run up to a minute late, so the minute after the hour carries the paper's extra 2,000 PPS; the settled mice (ntpd at 1,024 s) fill the rest of the 5,000 PPS. The paper gives neither count.",
-      "Derived: staggering the same scripts over the hour spreads their 33 PPS (times the scale) evenly, and the hourly peak disappears into the noise.",
-      "The gapped share depends on the burstmaker mix and on the balancer: with round-robin over three servers each server sees a third of an elephant's packets (see `ntpshield simulate balancer`). The paper's 6.5% (USNO) and 0.1% (NIST) come from different mixes and schemes (§12: NIST's 'slightly different scheme').",
-      "The firewall: 2,000 ntpd hosts on one address at 9 PPS in all are, to any per-address defence, one client at 9 PPS: the call-gap gaps most of their packets and the few kisses reach one host at a time. §4: 'Only the firewall should use the USNO servers; the remaining campus should synchronize to the firewall.' An operator who must serve such a site exempts its address from `limited` ([[acl.rule]] with flags = []).",
-      "The paper's '14 PPS, equivalent to the aggregate rate of 731 properly engineered clients' implies one packet per 52 s per client; at the 64-1,024 s the paper gives for ntpd, 14 PPS is 896 to 14,336 clients.",
-      `Redline (§4): 35,000 PPS at one packet per 1,024 s per client is ${fmtInt(USNO_PAPER.redlinePps * 1024)} clients, the paper's '36 million'.`,
-    ],
     runs: [hourly.summary, staggered.summary],
-    wallMs,
   };
 }
 
@@ -250,27 +224,34 @@ function fmtSpan(s: number): string {
   return s % 60 === 0 ? `${s / 60} min` : `${s} s`;
 }
 
-export const usno: Scenario = {
+export const usno = defineScenario({
   name: "usno",
   title: "USNO: the hourly peak, the firewall and the worst offender",
   sections: "§4, §12",
   about:
     "Three servers behind a round-robin balancer; hourly SNTP scripts give the paper's 7,000 PPS on the hour and 5,000 between, then the same scripts staggered; the firewall (2,000 hosts, 9 PPS) and the worst offender (14 PPS).",
+  notes: [
+    "Calibrated: 120,000 script hosts (times the scale) whose clocks run up to a minute late, so the minute after the hour carries the paper's extra 2,000 PPS; the settled mice (ntpd at 1,024 s) fill the rest of the 5,000 PPS. The paper gives neither count.",
+    "Derived: staggering the same scripts over the hour spreads their 33 PPS (times the scale) evenly, and the hourly peak disappears into the noise.",
+    "The gapped share depends on the burstmaker mix and on the balancer: with round-robin over three servers each server sees a third of an elephant's packets (see `ntpshield simulate balancer`). The paper's 6.5% (USNO) and 0.1% (NIST) come from different mixes and schemes (§12: NIST's 'slightly different scheme').",
+    "The firewall: 2,000 ntpd hosts on one address at 9 PPS in all are, to any per-address defence, one client at 9 PPS: the call-gap gaps most of their packets and the few kisses reach one host at a time. §4: 'Only the firewall should use the USNO servers; the remaining campus should synchronize to the firewall.' An operator who must serve such a site exempts its address from `limited` ([[acl.rule]] with flags = []).",
+    "The paper's '14 PPS, equivalent to the aggregate rate of 731 properly engineered clients' implies one packet per 52 s per client; at the 64-1,024 s the paper gives for ntpd, 14 PPS is 896 to 14,336 clients.",
+    `Redline (§4): 35,000 PPS at one packet per 1,024 s per client is ${fmtInt(USNO_PAPER.redlinePps * 1024)} clients, the paper's '36 million'.`,
+  ],
   defaultDuration: 3600,
-  run: runUsno,
-  live(scale: number): LivePlan {
-    checkScale(scale);
-    const n = (x: number) => Math.max(1, Math.round(x * scale));
-    return {
-      description:
-        "polite ntpd clients (16 s, compressed from 64 s), a firewall of hosts on one address at 9 PPS, the worst offender at 14 PPS, and scripts that all run at the top of each (compressed) 10-s hour",
-      populations: [
-        new NtpdClients("mice", { count: n(40), minPoll: 16, maxPoll: 64, startWithin: 4 }),
-        firewall("firewall", { hosts: n(100), rate: 9 }),
-        new Elephants("offender", { count: 1, rate: 14 }, "the worst offender: 14 PPS from one address (§4)"),
-        new SntpScripts("scripts", { count: n(50), period: 10, skew: 1, timeout: 1 }),
-      ],
-      replyBlocked: [],
-    };
-  },
-};
+  minDuration: 600,
+  minDurationWhy: "an hour's peak and its surroundings",
+  runs: usnoRuns,
+  report: usnoReport,
+  live: (n) => ({
+    description:
+      "polite ntpd clients (16 s, compressed from 64 s), a firewall of hosts on one address at 9 PPS, the worst offender at 14 PPS, and scripts that all run at the top of each (compressed) 10-s hour",
+    populations: [
+      liveMice(n(40)),
+      firewall("firewall", { hosts: n(100), rate: 9 }),
+      new Elephants("offender", { count: 1, rate: 14 }, "the worst offender: 14 PPS from one address (§4)"),
+      new SntpScripts("scripts", { count: n(50), period: 10, skew: 1, timeout: 1 }),
+    ],
+    replyBlocked: [],
+  }),
+});

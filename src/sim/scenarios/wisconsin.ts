@@ -12,27 +12,8 @@
 // does not respond", §3; KoD, §11).
 
 import { Routers } from "../populations/routers.ts";
-import {
-  fmtInt,
-  fmtPct,
-  fmtPps,
-  populationTable,
-  type ReportChart,
-  type RunSummary,
-  ratio,
-  runSummary,
-  type ScenarioReport,
-} from "../report.ts";
-import {
-  checkScale,
-  type LivePlan,
-  maxOf,
-  meanOf,
-  perSecond,
-  type Scenario,
-  type ScenarioOptions,
-  simulate,
-} from "./common.ts";
+import { fmtInt, fmtPct, fmtPps, type ReportChart, type RunSummary, ratio } from "../report.ts";
+import { defineScenario, maxOf, meanOf, type ReportBody, type ScenarioOptions, simulate } from "./common.ts";
 
 export const WISCONSIN_PAPER = Object.freeze({
   routersSold: 700_000,
@@ -81,11 +62,10 @@ function wiscRun(
   const fw = new Routers("routers-fw", { count: fwCount, ...firmware });
   const run = simulate(
     label,
+    o,
     {
-      seed: o.seed,
       duration,
       servers: 1,
-      config: o.config,
       binSeconds: 1,
       outages: [
         { from: out[0], to: out[1], populations: ["routers", "routers-fw"] },
@@ -93,11 +73,10 @@ function wiscRun(
       ],
     },
     [routers, fw],
-    o.progress,
   );
   // The figures are for the routers that see their replies; the firewalled ones have their own row.
   const main = run.result.series.perPopulation["routers"]!;
-  const offered = perSecond(main, 1);
+  const offered = run.perSecond(main);
   const normal = meanOf(main, Math.floor(out[0] / 2), Math.floor(out[0]));
   let recovery = Number.NaN;
   for (let b = Math.ceil(out[1]); b < main.length; b++) {
@@ -108,7 +87,7 @@ function wiscRun(
   }
   const f = run.result.populations.find((p) => p.name === "routers-fw")!;
   return {
-    summary: runSummary(label, run.result, run.wallMs),
+    summary: run.summary,
     normal,
     peak: maxOf(main, Math.floor(out[0]), Math.floor(out[1])),
     endOfOutage: main[Math.floor(out[1]) - 1] ?? Number.NaN,
@@ -122,17 +101,26 @@ function wiscRun(
   };
 }
 
-function runWisconsin(o: ScenarioOptions): ScenarioReport {
-  checkScale(o.scale);
-  const duration = o.duration ?? 240;
-  if (duration < 40) throw new RangeError("wisconsin needs a duration of at least 40 s");
+interface WiscRuns {
+  /** When the path breaks and when it returns, seconds. */
+  out: [number, number];
+  bad: WiscRun;
+  good: WiscRun;
+}
+
+/** The same timeline twice: the defective firmware, then the fixed one. */
+function wiscRuns(o: ScenarioOptions, duration: number): WiscRuns {
   // Reachable for the first quarter, unreachable until 5/8, reachable again: long enough for every
   // router to have noticed the break (each notices at its next poll, up to a minute later).
   const out: [number, number] = [Math.round(duration / 4), Math.round((duration * 5) / 8)];
-  const t0 = performance.now();
-  const bad = wiscRun("defective firmware", false, o, duration, out);
-  const good = wiscRun("fixed firmware", true, o, duration, out);
-  const wallMs = performance.now() - t0;
+  return {
+    out,
+    bad: wiscRun("defective firmware", false, o, duration, out),
+    good: wiscRun("fixed firmware", true, o, duration, out),
+  };
+}
+
+function wiscReport({ out, bad, good }: WiscRuns, o: ScenarioOptions, duration: number): ReportBody {
   const routers = Math.max(2, Math.round(WISCONSIN_PAPER.routersSold * o.scale));
   const both = (f: (r: WiscRun) => string) => [f(bad), f(good)];
   const rec = (r: WiscRun) =>
@@ -199,58 +187,45 @@ function runWisconsin(o: ScenarioOptions): ScenarioReport {
     ],
   };
   return {
-    format: 1,
-    scenario: "wisconsin",
-    title: "Wisconsin: routers with a hard-coded server",
-    sections: "§3, §11, §12",
-    seed: o.seed,
-    scale: o.scale,
     summary: [
       `${fmtInt(routers)} routers poll one hard-coded server; the path to it is down from ${out[0]} s to ${out[1]} s of a ${duration} s run. ` +
         "Run once with the defective firmware (retry every second, a kiss is no answer) and once with the fixed one (back off, obey KoD).",
     ],
-    tables: [
-      {
-        title: "Wisconsin (§3)",
-        columns: ["figure", "paper", "defective firmware", "fixed firmware", "note"],
-        rows,
-      },
-      populationTable(bad.summary),
-      populationTable(good.summary),
-    ],
+    table: {
+      title: "Wisconsin (§3)",
+      columns: ["figure", "paper", "defective firmware", "fixed firmware", "note"],
+      rows,
+    },
     charts: [chart],
-    notes: [
-      "The poll while answered (60 s) and the share of routers behind a reply-rejecting firewall (1%) are assumptions: the paper gives neither.",
-      "The paper's 250,000 PPS is what the ISP discarded on average over a day from the routers switched on at the time (over 500,000 distinct in a day); the simulation has all of its routers on at once, so its worst second is the 700,000 x 1 PPS the paper calls 'over 400 Mbps' (504 Mbps at 90 bytes a packet).",
-      "The renderings of the paper disagree on the splurge: 'up to 100,000 PPS' (000, the reference) and 'up to 700,000 PPS' (001, 002). 700,000 PPS is what 700,000 routers retrying every second send; 100,000 PPS is what a seventh of them would. The table shows both.",
-      "The outage synchronises the defective routers: all of them are answered in the first second back and poll again together a minute later (spread only by their 2% jitter), an echo of the splurge at the server. The fixed firmware's back-off spreads their return.",
-      "No server defence helps while the path is down: the packets never arrive. Once it returns, the defective routers are answered and go back to their poll. The routers behind reply-rejecting firewalls send 1 PPS for ever: the call-gap catches them (after each record's start-up allowance) but cannot slow them, since they never see a kiss; only the fixed firmware's back-off does.",
-    ],
     runs: [bad.summary, good.summary],
-    wallMs,
   };
 }
 
-export const wisconsin: Scenario = {
+export const wisconsin = defineScenario({
   name: "wisconsin",
   title: "Wisconsin: routers with a hard-coded server",
   sections: "§3, §11, §12",
   about:
     "700,000 routers poll one hard-coded server; the path breaks for a while and comes back. Defective firmware retries every second and ignores KoD; fixed firmware backs off and obeys. 1% of the routers reject the replies in their own firewall.",
+  notes: [
+    "The poll while answered (60 s) and the share of routers behind a reply-rejecting firewall (1%) are assumptions: the paper gives neither.",
+    "The paper's 250,000 PPS is what the ISP discarded on average over a day from the routers switched on at the time (over 500,000 distinct in a day); the simulation has all of its routers on at once, so its worst second is the 700,000 x 1 PPS the paper calls 'over 400 Mbps' (504 Mbps at 90 bytes a packet).",
+    "The renderings of the paper disagree on the splurge: 'up to 100,000 PPS' (000, the reference) and 'up to 700,000 PPS' (001, 002). 700,000 PPS is what 700,000 routers retrying every second send; 100,000 PPS is what a seventh of them would. The table shows both.",
+    "The outage synchronises the defective routers: all of them are answered in the first second back and poll again together a minute later (spread only by their 2% jitter), an echo of the splurge at the server. The fixed firmware's back-off spreads their return.",
+    "No server defence helps while the path is down: the packets never arrive. Once it returns, the defective routers are answered and go back to their poll. The routers behind reply-rejecting firewalls send 1 PPS for ever: the call-gap catches them (after each record's start-up allowance) but cannot slow them, since they never see a kiss; only the fixed firmware's back-off does.",
+  ],
   defaultDuration: 240,
-  run: runWisconsin,
-  live(scale: number): LivePlan {
-    checkScale(scale);
-    const n = (x: number) => Math.max(1, Math.round(x * scale));
-    return {
-      description:
-        "defective routers just switched on (answered, then one poll a minute), defective routers whose firewall rejects the replies (1 PPS for ever), and fixed routers behind the same firewall (backing off)",
-      populations: [
-        new Routers("routers", { count: n(50), startWithin: 5 }),
-        new Routers("routers-fw", { count: n(20), startWithin: 2 }),
-        new Routers("fixed-fw", { count: n(20), backoff: true, obeyKod: true, startWithin: 2 }),
-      ],
-      replyBlocked: ["routers-fw", "fixed-fw"],
-    };
-  },
-};
+  minDuration: 40,
+  runs: wiscRuns,
+  report: wiscReport,
+  live: (n) => ({
+    description:
+      "defective routers just switched on (answered, then one poll a minute), defective routers whose firewall rejects the replies (1 PPS for ever), and fixed routers behind the same firewall (backing off)",
+    populations: [
+      new Routers("routers", { count: n(50), startWithin: 5 }),
+      new Routers("routers-fw", { count: n(20), startWithin: 2 }),
+      new Routers("fixed-fw", { count: n(20), backoff: true, obeyKod: true, startWithin: 2 }),
+    ],
+    replyBlocked: ["routers-fw", "fixed-fw"],
+  }),
+});
