@@ -94,6 +94,24 @@ const cases: Case[] = [
       key[3] = 0x0a000000 + i;
     },
   },
+  // The same without overload control: its cost on the path every answered request takes.
+  {
+    name: "new-client-no-overload",
+    toml: "[overload]\nenabled = false\n",
+    rate: 100_000,
+    source: (i) => {
+      key[3] = 0x0a000000 + i;
+    },
+  },
+  // Past a redline of 10,000/s: a flood of newcomers, most of it withheld by pool.
+  {
+    name: "overload-withholding",
+    toml: "[overload]\nredline = 10000\n",
+    rate: 100_000,
+    source: (i) => {
+      key[3] = 0x0a000000 + i;
+    },
+  },
   // 10,000 clients, each once per 64 s: 156 packets per simulated second.
   {
     name: "repeat",

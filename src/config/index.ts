@@ -67,6 +67,12 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
     else throw e;
   }
   problems.push(...controlAllowProblems(config.control.allow));
+  if (config.overload.periodMax < config.overload.periodMin) {
+    problems.push({
+      key: "overload.period-max",
+      reason: `must be at least overload.period-min (${config.overload.periodMin}), got ${config.overload.periodMax}`,
+    });
+  }
 }
 
 /**

@@ -237,6 +237,58 @@ export const SCHEMA = {
       description: "Seconds per token, in `token-bucket` mode only.",
     }),
   },
+  // Paper §12 and MISSION part 10: past the redline, mice first, the rest withheld by rotating pools.
+  overload: {
+    enabled: bool({
+      default: true,
+      description:
+        "Past the redline, serve known mice first, then other known clients, then newcomers; withhold the " +
+        "rest by rotating pools of addresses (docs/defences-overload.md).",
+    }),
+    redline: num({
+      min: 0,
+      max: 100_000_000,
+      default: 0,
+      unit: "requests per second",
+      description:
+        "Requests per second one worker thread can answer; `0` = automatic, measured from kernel receive " +
+        "drops and full receive batches (no limit until the worker is first saturated).",
+    }),
+    "mouse-interval": duration({
+      min: 0.001,
+      max: 86400,
+      default: 16,
+      description:
+        "A client whose averaged interval is at least this, never gapped, is a mouse: served first past " +
+        "the redline, and its MRU record is protected from a flood of newcomers.",
+    }),
+    "period-min": duration({
+      min: 0.5,
+      max: 3600,
+      default: 4,
+      description: "Shortest time a pool of addresses is withheld before the next pools take its turn.",
+    }),
+    "period-max": duration({
+      min: 0.5,
+      max: 3600,
+      default: 32,
+      description: "Longest such time; each period is drawn between `period-min` and this.",
+    }),
+    "protect-intervals": num({
+      min: 0,
+      max: 1000,
+      default: 4,
+      description:
+        "A mouse's MRU record is kept from recycling until it has been silent for this many of its own " +
+        "averaged intervals (`0` = no protection).",
+    }),
+    "protect-max": duration({
+      min: 0,
+      max: 7 * 86400,
+      default: 3 * 3600,
+      description: "Longest silence for which a mouse's record is protected, whatever its interval.",
+    }),
+  },
   // Paper §11: kiss-o'-death, itself rate limited.
   kod: {
     enabled: bool({

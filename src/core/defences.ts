@@ -1,7 +1,7 @@
 // The whole per-packet decision with the paper's defences, in one fixed order (docs/defences.md):
 //
 //   access list `ignore` (§10) -> blocklist (§11) -> packet checks and mode (RFC 5905) -> MRU update (§5)
-//   -> access list `noserve` (§10) -> call-gap (§12) -> KoD limiter (§11) -> reply
+//   -> access list `noserve` (§10) -> call-gap (§12) -> KoD limiter (§11) -> overload control (§12) -> reply
 //
 // Each packet ends in exactly one reason (src/core/reasons.ts). Pure like decide.ts: the time comes in as an
 // argument and nothing is allocated per packet; the only shared state is the MRU list and the KoD limiter
@@ -13,6 +13,8 @@
 // nothing. Every well-formed packet is recorded, whatever its mode, so that monitoring sees mode 4/5/7
 // floods too. Only requests we would answer are gapped and kissed; a KoD is never sent to modes 2, 4 or 5
 // (they never reach that point), which is what keeps two servers from kissing each other forever.
+// Overload control comes last, for requests about to be answered: what it saves is the answer, so it counts
+// as demand only what would cost one; a request the call-gap refuses anyway is no load to share out.
 
 import {
   ACL_IGNORE,
@@ -24,12 +26,20 @@ import {
   type AclTable,
   parseAclRules,
 } from "../defence/acl.ts";
+import { hashKeyWords } from "../defence/address-key.ts";
 import { Blocklist } from "../defence/blocklist.ts";
 import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
 import { MruList } from "../defence/mru.ts";
 import { NAME_PENDING, NameGate } from "../defence/names-cache.ts";
 import { NAME_DENY, type NameConfigLike, nameGateOptions } from "../defence/names-rules.ts";
+import {
+  CLASS_KNOWN,
+  CLASS_MOUSE,
+  CLASS_NEW,
+  OVERLOAD_WITHHOLD,
+  OverloadControl,
+} from "../defence/overload.ts";
 import { createRng, type Rng } from "../defence/random.ts";
 import { KISS_DENY, KISS_RATE, KISS_RSTR } from "../protocol/index.ts";
 import { decide, writeKod, writeReplyAt } from "./decide.ts";
@@ -41,6 +51,7 @@ import {
   R_DROP_KOD_LIMITED,
   R_DROP_NAME_DENY,
   R_DROP_NAME_PENDING,
+  R_DROP_OVERLOAD,
   R_KISS_DENY,
   R_KISS_RATE,
   R_KISS_RSTR,
@@ -61,6 +72,8 @@ export interface SharedDefences {
   kod: SharedArrayBuffer;
   /** The reverse-DNS verdict cache (src/defence/names-cache.ts). */
   names: SharedArrayBuffer;
+  /** Overload control's classes and pools (src/defence/overload.ts). */
+  overload: SharedArrayBuffer;
 }
 
 export interface DefenceOptions {
@@ -68,6 +81,10 @@ export interface DefenceOptions {
   rng?: Rng;
   /** Attach to these shared buffers instead of creating new ones. */
   shared?: SharedDefences;
+  /** Threads that decide packets (overload control keeps a slot for each); default 1. With `shared`, ignored. */
+  workers?: number;
+  /** This thread's slot among them, 0-based; default 0. */
+  slot?: number;
 }
 
 /**
@@ -95,6 +112,15 @@ export interface DefenceSettings {
   readonly blocklist: { readonly enabled: boolean; readonly afterKods: number; readonly duration: number };
   readonly acl: { readonly rule: readonly AclRuleInput[]; readonly default: readonly string[] };
   readonly names: NameConfigLike;
+  readonly overload: {
+    readonly enabled: boolean;
+    readonly redline: number;
+    readonly mouseInterval: number;
+    readonly periodMin: number;
+    readonly periodMax: number;
+    readonly protectIntervals: number;
+    readonly protectMax: number;
+  };
 }
 
 /** The settings a SIGHUP may change without a restart. */
@@ -107,6 +133,9 @@ interface Live {
   afterKods: number;
   /** How long an automatic blocklist entry lasts, ms; 0 = for ever. */
   blockDurationMs: number;
+  overloadEnabled: boolean;
+  /** Seconds of averaged interval from which a never-gapped client is a mouse. */
+  mouseInterval: number;
 }
 
 function liveOf(settings: DefenceSettings): Live {
@@ -126,7 +155,17 @@ function liveOf(settings: DefenceSettings): Live {
     blocklistEnabled: settings.blocklist.enabled,
     afterKods: settings.blocklist.afterKods,
     blockDurationMs: settings.blocklist.duration * 1000,
+    overloadEnabled: settings.overload.enabled,
+    mouseInterval: settings.overload.mouseInterval,
   };
+}
+
+/** What the MRU list protects from a flood of newcomers, from [overload]; none when overload control is off. */
+function protectionOf(settings: DefenceSettings) {
+  const o = settings.overload;
+  return o.enabled
+    ? { mouseInterval: o.mouseInterval, intervals: o.protectIntervals, maxSilence: o.protectMax }
+    : undefined;
 }
 
 /** One thread's view of the defences. */
@@ -137,6 +176,8 @@ export class Defences {
   /** Reverse-DNS name rules (paper §10): the shared verdict cache, this thread's lookup queue. */
   readonly names: NameGate;
   readonly rng: Rng;
+  /** Overload control (paper §12): this thread's slot of the shared classes and pools. */
+  readonly overload: OverloadControl;
   live: Live;
   /** Keys (4 words each) and expiries of addresses this thread blocked since the last drainNewBlocks(). */
   readonly newBlockKeys = new Uint32Array(NEW_BLOCKS_MAX * 4);
@@ -148,8 +189,16 @@ export class Defences {
   /** "now" of the packet being decided, Unix ms (decideNow reads it; see there). */
   readonly time = new Float64Array(1);
 
-  private constructor(mru: MruList, kod: KodLimiter, live: Live, rng: Rng, names: NameGate) {
+  private constructor(
+    mru: MruList,
+    kod: KodLimiter,
+    live: Live,
+    rng: Rng,
+    names: NameGate,
+    overload: OverloadControl,
+  ) {
     this.names = names;
+    this.overload = overload;
     this.mru = mru;
     this.kod = kod;
     this.live = live;
@@ -172,6 +221,7 @@ export class Defences {
             maxMemory: m.maxMemory,
             maxAge: m.maxAge,
             admitProbability: m.admitProbability,
+            protection: protectionOf(settings),
           },
           rng,
         );
@@ -181,12 +231,26 @@ export class Defences {
     const names = options.shared
       ? NameGate.attach(options.shared.names, nameGateOptions(settings.names))
       : NameGate.create(nameGateOptions(settings.names));
-    return new Defences(mru, kod, liveOf(settings), rng, names);
+    const o = settings.overload;
+    const overload = options.shared
+      ? OverloadControl.attach(options.shared.overload, options.slot ?? 0, rng)
+      : OverloadControl.create(
+          { workers: options.workers ?? 1, periodMin: o.periodMin, periodMax: o.periodMax },
+          rng,
+        );
+    // A configured redline is every worker's; 0 leaves it to the shell's measurement (nextAutoRedline).
+    if (o.redline > 0) overload.setRedline(o.redline);
+    return new Defences(mru, kod, liveOf(settings), rng, names, overload);
   }
 
   /** The buffers another thread attaches to. */
   shared(): SharedDefences {
-    return { mru: this.mru.buffer, kod: this.kod.buffer, names: this.names.buffer };
+    return {
+      mru: this.mru.buffer,
+      kod: this.kod.buffer,
+      names: this.names.buffer,
+      overload: this.overload.buffer,
+    };
   }
 
   /**
@@ -198,6 +262,11 @@ export class Defences {
     this.live = liveOf(settings);
     this.kod.setLimits({ clientInterval: settings.callgap.average, maxRate: settings.kod.maxRate });
     this.names.reconfigure(nameGateOptions(settings.names));
+    const o = settings.overload;
+    this.mru.setProtection(protectionOf(settings));
+    this.overload.setPeriods(o.periodMin, o.periodMax);
+    // A configured redline replaces the measured one; back to 0 (automatic), the measurement starts afresh.
+    this.overload.setRedline(o.redline);
   }
 
   private queueBlock(key: Uint32Array, expiresMs: number, kods: number): void {
@@ -276,7 +345,12 @@ export class Defences {
         const first = buf[0]!;
         r = mru.touchNowLocked(key, first & 7, (first >> 3) & 7, port);
       }
-      if (served) reason = this.restrict(flags, key, r, reason, buf, state);
+      if (served) {
+        reason = this.restrict(flags, key, r, reason, buf, state);
+        if (this.live.overloadEnabled && REASON_RESPONSE[reason] === RESPONSE_SERVED) {
+          reason = this.admit(key, r, reason);
+        }
+      }
       if (r >= 0) mru.lastReason[r] = reason;
     } finally {
       mru.unlock();
@@ -298,6 +372,23 @@ export class Defences {
     if (this.kod.decideNow(null, -1) !== KOD_SEND) return R_DROP_KOD_LIMITED;
     writeKod(buf, KISS_DENY, state);
     return R_KISS_DENY;
+  }
+
+  /**
+   * Overload control for a request about to be answered (paper §12): its class from its MRU record, its
+   * pool from its key. Called under the MRU lock (the record's fields are read).
+   */
+  private admit(key: Uint32Array, r: number, reason: number): number {
+    const mru = this.mru;
+    let klass = CLASS_NEW;
+    if (r >= 0 && mru.count[r]! > 1) {
+      klass =
+        mru.gapped[r] === 0 && mru.avgInterval[r]! >= this.live.mouseInterval ? CLASS_MOUSE : CLASS_KNOWN;
+    }
+    const ov = this.overload;
+    ov.clock[0] = mru.clock[0]!; // seconds, set for the MRU touch; a typed-array copy boxes nothing
+    const pool = hashKeyWords(key[0]!, key[1]!, key[2]!, key[3]!, ov.seed);
+    return ov.admitNow(klass, pool) === OVERLOAD_WITHHOLD ? R_DROP_OVERLOAD : reason;
   }
 
   /** noserve, call-gap, KoD for a request we would serve. Called under the MRU lock. */

@@ -42,8 +42,9 @@ export const R_SERVED_CONTROL = 26; // mode 6 answered (ntpq)
 export const R_DROP_NAME_DENY = 27; // reverse-DNS name rule (or the [names] default) says deny (paper §10)
 export const R_DROP_NAME_PENDING = 28; // name lookup not finished, and [names] pending = "drop"
 export const R_KISS_DENY = 29; // a name rule denies, the address has `kod`: DENY kiss-o'-death (RFC 5905 §7.4)
+export const R_DROP_OVERLOAD = 30; // past the redline, its class's pool withheld for this period (paper §12)
 
-export const REASON_COUNT = 30;
+export const REASON_COUNT = 31;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -76,6 +77,7 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "drop_name_deny",
   "drop_name_pending",
   "kiss_deny",
+  "drop_overload",
 ]);
 
 export const REASON_RESPONSE: readonly Response[] = Object.freeze(
@@ -107,3 +109,35 @@ export const REASON_REPLY: Readonly<Uint8Array> = Uint8Array.from({ length: REAS
 export function isServed(reason: number): boolean {
   return REASON_RESPONSE[reason] === RESPONSE_SERVED;
 }
+
+// Every reason in one of the four families ntpd-rs's exporter counts, so that /metrics, /api/stats, `stats` and
+// `top` add up to the packets received: accepted (answered), denied (refused because of who sent it: access
+// list, name rule, blocklist), rate-limited (refused because of how much it or the server is asked: the
+// call-gap, its KoDs, overload control), ignored (refused for what the packet is: malformed, a mode never
+// answered, access list `ignore`).
+export const CATEGORY_ACCEPTED = 0;
+export const CATEGORY_DENIED = 1;
+export const CATEGORY_RATE_LIMITED = 2;
+export const CATEGORY_IGNORED = 3;
+export const CATEGORY_NAMES = ["accepted", "denied", "rate_limited", "ignored"] as const;
+
+export const REASON_CATEGORY: Readonly<Uint8Array> = Uint8Array.from({ length: REASON_COUNT }, (_, r) => {
+  if (REASON_RESPONSE[r] === RESPONSE_SERVED) return CATEGORY_ACCEPTED;
+  switch (r) {
+    case R_DROP_ACL_NOSERVE:
+    case R_KISS_RSTR:
+    case R_DROP_NOQUERY:
+    case R_DROP_NAME_DENY:
+    case R_KISS_DENY:
+    case R_DROP_NAME_PENDING:
+    case R_DROP_BLOCKLISTED:
+      return CATEGORY_DENIED;
+    case R_DROP_GAPPED:
+    case R_KISS_RATE:
+    case R_DROP_KOD_LIMITED:
+    case R_DROP_OVERLOAD:
+      return CATEGORY_RATE_LIMITED;
+    default:
+      return CATEGORY_IGNORED;
+  }
+});

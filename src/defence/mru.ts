@@ -43,6 +43,22 @@ export interface MruOptions {
   averageShift?: number;
   /** Seed of the key hash; random unless given (tests). */
   hashSeed?: number;
+  /** Protection from a flood of newcomers: see MruList#setProtection. Default: none. */
+  protection?: MruProtection;
+}
+
+/**
+ * Which records a flood of newcomers may not push out (overload control, MISSION part 10). A mouse (an
+ * averaged interval of at least `mouseInterval` seconds, at least two packets, never gapped) that has been
+ * silent for at most `intervals` of its own averaged intervals, and at most `maxSilence` seconds, is given a
+ * second chance when it reaches the tail of a full list: moved to the front instead of recycled or evicted,
+ * whatever maxAge says. Without it a flood of new sources cycles the whole list in seconds, and the mice,
+ * whose history is what overload control ranks by, are the first records lost. `intervals` 0 = off.
+ */
+export interface MruProtection {
+  mouseInterval: number;
+  intervals: number;
+  maxSilence: number;
 }
 
 /** Defaults: ~9.3 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
@@ -83,8 +99,16 @@ const F_HITS = 11;
 const F_RECYCLED = 12;
 const F_EVICTED = 13;
 const F_REFUSED = 14;
+// Protection of established records (overload control, docs/defences-overload.md): Float64 slots 5-7 lie
+// over Int32 words 10-15, which the Int32 fields above leave free; slot 15 counts the second chances given.
+const F_MOUSE = 5;
+const F_PROTECT_K = 6;
+const F_PROTECT_MAX = 7;
+const F_PROTECTED = 15;
+/** Protected records a newcomer may pass over at the tail before it is refused: keeps a touch O(1). */
+const PROTECT_SCAN = 4;
 const MAGIC = 0x4d525531; // "MRU1"
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 
 const NIL = -1;
 const U32_MAX = 0xffffffff;
@@ -135,8 +159,10 @@ export interface MruStats {
   recycled: number;
   /** Oldest records evicted, though younger than maxAge, for a newcomer admitted by sampling. */
   evicted: number;
-  /** Newcomers refused by sampling (no record). */
+  /** Newcomers refused by sampling, or because the tail held only protected records (no record). */
   refused: number;
+  /** Second chances: protected records moved from the tail to the front instead of being replaced. */
+  protected: number;
 }
 
 /** One record as plain data, for monitoring. */
@@ -310,6 +336,7 @@ export class MruList {
     headerF[F_ADMIT] = o.admitProbability * RNG_RANGE;
     const list = new MruList(buffer, rng ?? createRng());
     list.reset();
+    list.setProtection(options.protection);
     return list;
   }
 
@@ -384,6 +411,19 @@ export class MruList {
       this.headerF[F_INSERTED]!++;
     } else {
       r = h[H_TAIL]!;
+      const headerF = this.headerF;
+      if (headerF[F_PROTECT_K]! > 0) {
+        for (let i = 0; i < PROTECT_SCAN && this.isProtected(r, now); i++) {
+          this.moveToFront(r);
+          headerF[F_PROTECTED]!++;
+          r = h[H_TAIL]!;
+        }
+        if (this.isProtected(r, now)) {
+          headerF[F_REFUSED]!++;
+          this.interval = Number.NaN;
+          return NIL;
+        }
+      }
       if (now - this.lastSeen[r]! > this.maxAge) {
         this.headerF[F_RECYCLED]!++;
       } else if (this.rng() < this.admit) {
@@ -484,6 +524,35 @@ export class MruList {
     }
   }
 
+  /** Whether record r is an established mouse that a newcomer may not replace now (see MruProtection). */
+  private isProtected(r: number, now: number): boolean {
+    const f = this.headerF;
+    const avg = this.avgInterval[r]!;
+    if (avg < f[F_MOUSE]! || this.count[r]! < 2 || this.gapped[r]! !== 0) return false;
+    let limit = avg * f[F_PROTECT_K]!;
+    const max = f[F_PROTECT_MAX]!;
+    if (limit > max) limit = max;
+    return now - this.lastSeen[r]! <= limit;
+  }
+
+  /** Sets (or, with intervals 0, turns off) the protection of established records. Shared by every view. */
+  setProtection(p: MruProtection | undefined): void {
+    const f = this.headerF;
+    if (p === undefined || !(p.intervals > 0)) {
+      f[F_PROTECT_K] = 0;
+      return;
+    }
+    check(
+      p.mouseInterval > 0 && Number.isFinite(p.mouseInterval),
+      "mouseInterval must be a number of seconds > 0",
+    );
+    check(Number.isFinite(p.intervals), "protection intervals must be a finite number");
+    check(p.maxSilence >= 0 && !Number.isNaN(p.maxSilence), "maxSilence must be a number of seconds >= 0");
+    f[F_MOUSE] = p.mouseInterval;
+    f[F_PROTECT_MAX] = p.maxSilence;
+    f[F_PROTECT_K] = p.intervals;
+  }
+
   /** Counters of the list. Takes the lock; allocates. */
   stats(): MruStats {
     this.lock();
@@ -498,6 +567,7 @@ export class MruList {
         recycled: f[F_RECYCLED]!,
         evicted: f[F_EVICTED]!,
         refused: f[F_REFUSED]!,
+        protected: f[F_PROTECTED]!,
       };
     } finally {
       this.unlock();
@@ -521,6 +591,7 @@ export class MruList {
     h[H_TAIL] = NIL;
     this.buckets.fill(NIL);
     for (let f = F_INSERTED; f <= F_REFUSED; f++) this.headerF[f] = 0;
+    this.headerF[F_PROTECTED] = 0;
   }
 
   /**

@@ -171,7 +171,8 @@ export class NtpServer {
     this.precision = this.settings.precision !== 0 ? this.settings.precision : measurePrecision();
     this.addresses = await probe(this.settings.listen);
     this.chooseIo();
-    this.defences = Defences.fromConfig(this.settings.config);
+    // One overload-control slot per worker thread (src/defence/overload.ts): each measures its own load.
+    this.defences = Defences.fromConfig(this.settings.config, { workers: this.threads });
     if (this.settings.config.blocklist.enabled) this.openBlocklist();
     this.clock = this.makeClock();
     const state = this.clock.state;

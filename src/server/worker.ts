@@ -48,7 +48,7 @@ const counters = init.counters;
 const clock = new WallClock(init.sharedOffset);
 let state: ServeState = init.state;
 const sockets: dgram.Socket[] = [];
-const defences = Defences.fromConfig(init.config, { shared: init.shared });
+const defences = Defences.fromConfig(init.config, { shared: init.shared, slot: init.index });
 const key = new Uint32Array(4);
 // The blocklist as it stood when this worker was started: in force before the first packet. Changes since
 // then arrive as messages.

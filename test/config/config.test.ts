@@ -52,6 +52,15 @@ describe("defaults", () => {
       },
       mru: { maxEntries: 100_000, maxMemory: 64 * 1024 * 1024, maxAge: 64, admitProbability: 0.5 },
       callgap: { enabled: true, mode: "rules", minimum: 2, average: 5, burst: 8, leak: 2, interval: 8 },
+      overload: {
+        enabled: true,
+        redline: 0,
+        mouseInterval: 16,
+        periodMin: 4,
+        periodMax: 32,
+        protectIntervals: 4,
+        protectMax: 10800,
+      },
       kod: { enabled: true, maxRate: 100 },
       blocklist: { enabled: false, path: "ntpshield-blocklist.db", afterKods: 10, duration: 0 },
       acl: { default: ["limited", "kod"], rule: [] },
@@ -307,6 +316,62 @@ const ROWS: Row[] = [
     wrongType: "[16]",
     outOfRange: "-16",
     reason: "callgap.interval: must be a duration from 0.001 to 86400 seconds",
+  },
+  {
+    key: "overload.enabled",
+    valid: "false",
+    value: false,
+    wrongType: '"no"',
+    outOfRange: "0",
+    reason: "overload.enabled: must be true or false, got 0",
+  },
+  {
+    key: "overload.redline",
+    valid: "20000",
+    value: 20000,
+    wrongType: '"20k"',
+    outOfRange: "-5",
+    reason: "overload.redline: must be a number of requests per second from 0 to 100000000, got -5",
+  },
+  {
+    key: "overload.mouse-interval",
+    valid: '"2s"',
+    value: 2,
+    wrongType: "true",
+    outOfRange: "0",
+    reason: "overload.mouse-interval: must be a duration from 0.001 to 86400 seconds",
+  },
+  {
+    key: "overload.period-min",
+    valid: "8",
+    value: 8,
+    wrongType: "[8]",
+    outOfRange: "0.1",
+    reason: "overload.period-min: must be a duration from 0.5 to 3600 seconds",
+  },
+  {
+    key: "overload.period-max",
+    valid: "60",
+    value: 60,
+    wrongType: '"soon"',
+    outOfRange: "7200",
+    reason: "overload.period-max: must be a duration from 0.5 to 3600 seconds",
+  },
+  {
+    key: "overload.protect-intervals",
+    valid: "2.5",
+    value: 2.5,
+    wrongType: '"4"',
+    outOfRange: "1001",
+    reason: "overload.protect-intervals: must be a number from 0 to 1000, got 1001",
+  },
+  {
+    key: "overload.protect-max",
+    valid: '"1h"',
+    value: 3600,
+    wrongType: "false",
+    outOfRange: "-1",
+    reason: "overload.protect-max: must be a duration from 0 to 604800 seconds",
   },
   {
     key: "kod.enabled",
@@ -618,6 +683,16 @@ describe("validation of every key", () => {
   });
 });
 
+describe("[overload] periods", () => {
+  test("period-max below period-min names period-max and both values", () => {
+    const e = configError(() => parseConfig("[overload]\nperiod-min = 10\nperiod-max = 5\n"));
+    assert.deepEqual(e.problems, [
+      { key: "overload.period-max", reason: "must be at least overload.period-min (10), got 5" },
+    ]);
+    assert.equal(parseConfig("[overload]\nperiod-min = 5\nperiod-max = 5\n").overload.periodMax, 5);
+  });
+});
+
 describe("unknown keys", () => {
   test("at top level, by name", () => {
     const e = configError(() => parseConfig("verbose = true\n"));
@@ -630,7 +705,7 @@ describe("unknown keys", () => {
     assert.equal(e.key, "monlist");
     assert.match(
       e.reason,
-      /known: server, clock, mru, callgap, kod, blocklist, acl, http, control, names, log/,
+      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, log/,
     );
   });
 

@@ -16,6 +16,7 @@ import {
   R_DROP_MODE_PASSIVE,
   R_DROP_MODE_SERVER,
   R_DROP_NAME_DENY,
+  R_DROP_OVERLOAD,
   R_KISS_DENY,
   R_KISS_RATE,
   R_KISS_RSTR,
@@ -410,5 +411,58 @@ describe("every packet: exactly one reason, and never a reply longer than the re
               : REPLY_NONE;
       assert.equal(REASON_REPLY[r], want, REASON_NAMES[r]);
     }
+  });
+});
+
+describe("overload control in the pipeline (paper §12: past the redline, mice first)", () => {
+  /** 50 mice polling every 8 s (mouse-interval 4 s here), then a flood of newcomers at 2,000/s for 20 s. */
+  function run(toml: string) {
+    const d = defences(
+      `[overload]\nredline = 500\nmouse-interval = 4\nperiod-min = 2\nperiod-max = 4\n${toml}`,
+    );
+    const mice = Array.from({ length: 50 }, (_, i) => `10.1.0.${i + 1}`);
+    for (let t = 0; t < 24; t += 8) for (const [i, m] of mice.entries()) send(d, m, t + i * 0.16);
+    const mouse: number[] = [];
+    const flood: number[] = [];
+    for (let n = 0; n < 40_000; n++) {
+      const t = 24 + n * 0.0005;
+      flood.push(send(d, `${11 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.1`, t).reason);
+      const slot = n % 16_000; // every 8 s, the 50 mice in turn
+      if (slot % 320 === 0) mouse.push(send(d, mice[slot / 320]!, t).reason);
+    }
+    return { d, mouse, flood };
+  }
+
+  it("past the redline every mouse is answered and newcomers are withheld, dropped without a KoD", () => {
+    const { d, mouse, flood } = run("");
+    assert.ok(mouse.length >= 125, `mouse requests ${mouse.length}`);
+    assert.deepEqual(new Set(mouse), new Set([R_SERVED_CLIENT]), "every mouse request answered");
+    const withheld = count(flood, R_DROP_OVERLOAD);
+    const answered = count(flood, R_SERVED_CLIENT);
+    // 500/s of capacity, ~25/s of it the mice's: the flood's 2,000/s gets about a fifth, in whole pools.
+    assert.ok(withheld > 0.7 * flood.length, `withheld ${withheld} of ${flood.length}`);
+    assert.ok(answered > 0.1 * flood.length, `answered ${answered} of ${flood.length}`);
+    assert.equal(count(flood, R_KISS_RATE), 0, "no KoD for a withheld request");
+    const s = d.overload.stats();
+    assert.equal(s.overloaded, true);
+    assert.equal(s.withheldPools[0], 0, "no mouse pool withheld");
+    assert.equal(REASON_NAMES[R_DROP_OVERLOAD], "drop_overload");
+    assert.equal(REASON_RESPONSE[R_DROP_OVERLOAD], RESPONSE_DROPPED);
+  });
+
+  it("with overload control off, the same flood is answered whole (nothing limits it but the call-gap)", () => {
+    const { mouse, flood } = run("enabled = false\n");
+    assert.equal(count(flood, R_DROP_OVERLOAD), 0);
+    assert.equal(count(mouse, R_DROP_OVERLOAD), 0);
+  });
+
+  it("a reload that raises the redline past the load ends the withholding at the next window", () => {
+    const { d } = run("");
+    d.reconfigure(config("[overload]\nredline = 1000000\nmouse-interval = 4\n"));
+    const reasons: number[] = [];
+    for (let t = 44; t < 47; t += 0.01)
+      reasons.push(send(d, `12.0.${Math.floor(t * 100) & 255}.9`, t).reason);
+    assert.equal(count(reasons.slice(200), R_DROP_OVERLOAD), 0);
+    assert.equal(d.overload.stats().overloaded, false);
   });
 });

@@ -202,7 +202,7 @@ interface ModelRecord {
 class Model {
   readonly records = new Map<string, ModelRecord>();
   order: string[] = []; // newest first
-  stats = { inserted: 0, hits: 0, recycled: 0, evicted: 0, refused: 0 };
+  stats = { inserted: 0, hits: 0, recycled: 0, evicted: 0, refused: 0, protected: 0 };
   readonly capacity: number;
   readonly maxAge: number;
   readonly admit: boolean;
@@ -382,5 +382,88 @@ describe("MruList across worker threads", () => {
     const s = list.stats();
     assert.equal(s.inserted + s.hits, addresses * threads * rounds);
     assert.equal(s.inserted, addresses);
+  });
+});
+
+describe("MruList protection of established mice from a flood of newcomers (overload control)", () => {
+  const PROTECT = { mouseInterval: 16, intervals: 4, maxSilence: 3 * 3600 };
+
+  /** 20 mice polling every 64 s, then a flood of 2,000 new sources a second into a list of 200 records. */
+  function flood(protection: typeof PROTECT | undefined): { kept: number; list: MruList } {
+    const list = make({ maxEntries: 200, maxAge: 64, admitProbability: 0.5, protection });
+    const mice = Array.from({ length: 20 }, (_, i) => k(`10.0.0.${i + 1}`));
+    // Three polls each, 64 s apart: every mouse has an averaged interval of 64 s.
+    for (let t = 0; t <= 128; t += 64) for (const m of mice) list.touchLocked(m, t, 3, 4, 123);
+    const key = new Uint32Array(4);
+    let n = 0;
+    for (let t = 129; t < 129 + 60; t += 0.0005) {
+      key.set(k("::ffff:0.0.0.0"));
+      key[3] = 0x0b000000 + n++; // 11.x.y.z, a new source every packet
+      list.touchLocked(key, t, 3, 4, 123);
+      // The mice keep polling every 64 s, staggered, right through the flood.
+      const due = Math.floor((t - 129) / 3.2);
+      if (due < 20 && Math.abs(t - 129 - due * 3.2) < 0.0005) list.touchLocked(mice[due]!, t, 3, 4, 123);
+    }
+    let kept = 0;
+    for (const m of mice) if (list.lookupLocked(m) >= 0) kept++;
+    return { kept, list };
+  }
+
+  test("with protection every mouse keeps its record through 120,000 newcomers; without, none does", () => {
+    const on = flood(PROTECT);
+    assert.equal(on.kept, 20);
+    assert.ok(on.list.stats().protected > 0, "second chances were given");
+    const off = flood(undefined);
+    assert.equal(off.kept, 0, "the flood cycles the whole list, mice first");
+    assert.equal(off.list.stats().protected, 0);
+  });
+
+  test("a mouse silent for more than its protected time, an elephant and a one-packet client are not protected", () => {
+    const list = make({ maxEntries: 4, maxAge: 1, admitProbability: 1, protection: PROTECT });
+    const mouse = k("10.0.0.1");
+    list.touchLocked(mouse, 0, 3, 4, 123);
+    list.touchLocked(mouse, 20, 3, 4, 123); // averaged interval 20 s: protected for 80 s of silence
+    const elephant = k("10.0.0.2");
+    for (let t = 21; t < 25; t += 0.5) list.touchLocked(elephant, t, 3, 4, 123);
+    list.touchLocked(k("10.0.0.3"), 25, 3, 4, 123);
+    list.touchLocked(k("10.0.0.4"), 26, 3, 4, 123);
+    // Newcomers at t = 60: the mouse (silent 40 s) moves to the front; the others are replaced.
+    for (let i = 0; i < 3; i++) list.touchLocked(k(`10.0.1.${i}`), 60, 3, 4, 123);
+    assert.ok(list.lookupLocked(mouse) >= 0, "the mouse survived");
+    assert.equal(list.lookupLocked(elephant), -1, "the elephant did not");
+    // At t = 101 the mouse has been silent 81 s > 4 x 20 s: it goes like any other record.
+    for (let i = 0; i < 4; i++) list.touchLocked(k(`10.0.2.${i}`), 101, 3, 4, 123);
+    assert.equal(list.lookupLocked(mouse), -1);
+  });
+
+  test("protect-max bounds the protected silence of a mouse with a long interval", () => {
+    const list = make({
+      maxEntries: 1,
+      maxAge: 1,
+      admitProbability: 1,
+      protection: { ...PROTECT, maxSilence: 100 },
+    });
+    const mouse = k("10.0.0.1");
+    list.touchLocked(mouse, 0, 3, 4, 123);
+    list.touchLocked(mouse, 1024, 3, 4, 123); // 1,024 s interval: 4 x 1,024 s, but at most 100 s
+    assert.equal(
+      list.touchLocked(k("10.0.0.9"), 1100, 3, 4, 123),
+      -1,
+      "refused: the only record is protected",
+    );
+    assert.ok(list.touchLocked(k("10.0.0.9"), 1125, 3, 4, 123) >= 0, "admitted once the 100 s are over");
+    assert.equal(list.lookupLocked(mouse), -1);
+  });
+
+  test("setProtection applies to every view and can turn it off", () => {
+    const list = make({ maxEntries: 1, maxAge: 1, admitProbability: 1, protection: PROTECT });
+    const other = MruList.attach(list.buffer, createRng(3));
+    const mouse = k("10.0.0.1");
+    list.touchLocked(mouse, 0, 3, 4, 123);
+    list.touchLocked(mouse, 20, 3, 4, 123);
+    assert.equal(other.touchLocked(k("10.0.0.2"), 30, 3, 4, 123), -1);
+    other.setProtection(undefined);
+    assert.ok(list.touchLocked(k("10.0.0.2"), 31, 3, 4, 123) >= 0);
+    assert.throws(() => list.setProtection({ ...PROTECT, mouseInterval: 0 }), DefenceError);
   });
 });

@@ -1,25 +1,16 @@
 // Every packet counted once in the families ntpd-rs's exporter names (accepted, denied, rate-limited,
-// ignored), from the finer reasons of src/core/reasons.ts: /metrics and /api/stats both show them.
+// ignored), from the finer reasons by their category (REASON_CATEGORY, src/core/reasons.ts): /metrics and
+// /api/stats both show them.
 
 import type { CounterSnapshot } from "../../core/counters.ts";
-import { REASON_COUNT, REASON_NAMES, REASON_RESPONSE, RESPONSE_SERVED } from "../../core/reasons.ts";
-
-/**
- * Reasons refused because of who sent them: the access list (noserve, noquery, RSTR kisses), the access
- * rules by reverse-DNS name (denied, or the lookup still pending) and the blocklist. ntpd-rs's "denied" is
- * its deny list, the same idea.
- */
-const DENIED = new Set([
-  "drop_acl_noserve",
-  "kiss_rstr",
-  "drop_noquery",
-  "drop_name_deny",
-  "kiss_deny",
-  "drop_name_pending",
-  "drop_blocklisted",
-]);
-/** Requests the call-gap refused (paper §12), whether kissed (RATE) or dropped, KoD limiter included. */
-const RATE_LIMITED = new Set(["drop_gapped", "kiss_rate", "drop_kod_limited"]);
+import {
+  CATEGORY_ACCEPTED,
+  CATEGORY_DENIED,
+  CATEGORY_RATE_LIMITED,
+  REASON_CATEGORY,
+  REASON_COUNT,
+  REASON_NAMES,
+} from "../../core/reasons.ts";
 
 /** Every packet in exactly one of accepted, denied, rate-limited, ignored: they add up to received. */
 export interface PacketTotals {
@@ -46,11 +37,11 @@ export function packetTotals(c: CounterSnapshot): PacketTotals {
   let rateLimited = 0;
   let ignored = 0;
   for (let r = 0; r < REASON_COUNT; r++) {
-    const name = REASON_NAMES[r]!;
-    const n = c.byReason[name] ?? 0;
-    if (REASON_RESPONSE[r] === RESPONSE_SERVED) accepted += n;
-    else if (DENIED.has(name)) denied += n;
-    else if (RATE_LIMITED.has(name)) rateLimited += n;
+    const n = c.byReason[REASON_NAMES[r]!] ?? 0;
+    const category = REASON_CATEGORY[r];
+    if (category === CATEGORY_ACCEPTED) accepted += n;
+    else if (category === CATEGORY_DENIED) denied += n;
+    else if (category === CATEGORY_RATE_LIMITED) rateLimited += n;
     else ignored += n;
   }
   return {
