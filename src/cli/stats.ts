@@ -40,6 +40,16 @@ export interface StatsAnswer {
     evicted: number;
     recycled: number;
     refused: number;
+    protected?: number;
+  };
+  /** Absent from servers older than overload control. */
+  overload?: {
+    overloaded: boolean;
+    entered: number;
+    capacity: number;
+    demand: number[];
+    withheldPools: number[];
+    withheld: number[];
   };
   blocklist: { enabled: boolean; entries: number };
 }
@@ -67,8 +77,21 @@ export function formatStats(s: StatsAnswer): string {
     ["MRU records evicted", s.mru.evicted],
     ["MRU records recycled", s.mru.recycled],
     ["MRU newcomers refused", s.mru.refused],
+    ["MRU mice kept (2nd chances)", s.mru.protected ?? 0],
     ["Blocklist entries", s.blocklist.enabled ? s.blocklist.entries : "0 (disabled)"],
   ];
+  const o = s.overload;
+  if (o) {
+    const classes = (v: number[]) => `mice ${v[0] ?? 0}, known ${v[1] ?? 0}, new ${v[2] ?? 0}`;
+    rows.push(
+      ["Overload", o.overloaded ? "yes (past the redline)" : "no"],
+      ["Overload redline", o.capacity > 0 ? `${Math.round(o.capacity)} requests/s` : "none known yet"],
+      ["Overload entered", o.entered],
+      ["Overload demand (last s)", classes(o.demand)],
+      ["Overload pools withheld", classes(o.withheldPools)],
+      ["Overload requests withheld", classes(o.withheld)],
+    );
+  }
   if (s.clock) {
     rows.push(
       ["Stratum", s.clock.stratum],

@@ -82,11 +82,24 @@ export function renderFrame(
       `denied ${p.denied}  ignored ${p.ignored}`,
     `MRU ${now.mru.size} of ${now.mru.capacity} (evicted ${now.mru.evicted}, recycled ${now.mru.recycled}, ` +
       `refused ${now.mru.refused})  blocklist ${now.blocklist.enabled ? now.blocklist.entries : "off"}`,
+    overloadLine(now),
     error ? `! ${error}` : "",
     MRULIST_HEADER,
   ];
   for (const c of clients?.clients ?? []) lines.push(formatClientRow(c));
   return height > 0 ? lines.slice(0, height) : lines;
+}
+
+/** Overload control's state in one line: the redline, the last second's demand and what is withheld. */
+function overloadLine(now: TopStats): string {
+  const o = now.overload;
+  if (!o) return "";
+  const redline = o.capacity > 0 ? `redline ${Math.round(o.capacity)}/s` : "redline not known yet";
+  const demand = o.demand.reduce((a, b) => a + b, 0);
+  const pools = `mice ${o.withheldPools[0]}, known ${o.withheldPools[1]}, new ${o.withheldPools[2]} of 64`;
+  return o.overloaded
+    ? `OVERLOAD  ${redline}  demand ${demand}/s  pools withheld: ${pools}`
+    : `overload no  ${redline}  demand ${demand}/s`;
 }
 
 function parseInterval(text: string | undefined): number {

@@ -48,6 +48,8 @@ export interface ServerSettings {
   configFile?: string | undefined;
 }
 
+/** How often the main thread looks at overload control's state (for the log). */
+const OVERLOAD_WATCH_MS = 1000;
 const CALIBRATE_EVERY_MS = 16_000;
 const WORKER_URL = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
 
@@ -135,6 +137,9 @@ export class NtpServer {
   private slots: WorkerSlot[] = [];
   private clock: ClockSource | undefined;
   private calibrateTimer: NodeJS.Timeout | undefined;
+  /** Watches overload control's shared state, to log each entry into overload and each exit. */
+  private overloadTimer: NodeJS.Timeout | undefined;
+  private overloadSeen = { entered: 0, left: 0 };
   private sharedOffset = measureSharedOffset();
   private precision = 0;
   private stopping = false;
@@ -193,6 +198,8 @@ export class NtpServer {
     this.clock.start();
     this.calibrateTimer = setInterval(() => this.calibrate(), CALIBRATE_EVERY_MS);
     this.calibrateTimer.unref();
+    this.overloadTimer = setInterval(() => this.watchOverload(), OVERLOAD_WATCH_MS);
+    this.overloadTimer.unref();
     if (this.settings.user && process.getuid?.() === 0) {
       const { uid, gid } = lookupUser(this.settings.user);
       process.setgroups?.([gid]);
@@ -367,6 +374,26 @@ export class NtpServer {
     for (const s of this.slots) s.worker.postMessage(msg);
   }
 
+  /**
+   * Logs entering and leaving overload (paper §12) with the figures that explain it. The workers decide; this
+   * only reads the shared state once a second, so a log line never waits on the packet path.
+   */
+  private watchOverload(): void {
+    const d = this.defences;
+    if (!d) return;
+    const s = d.overload.stats();
+    if (s.entered === this.overloadSeen.entered && s.left === this.overloadSeen.left) return;
+    this.overloadSeen = { entered: s.entered, left: s.left };
+    const figures = {
+      capacity: Math.round(s.capacity),
+      demand: { mice: s.demand[0], known: s.demand[1], new: s.demand[2] },
+      withheldPools: { mice: s.withheldPools[0], known: s.withheldPools[1], new: s.withheldPools[2] },
+      withheld: { mice: s.withheld[0], known: s.withheld[1], new: s.withheld[2] },
+    };
+    if (s.overloaded) this.log.warn("overload: past the redline, withholding by class and pool", figures);
+    else this.log.info("overload: back under the redline", figures);
+  }
+
   private calibrate(): void {
     this.sharedOffset = measureSharedOffset();
     this.broadcast({ type: "offset", sharedOffset: this.sharedOffset });
@@ -422,6 +449,7 @@ export class NtpServer {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.calibrateTimer);
+    clearInterval(this.overloadTimer);
     this.clock?.stop();
     this.stopWatch?.();
     await Promise.all(

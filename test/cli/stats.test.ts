@@ -51,6 +51,9 @@ describe("ntpshield stats", () => {
         ["Send errors", "0"],
         ["MRU records", "3 of 100000"],
         ["Blocklist entries", "0 (disabled)"],
+        ["Overload", "no"],
+        ["Overload redline", "none known yet"],
+        ["Overload requests withheld", "mice 0, known 0, new 0"],
         ["Stratum", "10"],
         ["Reference ID", "LOCL"],
         ["Leap status", "Normal"],
@@ -68,6 +71,8 @@ describe("ntpshield stats", () => {
         values.get("NTP packets accepted"),
       );
       assert.equal(String(metric(m, "ntp_server_denied_packets_total")), values.get("NTP packets denied"));
+      assert.equal(metric(m, "ntpshield_overload_active"), 0);
+      assert.equal(metric(m, "ntpshield_overload_withheld_total", { class: "new" }), 0);
 
       const json = cli("stats", "--url", server.httpUrl!, "--json");
       assert.equal(json.status, 0);

@@ -113,6 +113,7 @@ function statsFigures(ctx: MonitorContext): Record<string, unknown> {
     reasons: counters.byReason,
     mru: d.mru.stats(),
     kodLimiter: d.kod.stats(),
+    overload: d.overload.stats(),
     blocklist: blocklistSummary(ctx),
   };
 }

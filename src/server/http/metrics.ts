@@ -8,6 +8,7 @@ import type { Defences } from "../../core/defences.ts";
 import { REASON_NAMES } from "../../core/reasons.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import { NAME_COUNTER_NAMES } from "../../defence/names-cache.ts";
+import { CLASS_NAMES, POOLS } from "../../defence/overload.ts";
 import type { BlocklistStoreStats } from "../blocklist/index.ts";
 import { packetTotals } from "./packet-totals.ts";
 
@@ -175,6 +176,49 @@ export function metricsText(input: MetricsInput): string {
     "Newcomers refused a record by sampling while the MRU list was full.",
     mru.refused,
   );
+  m.add(
+    "ntpshield_mru_protected_total",
+    "counter",
+    "Second chances: a mouse's record at the tail of a full MRU list moved to the front instead of replaced (overload control).",
+    mru.protected,
+  );
+  const ov = d.overload.stats();
+  const byClass = (values: number[]) =>
+    CLASS_NAMES.map((c, i) => ({ labels: { class: c }, value: values[i] ?? 0 }));
+  m.add(
+    "ntpshield_overload_active",
+    "gauge",
+    "1 while the server is past its redline (paper §12).",
+    ov.overloaded ? 1 : 0,
+  );
+  m.add(
+    "ntpshield_overload_capacity_requests_per_second",
+    "gauge",
+    "The redline: requests per second all workers can answer (configured, or measured; 0 = none known).",
+    ov.capacity,
+  );
+  m.add(
+    "ntpshield_overload_demand_requests_per_second",
+    "gauge",
+    "Requests about to be answered in the last second, by class (mice, known, new).",
+    byClass(ov.demand),
+  );
+  m.add(
+    "ntpshield_overload_withheld_pools",
+    "gauge",
+    `Pools of addresses withheld now, by class, out of ${POOLS}.`,
+    byClass(ov.withheldPools),
+  );
+  m.add(
+    "ntpshield_overload_withheld_total",
+    "counter",
+    "Requests withheld (dropped) by overload control, by class.",
+    byClass(ov.withheld),
+  );
+  m.add("ntpshield_overload_transitions_total", "counter", "Times the server entered and left overload.", [
+    { labels: { direction: "entered" }, value: ov.entered },
+    { labels: { direction: "left" }, value: ov.left },
+  ]);
   m.add("ntpshield_kod_limiter_total", "counter", "Decisions of the KoD limiter.", [
     { labels: { result: "sent" }, value: kod.sent },
     { labels: { result: "dropped_client" }, value: kod.droppedClient },
