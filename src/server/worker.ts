@@ -22,12 +22,16 @@ import {
   R_DROP_INTERNAL_ERROR,
   R_DROP_MODE_CONTROL,
   R_MALFORMED_TOO_LONG,
+  REASON_COUNT,
   REASON_REPLY,
+  REASON_RESPONSE,
   REPLY_NONE,
   REPLY_STAMPED,
+  RESPONSE_DROPPED,
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { formatAddressKey, parseAddressKey } from "../defence/address-key.ts";
+import { nextAutoRedline } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
 import {
@@ -91,6 +95,41 @@ const blockTimer = setInterval(() => {
   reportBlocks();
   if (native) native.syncCounters();
 }, BLOCK_REPORT_MS);
+
+// The automatic redline ([overload] redline = 0, src/defence/overload.ts): once a second this worker tells the
+// pure rule what it took from its sockets, what it answered, what the kernel dropped meanwhile and how full
+// its receive batches came back, and takes the redline it returns. A configured redline is left alone.
+let overloadSettings = init.config.overload;
+const REDLINE_EVERY_MS = 1000;
+const lastSecond = { at: performance.now(), processed: 0, answered: 0, drops: 0 };
+function measureSecond(): void {
+  const now = performance.now();
+  let processed = 0;
+  let answered = 0;
+  for (let r = 0; r < REASON_COUNT; r++) {
+    const n = counters[r]!;
+    processed += n;
+    if (REASON_RESPONSE[r] !== RESPONSE_DROPPED) answered += n;
+  }
+  const drops = native ? native.kernelDrops() : 0;
+  const full = native ? native.takeBatchFill() : 0;
+  const seconds = (now - lastSecond.at) / 1000;
+  const second = {
+    processed: (processed - lastSecond.processed) / seconds,
+    answered: (answered - lastSecond.answered) / seconds,
+    kernelDrops: drops - lastSecond.drops,
+    fullBatches: full,
+  };
+  lastSecond.at = now;
+  lastSecond.processed = processed;
+  lastSecond.answered = answered;
+  lastSecond.drops = drops;
+  if (!overloadSettings.enabled || overloadSettings.redline > 0 || seconds <= 0) return;
+  const o = defences.overload;
+  const next = nextAutoRedline(o.redline, second, o.overloaded);
+  if (next !== o.redline) o.setRedline(next);
+}
+const redlineTimer = setInterval(measureSecond, REDLINE_EVERY_MS);
 
 function post(msg: FromWorker): void {
   port.postMessage(msg);
@@ -180,6 +219,7 @@ function onMessage(msg: ToWorker): void {
       clock.setSharedOffset(msg.sharedOffset);
       break;
     case "config":
+      overloadSettings = msg.config.overload;
       defences.reconfigure(msg.config);
       control.reconfigure(msg.config);
       names.reconfigure({ servers: msg.config.names.resolver, timeout: msg.config.names.timeout });
@@ -189,6 +229,7 @@ function onMessage(msg: ToWorker): void {
       break;
     case "stop": {
       clearInterval(blockTimer);
+      clearInterval(redlineTimer);
       reportBlocks();
       names.close();
       if (native) {
@@ -229,6 +270,9 @@ class NativeLoop {
   private readonly sliceEnd = new Float64Array(1);
   private running = false;
   private sentErrors = 0;
+  /** Receive batches since takeBatchFill(), and how many of them came back full (the worker is behind). */
+  private batches = 0;
+  private fullBatches = 0;
   /** The loop's continuation, made once (not a closure per turn). */
   private readonly again = () => this.pump();
 
@@ -283,6 +327,8 @@ class NativeLoop {
   private batch(sock: NativeUdpSocket, keys: Uint32Array[], served: Uint8Array): void {
     const n = sock.recv(0);
     if (n === 0) return;
+    this.batches++;
+    if (n === sock.batch) this.fullBatches++;
     const s = state;
     const lengths = sock.lengths;
     const stamps = sock.stamps;
@@ -320,6 +366,21 @@ class NativeLoop {
     for (let i = 0; i < n; i++) if (served[i] === 1) stampTransmitAt(sock.slots[i]!, this.tx);
     sock.send(n);
     names.kick();
+  }
+
+  /** Share of the receive batches since the last call that came back full (0 when there were none). */
+  takeBatchFill(): number {
+    const share = this.batches > 0 ? this.fullBatches / this.batches : 0;
+    this.batches = 0;
+    this.fullBatches = 0;
+    return share;
+  }
+
+  /** Datagrams the kernel dropped from this worker's sockets' queues since they were opened. */
+  kernelDrops(): number {
+    let drops = 0;
+    for (const s of this.socks) drops += s.counters().kernelDrops;
+    return drops;
   }
 
   /** Copies the addon's error and kernel-drop counts into the shared counters (every BLOCK_REPORT_MS). */
