@@ -27,6 +27,7 @@ import {
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { CodedError } from "../src/base/errors.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const NATIVE_SOURCE = join(ROOT, "native", "udpio.c");
@@ -35,14 +36,7 @@ const STAMP = `${NATIVE_BINARY}.stamp`;
 
 const FLAGS = ["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-std=gnu11", "-fvisibility=hidden"];
 
-export class NativeBuildError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "NativeBuildError";
-    this.code = code;
-  }
-}
+export class NativeBuildError extends CodedError {}
 
 /** Codes of the failures --optional tolerates: the machine cannot build, not the code is wrong. */
 const MISSING_TOOLS = new Set([

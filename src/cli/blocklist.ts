@@ -4,6 +4,7 @@
 // a few seconds (BlocklistStore.watch).
 
 import { parseArgs } from "node:util";
+import { CodedError } from "../base/errors.ts";
 import { parseDuration } from "../config/fields.ts";
 import { ConfigError, loadConfigFile } from "../config/index.ts";
 import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
@@ -85,8 +86,10 @@ function jsonEntry(e: BlocklistEntry): Record<string, unknown> {
   };
 }
 
-class UsageError extends Error {
-  readonly code = "ERR_BLOCKLIST_USAGE";
+class UsageError extends CodedError<"ERR_BLOCKLIST_USAGE"> {
+  constructor(message: string) {
+    super("ERR_BLOCKLIST_USAGE", message);
+  }
 }
 
 interface Where {

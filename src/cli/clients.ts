@@ -8,6 +8,7 @@
 
 import { request } from "node:http";
 import { parseArgs } from "node:util";
+import { CodedError } from "../base/errors.ts";
 
 export const DEFAULT_MONITOR_URL = "http://127.0.0.1:11124";
 const TIMEOUT_MS = 10_000;
@@ -41,14 +42,11 @@ export type MonitorErrorCode =
   | "ERR_MONITOR_FORMAT";
 
 /** The endpoint could not be asked, or did not answer as ntpshield does. The message says what to do. */
-export class MonitorError extends Error {
-  readonly code: MonitorErrorCode;
+export class MonitorError extends CodedError<MonitorErrorCode> {
   /** The HTTP status, for ERR_MONITOR_HTTP. */
   readonly status: number | undefined;
   constructor(code: MonitorErrorCode, message: string, status?: number) {
-    super(message);
-    this.name = "MonitorError";
-    this.code = code;
+    super(code, message);
     this.status = status;
   }
 }
@@ -186,8 +184,10 @@ export function formatClientRow(c: ClientRowJson): string {
 }
 
 /** A bad flag or tag: exit status 2. */
-export class UsageError extends Error {
-  readonly code = "ERR_MONITOR_USAGE";
+export class UsageError extends CodedError<"ERR_MONITOR_USAGE"> {
+  constructor(message: string) {
+    super("ERR_MONITOR_USAGE", message);
+  }
 }
 
 const TAGS = new Set(["limited", "kod", "mincount", "mindrop", "maxlstint", "minlstint", "sort", "limit"]);

@@ -6,6 +6,7 @@
 
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { CodedError } from "../base/errors.ts";
 import { consolidate, SURVEY_DEFAULTS } from "../survey/consolidate.ts";
 import { SurveyError } from "../survey/errors.ts";
 import { DEFAULT_TIMEOUT_MS, fetchSnapshots, progressTo, snapshotUrl, sourcesOf } from "../survey/fetch.ts";
@@ -25,8 +26,10 @@ export const SURVEY_USAGE = `usage: ntpshield survey URL... [--json] [--html FIL
 exit status: 0 report made, 1 no report (every server failed, --strict, no common window, FILE not written),
 2 usage`;
 
-class UsageError extends Error {
-  readonly code = "ERR_SURVEY_USAGE";
+class UsageError extends CodedError<"ERR_SURVEY_USAGE"> {
+  constructor(message: string) {
+    super("ERR_SURVEY_USAGE", message);
+  }
 }
 
 function positiveNumber(flag: string, text: string | undefined, fallback: number): number {

@@ -2,6 +2,8 @@
 // spoofed or stale reply is a verdict (measure.ts) or an ignored datagram (match.ts), reported as an
 // event. These are for what the embedding program hands in wrongly, and for the state file.
 
+import { CodedError } from "../base/errors.ts";
+
 export type ClientErrorCode =
   /** An option that is not a number, or out of any sensible range (clamped ones are notices, not errors). */
   | "ERR_CLIENT_INVALID_OPTION"
@@ -12,12 +14,8 @@ export type ClientErrorCode =
   /** A method called in the wrong state (start twice, an exchange id the core never issued). */
   | "ERR_CLIENT_STATE";
 
-export class ClientError extends Error {
-  readonly code: ClientErrorCode;
-
+export class ClientError extends CodedError<ClientErrorCode> {
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? {} : { cause: options.cause });
-    this.name = "ClientError";
-    this.code = code;
+    super(code, message, options?.cause === undefined ? {} : { cause: options.cause });
   }
 }

@@ -1,3 +1,5 @@
+import { CodedError } from "../base/errors.ts";
+
 /** One thing wrong with a configuration: the key path (or flag) and what is wrong with it. */
 export interface ConfigProblem {
   readonly key: string;
@@ -25,8 +27,7 @@ export interface ConfigErrorOptions {
  * all of them, because an operator fixing a file wants the whole list at once, not one per restart.
  * `key` is a key path ("clock.stratum"), a flag ("--threads"), or "" when no key is to blame.
  */
-export class ConfigError extends Error {
-  readonly code: ConfigErrorCode;
+export class ConfigError extends CodedError<ConfigErrorCode> {
   readonly key: string;
   readonly reason: string;
   readonly problems: readonly ConfigProblem[];
@@ -40,11 +41,10 @@ export class ConfigError extends Error {
       options.problems !== undefined && options.problems.length > 0 ? options.problems : [{ key, reason }];
     const detail = options.detail ? `\n${options.detail.replace(/\n+$/, "")}` : "";
     super(
+      options.code ?? "ERR_CONFIG_INVALID",
       formatMessage(problems, options.source) + detail,
       options.cause === undefined ? {} : { cause: options.cause },
     );
-    this.name = "ConfigError";
-    this.code = options.code ?? "ERR_CONFIG_INVALID";
     this.key = key;
     this.reason = reason;
     this.problems = Object.freeze(problems.map((p) => Object.freeze({ key: p.key, reason: p.reason })));

@@ -22,6 +22,7 @@
 // one. Not bound to the port: ntpq keeps one socket, and the proof is about the address.
 
 import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from "node:crypto";
+import { CodedError } from "../base/errors.ts";
 
 /** Seconds a nonce stays valid after it is issued. */
 export const NONCE_LIFETIME_S = 32;
@@ -39,12 +40,9 @@ const NONCE_RE = /^a([0-9a-f]{7})([0-9a-f]{16})$/;
 const LABEL = Buffer.from("ntpshield mode 6 nonce key", "latin1");
 
 /** A bad option handed to the control module: a bug or a bad configuration. */
-export class ControlError extends Error {
-  readonly code: "ERR_CONTROL_OPTION";
+export class ControlError extends CodedError<"ERR_CONTROL_OPTION"> {
   constructor(message: string) {
-    super(message);
-    this.name = "ControlError";
-    this.code = "ERR_CONTROL_OPTION";
+    super("ERR_CONTROL_OPTION", message);
   }
 }
 

@@ -14,6 +14,7 @@
 // objects are walked and nothing is allocated per packet. The table is immutable once built; a reload
 // builds a new one and swaps one reference.
 
+import { CodedError } from "../base/errors.ts";
 import { isIPv4Key, KEY_WORDS, parseAddressKey } from "./address-key.ts";
 
 /** Drop silently: no reply, no MRU entry (ntpd `ignore`). */
@@ -86,8 +87,7 @@ export interface AclProblem {
  * config loader can report them as ConfigProblems), or an unparseable address handed to lookupString
  * (ERR_ACL_BAD_ADDRESS).
  */
-export class AclError extends Error {
-  readonly code: AclErrorCode;
+export class AclError extends CodedError<AclErrorCode> {
   readonly key: string;
   readonly reason: string;
   readonly problems: readonly AclProblem[];
@@ -96,12 +96,11 @@ export class AclError extends Error {
     const first = problems[0] ?? { key: "", reason: "invalid access list" };
     const line = (p: AclProblem) => (p.key === "" ? p.reason : `${p.key}: ${p.reason}`);
     super(
+      code,
       problems.length <= 1
         ? line(first)
         : `${problems.length} problems:\n${problems.map((p) => `  ${line(p)}`).join("\n")}`,
     );
-    this.name = "AclError";
-    this.code = code;
     this.key = first.key;
     this.reason = first.reason;
     this.problems = Object.freeze(problems.map((p) => Object.freeze({ key: p.key, reason: p.reason })));

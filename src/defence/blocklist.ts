@@ -9,6 +9,7 @@
 // draws the KoDs (spoofed sources included): with a fixed or weak hash an attacker could pile them into
 // one probe chain and make every lookup slow.
 
+import { CodedError } from "../base/errors.ts";
 import { formatAddressKey, parseAddressKey } from "./address-key.ts";
 
 /**
@@ -22,14 +23,11 @@ export type AddressKey = Uint32Array;
 export type BlocklistErrorCode = "ERR_BLOCKLIST_ADDRESS";
 
 /** Thrown for text that is not a single IP address; `address` is the text as given. */
-export class BlocklistError extends Error {
-  readonly code: BlocklistErrorCode;
+export class BlocklistError extends CodedError<BlocklistErrorCode> {
   readonly address: string;
 
   constructor(address: string, reason: string) {
-    super(`${JSON.stringify(address)} ${reason}`);
-    this.name = "BlocklistError";
-    this.code = "ERR_BLOCKLIST_ADDRESS";
+    super("ERR_BLOCKLIST_ADDRESS", `${JSON.stringify(address)} ${reason}`);
     this.address = address;
   }
 }

@@ -2,6 +2,8 @@
 // NtpDecodeError in tools; both carry the same stable names. Values our own code hands in wrongly (a bad
 // field to encode, a malformed address) raise NtpValueError: a bug or a bad configuration, not an attack.
 
+import { CodedError } from "../base/errors.ts";
+
 /** Stable string codes for every way a received packet can be rejected. */
 export type DecodeErrorCode =
   | "ERR_NTP_TOO_SHORT"
@@ -48,15 +50,7 @@ export function decodeErrorNumber(code: DecodeErrorCode): number {
 }
 
 /** A received packet that cannot be an NTP packet we accept. */
-export class NtpDecodeError extends Error {
-  readonly code: DecodeErrorCode;
-
-  constructor(code: DecodeErrorCode, message: string) {
-    super(message);
-    this.name = "NtpDecodeError";
-    this.code = code;
-  }
-}
+export class NtpDecodeError extends CodedError<DecodeErrorCode> {}
 
 /** Stable string codes for values our own code passes to the codec out of range. */
 export type ValueErrorCode =
@@ -76,12 +70,4 @@ export type ValueErrorCode =
   | "ERR_NTP_INVALID_ARGUMENT";
 
 /** A value handed to the codec by our own code (or configuration) that cannot be encoded. */
-export class NtpValueError extends Error {
-  readonly code: ValueErrorCode;
-
-  constructor(code: ValueErrorCode, message: string) {
-    super(message);
-    this.name = "NtpValueError";
-    this.code = code;
-  }
-}
+export class NtpValueError extends CodedError<ValueErrorCode> {}

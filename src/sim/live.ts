@@ -13,6 +13,7 @@
 // that the live figures can be put beside the simulated ones.
 
 import { createSocket, type Socket } from "node:dgram";
+import { CodedError } from "../base/errors.ts";
 import type { Config } from "../config/index.ts";
 import { Simulation } from "./engine.ts";
 import { OUT_ANSWERED, OUT_KISSED, OUT_NOTHING, OUT_SKIPPED, type Population } from "./population.ts";
@@ -22,14 +23,7 @@ import type { LivePlan } from "./scenarios/common.ts";
 
 export type LoadErrorCode = "ERR_LOAD_TARGET" | "ERR_LOAD_NOT_LOOPBACK" | "ERR_LOAD_LIMIT";
 
-export class LoadError extends Error {
-  readonly code: LoadErrorCode;
-  constructor(code: LoadErrorCode, message: string) {
-    super(message);
-    this.name = "LoadError";
-    this.code = code;
-  }
-}
+export class LoadError extends CodedError<LoadErrorCode> {}
 
 export interface LiveTarget {
   host: string;

@@ -2,6 +2,8 @@
 // bad option to a server that does not answer, so the CLI can say which server failed and why, and a script
 // can tell an unreachable server from one that answered nonsense.
 
+import { CodedError } from "../base/errors.ts";
+
 export type SurveyErrorCode =
   /** An option out of range (burst spacing, bins, window, top). */
   | "ERR_SURVEY_OPTION"
@@ -24,15 +26,12 @@ export type SurveyErrorCode =
   /** An answer larger than the limit (a misdirected URL streaming something else). */
   | "ERR_SURVEY_TOO_LARGE";
 
-export class SurveyError extends Error {
-  readonly code: SurveyErrorCode;
+export class SurveyError extends CodedError<SurveyErrorCode> {
   /** The server (URL or snapshot name) the error is about, when it is about one. */
   readonly server: string | undefined;
 
   constructor(code: SurveyErrorCode, message: string, options: { server?: string; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? {} : { cause: options.cause });
-    this.name = "SurveyError";
-    this.code = code;
+    super(code, message, options.cause === undefined ? {} : { cause: options.cause });
     this.server = options.server;
   }
 }

@@ -3,6 +3,7 @@
 
 import { accessSync, existsSync, constants as fsConstants } from "node:fs";
 import { dirname } from "node:path";
+import { CodedError } from "../../base/errors.ts";
 
 export type BlocklistStoreErrorCode =
   | "ERR_BLOCKLIST_MISSING"
@@ -13,14 +14,11 @@ export type BlocklistStoreErrorCode =
   | "ERR_BLOCKLIST_CLOSED";
 
 /** Every way the database can fail us; the message names the file and says what to do. */
-export class BlocklistStoreError extends Error {
-  readonly code: BlocklistStoreErrorCode;
+export class BlocklistStoreError extends CodedError<BlocklistStoreErrorCode> {
   readonly path: string;
 
   constructor(code: BlocklistStoreErrorCode, path: string, message: string, cause?: unknown) {
-    super(message, cause === undefined ? {} : { cause });
-    this.name = "BlocklistStoreError";
-    this.code = code;
+    super(code, message, cause === undefined ? {} : { cause });
     this.path = path;
   }
 }

@@ -1,6 +1,8 @@
 // /api/clients' query string read into a ClientQuery: the filters and sort orders of `ntpq -c mrulist` (its
 // manual page). Pure: no I/O, so every bad parameter is a QueryError the endpoint answers with 400.
 
+import { CodedError } from "../../base/errors.ts";
+
 export type ClientSortKey = "lstint" | "avgint" | "addr" | "count" | "drop";
 const SORT_KEYS: readonly ClientSortKey[] = ["lstint", "avgint", "addr", "count", "drop"];
 
@@ -22,8 +24,10 @@ export interface ClientQuery {
 }
 
 /** A query parameter that cannot be read; its message names the parameter. */
-export class QueryError extends Error {
-  readonly code = "ERR_HTTP_QUERY";
+export class QueryError extends CodedError<"ERR_HTTP_QUERY"> {
+  constructor(message: string) {
+    super("ERR_HTTP_QUERY", message);
+  }
 }
 
 function flagParam(p: URLSearchParams, name: string): boolean {
