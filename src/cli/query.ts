@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import type { QueryResult } from "../client/query.ts";
 import { queryServer } from "../client/query.ts";
 import { tryParseHostPort } from "../config/address.ts";
-import { kissCodeInfo, refIdToString } from "../protocol/index.ts";
+import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 
 export const QUERY_USAGE = `usage: ntpshield query [--json] [--timeout S] [--follow-redirects] HOST[:PORT]...
 
@@ -49,7 +49,7 @@ function textLine(r: QueryResult): string {
       const s = r.sample!;
       return (
         `${head}  offset ${signed(s.offsetMs / 1000, 6)} s  delay ${(s.delayMs / 1000).toFixed(6)} s  ` +
-        `stratum ${s.stratum}  refid ${refIdToString(s.refId, s.stratum)}  leap ${leapText(s.leap)}`
+        `stratum ${s.stratum}  refid ${refIdText(s.refId, s.stratum)}  leap ${leapText(s.leap)}`
       );
     }
     case "kiss":
@@ -77,7 +77,7 @@ function jsonResult(r: QueryResult): Record<string, unknown> {
     offset: s ? s.offsetMs / 1000 : null,
     delay: s ? s.delayMs / 1000 : null,
     stratum: s ? s.stratum : null,
-    refid: s ? refIdToString(s.refId, s.stratum) : null,
+    refid: s ? refIdText(s.refId, s.stratum) : null,
     leap: s ? s.leap : null,
     leapText: s ? leapText(s.leap) : null,
     version: s ? s.version : null,

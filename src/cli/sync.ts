@@ -14,7 +14,7 @@ import { ClientError } from "../client/errors.ts";
 import type { ClientEvent } from "../client/events.ts";
 import { defaultStatePath } from "../client/state-file.ts";
 import { tryParseHostPort } from "../config/address.ts";
-import { kissCodeInfo, refIdToString } from "../protocol/index.ts";
+import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 import { leapText } from "./query.ts";
 
 export const SYNC_USAGE = `usage: ntpshield sync --server HOST[:PORT] [--server HOST[:PORT]]... [options]
@@ -64,7 +64,7 @@ export function eventLine(
       const tags = [e.burst ? "burst" : "", e.redirected ? "redirected" : ""].filter(Boolean).join(", ");
       return (
         `${e.source}  ${e.address}  offset ${signed(s.offsetMs / 1000, 6)} s  delay ${(s.delayMs / 1000).toFixed(6)} s  ` +
-        `stratum ${s.stratum}  refid ${refIdToString(s.refId, s.stratum)}  leap ${leapText(s.leap)}  ` +
+        `stratum ${s.stratum}  refid ${refIdText(s.refId, s.stratum)}  leap ${leapText(s.leap)}  ` +
         `interval ${secs(e.intervalS)}  next ${secs(e.nextS)}${tags ? `  (${tags})` : ""}`
       );
     }

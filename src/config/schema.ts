@@ -100,7 +100,8 @@ export const SCHEMA = {
       pattern: REFID_PATTERN,
       description:
         'Reference identifier served when no `upstream` is configured (RFC 5905 §7.3): a code such as "LOCL", ' +
-        '"GPS", "PPS", or the IPv4 address of a source.',
+        '"GPS", "PPS", or the IPv4 address of a source. Displays read it by the stratum: text at stratum 1, ' +
+        "a dotted quad at 2-15 (as ntpq shows it).",
     }),
     // RFC 5905 §7.3: root delay and dispersion travel in NTP short format (16.16), so at most 65535 s.
     "root-delay": num({

@@ -10,6 +10,7 @@
 import { REASON_NAMES } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import type { MruStats } from "../defence/mru.ts";
+import { refIdText } from "../protocol/refid.ts";
 import { lfpText, quoted, VarText } from "./codec.ts";
 
 /** The per-reason packet counts of the whole server (src/core/counters.ts summarise(): byReason). */
@@ -54,20 +55,12 @@ export function systemStatus(info: SystemInfo): number {
 const NUMERIC_LOOKING = /^[-+0-9.]|^(inf|infinity|nan)$/i;
 
 /**
- * The refid as ntpd shows it: four ASCII characters at stratum 0-1 (a kiss code or a reference clock
- * name), a dotted quad above. A text that ntpq would read as a number is quoted (ntpq strips the quotes).
+ * The refid variable as ntpd sends it: the one display of src/protocol (text at stratum 0, 1 and 16, a dotted
+ * quad at 2-15), quoted where ntpq would read the text as a number or find it empty (ntpq strips quotes).
  */
-export function refIdText(refId: number, stratum: number): string {
-  const r = refId >>> 0;
-  if (stratum >= 2 && stratum < 16) return `${r >>> 24}.${(r >>> 16) & 0xff}.${(r >>> 8) & 0xff}.${r & 0xff}`;
-  let s = "";
-  for (let shift = 24; shift >= 0; shift -= 8) {
-    const c = (r >>> shift) & 0xff;
-    if (c === 0) break;
-    if (c < 0x21 || c > 0x7e || c === 0x22 || c === 0x2c)
-      return quoted(`0x${r.toString(16).padStart(8, "0")}`);
-    s += String.fromCharCode(c);
-  }
+export function refIdVar(refId: number, stratum: number): string {
+  const s = refIdText(refId, stratum);
+  if (stratum >= 2 && stratum <= 15) return s;
   return s === "" || NUMERIC_LOOKING.test(s) ? quoted(s) : s;
 }
 
@@ -118,7 +111,7 @@ const VARIABLES: ReadonlyMap<string, Getter> = new Map<string, Getter>([
       return ms(s.rootDispersion + (age > 0 ? age * s.dispersionRate : 0));
     },
   ],
-  ["refid", (i) => refIdText(i.state.refId, i.state.stratum)],
+  ["refid", (i) => refIdVar(i.state.refId, i.state.stratum)],
   ["reftime", (i) => (i.state.refTimeMs > 0 ? lfpText(i.state.refTimeMs / 1000) : "0x00000000.00000000")],
   ["clock", (_i, now) => lfpText(now / 1000)],
   ["peer", () => "0"],

@@ -208,14 +208,3 @@ export function refIdFromAddress(addr: string): number {
   if (mapped) return ((bytes[12]! << 24) | (bytes[13]! << 16) | (bytes[14]! << 8) | bytes[15]!) >>> 0;
   return refIdFromIPv6(addr);
 }
-
-/**
- * A refid for display (RFC 5905 §7.3): at stratum 0 (kiss code) or 1 (reference clock) its ASCII text with
- * trailing NULs stripped; at any other stratum a dotted quad (for an IPv6 upstream, of the hash, as ntpq
- * shows it).
- */
-export function refIdToString(refid: number, stratum: number): string {
-  const v = refid >>> 0;
-  if (stratum === 0 || stratum === 1) return uint32ToKissCode(v);
-  return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
-}

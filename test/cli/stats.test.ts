@@ -55,7 +55,7 @@ describe("ntpshield stats", () => {
         ["Overload redline", "none known yet"],
         ["Overload requests withheld", "mice 0, known 0, new 0"],
         ["Stratum", "10"],
-        ["Reference ID", "LOCL"],
+        ["Reference ID", "76.79.67.76"], // stratum 10: the refid is an address (RFC 5905 §7.3)
         ["Leap status", "Normal"],
       ];
       for (const [label, value] of expected) assert.equal(values.get(label), value, label);

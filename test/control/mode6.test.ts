@@ -28,7 +28,7 @@ import {
   isLoopbackKey,
 } from "../../src/control/mode6.ts";
 import { NONCE_LIFETIME_S } from "../../src/control/nonce.ts";
-import { DEFAULT_SYSTEM_VARIABLES, refIdText } from "../../src/control/sysvars.ts";
+import { DEFAULT_SYSTEM_VARIABLES, refIdVar } from "../../src/control/sysvars.ts";
 import { decide } from "../../src/core/decide.ts";
 import { R_DROP_MODE_PRIVATE } from "../../src/core/reasons.ts";
 import { unsynchronisedState } from "../../src/core/serve-state.ts";
@@ -231,13 +231,18 @@ describe("READVAR: ntpq -c rv", () => {
   });
 
   test("refid text: kiss codes and clock names as ntpd shows them; anything ntpq would read as a number is quoted", () => {
-    assert.equal(refIdText(0x47505300, 1), "GPS");
-    assert.equal(refIdText(0x494e4954, 16), "INIT");
-    assert.equal(refIdText(0, 16), '""');
-    assert.equal(refIdText(0x31323334, 1), '"1234"');
-    assert.equal(refIdText(0x4e414e00, 1), '"NAN"');
-    assert.equal(refIdText(0x0a000001, 3), "10.0.0.1");
-    assert.equal(refIdText(0x01020304, 1), '"0x01020304"');
+    assert.equal(refIdVar(0x47505300, 1), "GPS");
+    assert.equal(refIdVar(0x494e4954, 16), "INIT");
+    assert.equal(refIdVar(0, 16), '""');
+    assert.equal(refIdVar(0x31323334, 1), '"1234"');
+    assert.equal(refIdVar(0x4e414e00, 1), '"NAN"');
+    assert.equal(refIdVar(0x0a000001, 3), "10.0.0.1");
+    assert.equal(
+      refIdVar(0x4c4f434c, 10),
+      "76.79.67.76",
+      "a stratum-10 refid is an address, even spelling LOCL",
+    );
+    assert.equal(refIdVar(0x01020304, 1), '"0x01020304"');
   });
 });
 

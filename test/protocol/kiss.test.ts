@@ -17,7 +17,7 @@ import {
   refIdFromAddress,
   refIdFromIPv4,
   refIdFromIPv6,
-  refIdToString,
+  refIdText,
   uint32ToKissCode,
 } from "../../src/protocol/index.ts";
 
@@ -226,15 +226,16 @@ describe("refids (RFC 5905 §7.3)", () => {
     throwsCode(() => refIdFromAddress("example.org"), "ERR_NTP_INVALID_ADDRESS");
   });
 
-  it("displays a refid as text at stratum 0-1 and as a dotted quad above", () => {
-    assert.equal(refIdToString(KISS_RATE, 0), "RATE");
-    assert.equal(refIdToString(0x47505300, 1), "GPS");
-    assert.equal(refIdToString(0x47505300, 2), "71.80.83.0");
-    assert.equal(refIdToString(0xc0000201, 3), "192.0.2.1");
-    assert.equal(refIdToString(0xc0000201, 16), "192.0.2.1");
+  it("displays a refid as text at stratum 0, 1 and 16 and as a dotted quad at 2-15", () => {
+    assert.equal(refIdText(KISS_RATE, 0), "RATE");
+    assert.equal(refIdText(0x47505300, 1), "GPS");
+    assert.equal(refIdText(0x47505300, 2), "71.80.83.0");
+    assert.equal(refIdText(0xc0000201, 3), "192.0.2.1");
+    assert.equal(refIdText(0x494e4954, 16), "INIT");
+    assert.equal(refIdText(0xc0000201, 16), "0xc0000201", "not text: shown in hex");
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 2, max: 255 }), (n, stratum) => {
-        assert.equal(refIdFromIPv4(refIdToString(n, stratum)), n);
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 2, max: 15 }), (n, stratum) => {
+        assert.equal(refIdFromIPv4(refIdText(n, stratum)), n);
       }),
     );
   });

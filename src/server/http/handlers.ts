@@ -5,7 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { VERSION } from "../../base/version.ts";
-import { refIdDisplay } from "../../protocol/index.ts";
+import { refIdText } from "../../protocol/index.ts";
 import { snapshotFromMru } from "../../survey/from-mru.ts";
 import type { Snapshot } from "../../survey/snapshot.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard/assets.ts";
@@ -102,7 +102,7 @@ function statsFigures(ctx: MonitorContext): Record<string, unknown> {
       ? {
           stratum: state.stratum,
           leap: state.leap,
-          refid: refIdDisplay(state.refId),
+          refid: refIdText(state.refId, state.stratum),
           rootDelay: state.rootDelay,
           rootDispersion: state.rootDispersion,
           precision: state.precision,
