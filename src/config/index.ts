@@ -66,6 +66,13 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
     else throw e;
   }
   problems.push(...controlAllowProblems(config.control.allow));
+  const gap = config.callgap;
+  if (gap.tolerance > gap.minimum) {
+    problems.push({
+      key: "callgap.tolerance",
+      reason: `must be at most callgap.minimum (${gap.minimum} s), got ${gap.tolerance}: lower both together`,
+    });
+  }
 }
 
 /**

@@ -1,3 +1,4 @@
+import { CALLGAP_MAX_FAST } from "../defence/callgap.ts";
 import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names.ts";
 import { parseIPv4, tryParseHostPort } from "./address.ts";
 import {
@@ -117,13 +118,17 @@ export const SCHEMA = {
     "max-age": duration({ min: 0, max: 86400, default: 64, restart: true }),
     "admit-probability": num({ min: 0, max: 1, default: 0.5, restart: true }),
   },
-  // Paper §12: the call-gap, with the paper's numbers (2 s, 5 s) and a start-up burst allowance.
+  // Paper §12: the call-gap, with the paper's numbers (2 s, 5 s), a start-up burst allowance (Rule 2) and a
+  // measurement burst allowance (both rules). tolerance <= minimum is checked in index.ts (two keys).
   callgap: {
     enabled: bool({ default: true }),
     mode: oneOf(["rules", "token-bucket"], { default: "rules" }),
     minimum: duration({ min: 0, max: 3600, default: 2 }),
+    tolerance: duration({ min: 0, max: 3600, default: 0.5 }),
     average: duration({ min: 0.001, max: 86400, default: 5 }),
     burst: int({ min: 1, max: 1000, default: 8 }),
+    fast: int({ min: 0, max: CALLGAP_MAX_FAST, default: 3 }),
+    "fast-quiet": duration({ min: 1, max: 86400, default: 60 }),
     leak: int({ min: 0, max: 16, default: 2 }),
     interval: duration({ min: 0.001, max: 86400, default: 8 }),
   },

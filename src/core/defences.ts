@@ -87,8 +87,11 @@ function liveOf(config: Config): Live {
     callgap: createCallGap({
       mode: c.mode,
       minimum: c.minimum,
+      tolerance: c.tolerance,
       average: c.average,
       burst: c.burst,
+      fast: c.fast,
+      fastQuiet: c.fastQuiet,
       leak: c.leak,
       interval: c.interval,
     }),

@@ -124,7 +124,7 @@ const F_RECYCLED = 12;
 const F_EVICTED = 13;
 const F_REFUSED = 14;
 const MAGIC = 0x4d525531; // "MRU1"
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2; // 2: the call-gap's `fast` byte
 
 const NIL = -1;
 const U32_MAX = 0xffffffff;
@@ -137,7 +137,7 @@ export const MRU_RECORD_BYTES =
   4 * 4 + // count, gapped, kods, flags: Uint32
   3 * 4 + // prev, next, chain: Int32
   2 + // port: Uint16
-  3; // mode, version, lastReason: Uint8
+  4; // mode, version, lastReason, fast: Uint8
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -201,6 +201,8 @@ export interface MruEntry {
   lastReason: number;
   /** The call-gap's credit (burst allowance or tokens). */
   credit: number;
+  /** The call-gap's fast allowance as stored (callgap.ts: bits 0-6 requests left, bit 7 inside a burst). */
+  fast: number;
 }
 
 function check(ok: boolean, message: string): void {
@@ -243,6 +245,8 @@ export class MruList {
   readonly mode: Uint8Array;
   readonly version: Uint8Array;
   readonly lastReason: Uint8Array;
+  /** Owned by the call-gap (callgap.ts): the fast (measurement burst) allowance. */
+  readonly fast: Uint8Array;
 
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
@@ -319,6 +323,8 @@ export class MruList {
     this.version = new Uint8Array(buffer, off, capacity);
     off += capacity;
     this.lastReason = new Uint8Array(buffer, off, capacity);
+    off += capacity;
+    this.fast = new Uint8Array(buffer, off, capacity);
   }
 
   /** Makes a new, empty list. `rng` draws the admission samples (default: createRng()). */
@@ -455,6 +461,7 @@ export class MruList {
     this.lastSeen[r] = now;
     this.avgInterval[r] = 0;
     this.credit[r] = 0;
+    this.fast[r] = 0;
     this.lastKod[r] = Number.NEGATIVE_INFINITY;
     this.count[r] = 1;
     this.gapped[r] = 0;
@@ -691,6 +698,7 @@ export class MruList {
       lastKod: this.lastKod[r]!,
       lastReason: this.lastReason[r]!,
       credit: this.credit[r]!,
+      fast: this.fast[r]!,
     };
   }
 
