@@ -85,7 +85,7 @@ export interface MruOptions {
   hashSeed?: number;
 }
 
-/** Defaults: ~9.3 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
+/** Defaults: ~9.5 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
 export const MRU_DEFAULTS = Object.freeze({
   maxEntries: 100_000,
   maxMemory: 64 * 1024 * 1024,

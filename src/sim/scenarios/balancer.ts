@@ -135,7 +135,7 @@ function runBalancer(o: ScenarioOptions): ScenarioReport {
       "elephants' requests still answered",
       "-",
       ...each((r) => fmtPct(r.elephantsAnswered)),
-      "start-up allowance, leak, gaps missed",
+      "the allowances, leak, gaps missed",
     ],
     [
       "all packets caught",
