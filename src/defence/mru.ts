@@ -199,7 +199,7 @@ export interface MruEntry {
   lastKod: number;
   /** What the server last did with this client (a reason code of the decision core). */
   lastReason: number;
-  /** The call-gap's credit (burst allowance or tokens). */
+  /** The call-gap's credit (start-up allowance or tokens). */
   credit: number;
   /** The call-gap's fast allowance as stored (callgap.ts: bits 0-6 requests left, bit 7 inside a burst). */
   fast: number;
@@ -230,7 +230,7 @@ export class MruList {
   readonly firstSeen: Float64Array;
   readonly lastSeen: Float64Array;
   readonly avgInterval: Float64Array;
-  /** Owned by the call-gap (callgap.ts): burst allowance or token-bucket tokens. */
+  /** Owned by the call-gap (callgap.ts): start-up allowance or token-bucket tokens. */
   readonly credit: Float64Array;
   /** Owned by the KoD limiter (kod-limiter.ts): when the last KoD was sent. */
   readonly lastKod: Float64Array;
