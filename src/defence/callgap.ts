@@ -2,8 +2,8 @@
 // its MRU record. Two forms:
 //
 // "rules" (the paper's NTPv4 scheme, the default):
-//   Rule 1. A request less than `minimum` seconds (2) after the previous one from that address is gapped,
-//           less a `tolerance` (0.5 s) for the clients' timers: the interval must be below 1.5 s.
+//   Rule 1. A request less than `minimum` seconds (2), less a `tolerance` (0.5) for the clients' timers,
+//           after the previous one from that address is gapped: below 1.5 s by default.
 //   Rule 2. While the client's exponentially averaged interval is below `average` seconds (5), its requests
 //           are gapped.
 //   The average is the MRU record's avgInterval, kept by MruList.touchLocked over every packet, gapped or
@@ -224,7 +224,9 @@ export function callGap(cfg: CallGapConfig, mru: MruList, r: number, rng: Rng): 
       // Rule 1 would gap it. From the fast allowance if enough is left: two for a burst's second request
       // (the first is paid now), one for each later one. Rule 2 is not asked: a burst's average is its
       // spacing, and the allowance exists precisely to answer such a burst whole.
-      const left = (f & FAST_LEFT) - ((f & FAST_RUN) !== 0 ? 1 : 2);
+      let have = f & FAST_LEFT;
+      if (have > cfg.fast) have = cfg.fast; // a reload lowered `fast`: at once
+      const left = have - ((f & FAST_RUN) !== 0 ? 1 : 2);
       credit[r] = c;
       if (left >= 0) {
         fast[r] = left | FAST_RUN;

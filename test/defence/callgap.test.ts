@@ -393,6 +393,11 @@ describe("call-gap, the start-up and the fast allowance (rules form)", () => {
     for (const fast of [0, 1]) {
       assert.deepEqual(run([0, 0.01, 0.02], { leak: 0, fast }), [GAP_PASS, GAP_MINIMUM, GAP_MINIMUM]);
     }
+    // A reload to fast 0 takes a client's allowance away at once.
+    const list = MruList.create({ maxEntries: 4, hashSeed: 1 }, createRng(2));
+    const rng = createRng(3);
+    assert.equal(decide(list, createCallGap({ leak: 0 }), 0, rng), GAP_PASS);
+    assert.equal(decide(list, createCallGap({ leak: 0, fast: 0 }), 0.01, rng), GAP_MINIMUM);
     const eight = run(every(0, 0.5, 9), { leak: 0, fast: 8 });
     assert.equal(gappedCount(eight), 1);
     assert.equal(eight[8], GAP_MINIMUM);
