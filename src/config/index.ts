@@ -73,6 +73,13 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
       reason: `must be at least overload.period-min (${config.overload.periodMin}), got ${config.overload.periodMax}`,
     });
   }
+  const gap = config.callgap;
+  if (gap.tolerance > gap.minimum) {
+    problems.push({
+      key: "callgap.tolerance",
+      reason: `must be at most callgap.minimum (${gap.minimum} s), got ${gap.tolerance}: lower both together`,
+    });
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
+import { CALLGAP_MAX_FAST } from "../defence/callgap.ts";
 import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names-rules.ts";
 import { tryParseHostPort } from "./address.ts";
 import { bool, duration, hostPortList, int, num, oneOf, size, str, strList } from "./fields.ts";
-
 import { type Schema, tableList } from "./walk.ts";
 
 /** A dotted-quad IPv4 address as parseIPv4 reads it: four parts 0-255, no leading zeros. */
@@ -194,7 +194,8 @@ export const SCHEMA = {
         "(the paper's sampling).",
     }),
   },
-  // Paper §12: the call-gap, with the paper's numbers (2 s, 5 s) and a start-up burst allowance.
+  // Paper §12: the call-gap, with the paper's numbers (2 s, 5 s), a start-up burst allowance (Rule 2) and a
+  // measurement burst allowance (both rules). tolerance <= minimum is checked in index.ts (two keys).
   callgap: {
     enabled: bool({ default: true, description: "Gap clients that ask too often (paper §12)." }),
     mode: oneOf(["rules", "token-bucket"], {
@@ -207,7 +208,16 @@ export const SCHEMA = {
       max: 3600,
       default: 2,
       description:
-        "Rule 1: seconds since the same address's previous request under which a request is gapped.",
+        "Rule 1: seconds since the same address's previous request under which (less `tolerance`) a request " +
+        "is gapped (paper: 2 s).",
+    }),
+    tolerance: duration({
+      min: 0,
+      max: 3600,
+      default: 0.5,
+      description:
+        "Rule 1 gaps an interval only below `minimum - tolerance`: iburst's 2 s spacing arrives a little under " +
+        "with scheduling jitter or NTPsec's one-second timer; at most `minimum`.",
     }),
     average: duration({
       min: 0.001,
@@ -222,8 +232,24 @@ export const SCHEMA = {
       max: 1000,
       default: 8,
       description:
-        "Requests a client may make before the rules gap it, earned back at one per `average`; in " +
-        "`token-bucket` mode, the bucket's size.",
+        "Start-up allowance: requests Rule 2 (the average) lets through before it gaps a client (iburst), " +
+        "earned back at one per `average` of quiet; it does not exempt Rule 1. In `token-bucket` mode, the " +
+        "bucket's size.",
+    }),
+    fast: int({
+      min: 0,
+      max: CALLGAP_MAX_FAST,
+      default: 3,
+      description:
+        "Fast allowance: requests of a measurement burst, its first included, answered whatever their spacing, " +
+        "for a client gapped by neither rule since its last quiet period; `0` or `1` = off.",
+    }),
+    "fast-quiet": duration({
+      min: 1,
+      max: 86400,
+      default: 60,
+      description:
+        "Silence after which the `fast` allowance is whole again and a gapped client's history is forgotten.",
     }),
     leak: int({
       min: 0,

@@ -103,8 +103,11 @@ export interface DefenceSettings {
     readonly enabled: boolean;
     readonly mode: "rules" | "token-bucket";
     readonly minimum: number;
+    readonly tolerance: number;
     readonly average: number;
     readonly burst: number;
+    readonly fast: number;
+    readonly fastQuiet: number;
     readonly leak: number;
     readonly interval: number;
   };
@@ -145,8 +148,11 @@ function liveOf(settings: DefenceSettings): Live {
     callgap: createCallGap({
       mode: c.mode,
       minimum: c.minimum,
+      tolerance: c.tolerance,
       average: c.average,
       burst: c.burst,
+      fast: c.fast,
+      fastQuiet: c.fastQuiet,
       leak: c.leak,
       interval: c.interval,
     }),

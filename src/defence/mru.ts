@@ -61,7 +61,7 @@ export interface MruProtection {
   maxSilence: number;
 }
 
-/** Defaults: ~9.3 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
+/** Defaults: ~9.5 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
 export const MRU_DEFAULTS = Object.freeze({
   maxEntries: 100_000,
   maxMemory: 64 * 1024 * 1024,
@@ -108,7 +108,7 @@ const F_PROTECTED = 15;
 /** Protected records a newcomer may pass over at the tail before it is refused: keeps a touch O(1). */
 const PROTECT_SCAN = 4;
 const MAGIC = 0x4d525531; // "MRU1"
-const LAYOUT_VERSION = 2;
+const LAYOUT_VERSION = 3; // 2: the call-gap's `fast` byte; 3: protection settings in the header
 
 const NIL = -1;
 const U32_MAX = 0xffffffff;
@@ -120,7 +120,7 @@ export const MRU_RECORD_BYTES =
   4 * 4 + // count, gapped, kods, flags: Uint32
   3 * 4 + // prev, next, chain: Int32
   2 + // port: Uint16
-  3; // mode, version, lastReason: Uint8
+  4; // mode, version, lastReason, fast: Uint8
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -184,8 +184,10 @@ export interface MruEntry {
   lastKod: number;
   /** What the server last did with this client (a reason code of the decision core). */
   lastReason: number;
-  /** The call-gap's credit (burst allowance or tokens). */
+  /** The call-gap's credit (start-up allowance or tokens). */
   credit: number;
+  /** The call-gap's fast allowance as stored (callgap.ts: bits 0-6 requests left, bit 7 inside a burst). */
+  fast: number;
 }
 
 function check(ok: boolean, message: string): void {
@@ -213,7 +215,7 @@ export class MruList {
   readonly firstSeen: Float64Array;
   readonly lastSeen: Float64Array;
   readonly avgInterval: Float64Array;
-  /** Owned by the call-gap (callgap.ts): burst allowance or token-bucket tokens. */
+  /** Owned by the call-gap (callgap.ts): start-up allowance or token-bucket tokens. */
   readonly credit: Float64Array;
   /** Owned by the KoD limiter (kod-limiter.ts): when the last KoD was sent. */
   readonly lastKod: Float64Array;
@@ -228,6 +230,8 @@ export class MruList {
   readonly mode: Uint8Array;
   readonly version: Uint8Array;
   readonly lastReason: Uint8Array;
+  /** Owned by the call-gap (callgap.ts): the fast (measurement burst) allowance. */
+  readonly fast: Uint8Array;
 
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
@@ -304,6 +308,8 @@ export class MruList {
     this.version = new Uint8Array(buffer, off, capacity);
     off += capacity;
     this.lastReason = new Uint8Array(buffer, off, capacity);
+    off += capacity;
+    this.fast = new Uint8Array(buffer, off, capacity);
   }
 
   /** Makes a new, empty list. `rng` draws the admission samples (default: createRng()). */
@@ -445,6 +451,7 @@ export class MruList {
     this.lastSeen[r] = now;
     this.avgInterval[r] = 0;
     this.credit[r] = 0;
+    this.fast[r] = 0;
     this.lastKod[r] = Number.NEGATIVE_INFINITY;
     this.count[r] = 1;
     this.gapped[r] = 0;
@@ -712,6 +719,7 @@ export class MruList {
       lastKod: this.lastKod[r]!,
       lastReason: this.lastReason[r]!,
       credit: this.credit[r]!,
+      fast: this.fast[r]!,
     };
   }
 

@@ -51,7 +51,18 @@ describe("defaults", () => {
         correctOffset: false,
       },
       mru: { maxEntries: 100_000, maxMemory: 64 * 1024 * 1024, maxAge: 64, admitProbability: 0.5 },
-      callgap: { enabled: true, mode: "rules", minimum: 2, average: 5, burst: 8, leak: 2, interval: 8 },
+      callgap: {
+        enabled: true,
+        mode: "rules",
+        minimum: 2,
+        tolerance: 0.5,
+        average: 5,
+        burst: 8,
+        fast: 3,
+        fastQuiet: 60,
+        leak: 2,
+        interval: 8,
+      },
       overload: {
         enabled: true,
         redline: 0,
@@ -286,6 +297,14 @@ const ROWS: Row[] = [
     reason: "callgap.minimum: must be a duration from 0 to 3600 seconds",
   },
   {
+    key: "callgap.tolerance",
+    valid: "0.25",
+    value: 0.25,
+    wrongType: "true",
+    outOfRange: "-1",
+    reason: "callgap.tolerance: must be a duration from 0 to 3600 seconds",
+  },
+  {
     key: "callgap.average",
     valid: '"8s"',
     value: 8,
@@ -300,6 +319,22 @@ const ROWS: Row[] = [
     wrongType: "4.5",
     outOfRange: "0",
     reason: "callgap.burst: must be an integer from 1 to 1000, got 0",
+  },
+  {
+    key: "callgap.fast",
+    valid: "5",
+    value: 5,
+    wrongType: "2.5",
+    outOfRange: "101",
+    reason: "callgap.fast: must be an integer from 0 to 100, got 101",
+  },
+  {
+    key: "callgap.fast-quiet",
+    valid: '"2m"',
+    value: 120,
+    wrongType: "false",
+    outOfRange: "0",
+    reason: "callgap.fast-quiet: must be a duration from 1 to 86400 seconds",
   },
   {
     key: "callgap.leak",
@@ -621,6 +656,18 @@ describe("validation of every key", () => {
     ] as const) {
       assert.equal(get(parseConfig(doc(key, lo)), key), Number(lo));
       assert.equal(get(parseConfig(doc(key, hi)), key), Number(hi));
+    }
+  });
+
+  test("callgap.tolerance is at most callgap.minimum (two keys, one problem naming tolerance)", () => {
+    assert.equal(parseConfig("[callgap]\nminimum = 1\ntolerance = 1\n").callgap.tolerance, 1);
+    assert.equal(parseConfig("[callgap]\nminimum = 0.25\ntolerance = 0\n").callgap.minimum, 0.25);
+    for (const toml of ["[callgap]\ntolerance = 3\n", "[callgap]\nminimum = 0.25\n"]) {
+      const e = configError(() => parseConfig(toml));
+      assert.equal(e.code, "ERR_CONFIG_INVALID");
+      assert.equal(e.problems.length, 1, toml);
+      assert.equal(e.key, "callgap.tolerance");
+      assert.match(e.reason, /^must be at most callgap\.minimum \(\d+(\.\d+)? s\), got /);
     }
   });
 

@@ -106,7 +106,7 @@ describe("MruList basics", () => {
     assert.equal(list.capacity, cap);
     assert.ok(list.buffer.byteLength <= 1024 * 1024);
     // Bytes per record: fields plus 4-8 bytes of hash bucket; a million fit in ~93 MB.
-    assert.equal(MRU_RECORD_BYTES, 89);
+    assert.equal(MRU_RECORD_BYTES, 90);
     assert.ok(mruBufferBytes(1_000_000) < 100 * 1024 * 1024);
   });
 

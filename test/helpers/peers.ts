@@ -3,7 +3,8 @@
 // makes the test fail with a message that says so, never skip (docs/testing.md).
 //
 // Every process started here is registered and killed by killAllPeers() (call it from an `after` hook) or,
-// as a last resort, when the test process exits. Everything talks to 127.0.0.0/8 or ::1 only.
+// as a last resort, when the test process exits. Everything talks to 127.0.0.0/8 or ::1 only, except across
+// the veth pair of openNetnsPair, whose 192.0.2.0/24 (TEST-NET-1) exists only in its private namespaces.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
@@ -248,21 +249,26 @@ export async function openPort123Sandbox(kind?: "direct" | "netns"): Promise<Por
   return openNetns();
 }
 
-async function openNetns(): Promise<PortSandbox> {
+/**
+ * A private network namespace with `lo` up. `inUserNsOf`: the holder pid of another sandbox, whose user
+ * namespace this one is made in (without root, so that the two can be joined by a veth pair).
+ */
+async function openNetns(inUserNsOf?: number): Promise<PortSandbox & { readonly pid: number }> {
   const unshare = findTool("unshare");
   const nsenter = findTool("nsenter");
   const ip = findTool("ip");
   const root = isRoot();
   // The holder process keeps the namespaces alive; everything else joins them with nsenter.
-  const holderArgs = [
-    ...(root ? [] : ["--user", "--map-root-user"]),
-    "--net",
-    "--",
-    "/bin/sh",
-    "-c",
-    `'${ip}' link set lo up && echo ready && exec sleep 3600`,
-  ];
-  const holder = track(spawn(unshare, holderArgs, { stdio: ["ignore", "pipe", "pipe"] }));
+  const inner = ["--net", "--", "/bin/sh", "-c", `'${ip}' link set lo up && echo ready && exec sleep 3600`];
+  const [holderCmd, holderArgs] = root
+    ? [unshare, inner]
+    : inUserNsOf === undefined
+      ? [unshare, ["--user", "--map-root-user", ...inner]]
+      : [
+          nsenter,
+          ["--target", String(inUserNsOf), "--user", "--preserve-credentials", "--", unshare, ...inner],
+        ];
+  const holder = track(spawn(holderCmd, holderArgs, { stdio: ["ignore", "pipe", "pipe"] }));
   let out = "";
   holder.stdout?.setEncoding("utf8").on("data", (d: string) => {
     out += d;
@@ -276,7 +282,7 @@ async function openNetns(): Promise<PortSandbox> {
     await terminate(holder, 500);
     throw new PeerError(
       "PEER_FAILED",
-      `cannot create a network namespace with ${unshare} ${holderArgs.slice(0, -3).join(" ")}`,
+      `cannot create a network namespace with ${holderCmd} ${holderArgs.slice(0, -3).join(" ")}`,
       out,
     );
   }
@@ -289,8 +295,85 @@ async function openNetns(): Promise<PortSandbox> {
   return {
     kind: "netns",
     host: "127.0.0.1",
+    pid: holder.pid!,
     wrap: (argv) => [...prefix, ...argv],
     close: () => terminate(holder, 500),
+  };
+}
+
+/** Two network namespaces joined by a veth pair: two hosts on one wire, each with its own port 123. */
+export interface NetnsPair {
+  /** The server's side, 192.0.2.1 (its `host`). */
+  readonly server: PortSandbox;
+  /** The client's side, 192.0.2.2 (its `host`). */
+  readonly client: PortSandbox;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a NetnsPair. For a daemon that is a client and a server at once on port 123, as NTPsec's ntpd is
+ * (it binds every address's port 123, and asks servers on port 123 only): it cannot share a namespace
+ * with the server it asks.
+ */
+export async function openNetnsPair(): Promise<NetnsPair> {
+  const ip = findTool("ip");
+  const server = await openNetns();
+  let client: (PortSandbox & { readonly pid: number }) | undefined;
+  try {
+    client = await openNetns(server.pid);
+    const c = client;
+    const steps = [
+      server.wrap([
+        ip,
+        "link",
+        "add",
+        "ntps0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "ntpc0",
+        "netns",
+        String(c.pid),
+      ]),
+      server.wrap([ip, "addr", "add", "192.0.2.1/24", "dev", "ntps0"]),
+      server.wrap([ip, "link", "set", "ntps0", "up"]),
+      c.wrap([ip, "addr", "add", "192.0.2.2/24", "dev", "ntpc0"]),
+      c.wrap([ip, "link", "set", "ntpc0", "up"]),
+    ];
+    for (const argv of steps) {
+      const r = await run(argv, 5000);
+      if (r.code !== 0) throw new PeerError("PEER_FAILED", `${argv.join(" ")} failed`, r.output);
+    }
+    // A veth's carrier comes up a moment after `link set up`; a daemon started before that does not see
+    // the address (ntpd skips an interface that is not running and may not send to its server for minutes).
+    for (const [side, dev] of [
+      [server, "ntps0"],
+      [c, "ntpc0"],
+    ] as const) {
+      await waitFor(
+        `${dev} up`,
+        async () =>
+          (await run(side.wrap([ip, "-o", "link", "show", "dev", dev]), 5000)).stdout.includes("state UP")
+            ? true
+            : undefined,
+        10_000,
+        50,
+      );
+    }
+  } catch (err) {
+    await client?.close();
+    await server.close();
+    throw err;
+  }
+  const c = client;
+  return {
+    server: { ...server, host: "192.0.2.1" },
+    client: { ...c, host: "192.0.2.2" },
+    close: async () => {
+      await c.close();
+      await server.close();
+    },
   };
 }
 
@@ -720,10 +803,11 @@ export async function startNtpshield(opts: NtpshieldOptions): Promise<Ntpshield>
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// NTPsec's ntpd as a server (added for the client tests, test/client/ntpd.test.ts). ntpd has no port option
-// and binds every interface address on port 123 (its wildcard socket included), so it runs only inside a
-// network namespace of its own (openPort123Sandbox("netns")), where it can take 127.0.0.1:123 without
-// touching the machine's port 123. It is the unpacked binary from .peers/ntpsec (scripts/install-peers.sh),
+// NTPsec's ntpd as a server (added for the client tests, test/client/ntpd.test.ts), or as a client of
+// ntpshield (`server` lines; test/integration/defences.test.ts). ntpd has no port option and binds every
+// interface address on port 123 (its wildcard socket included), so it runs only inside a network namespace
+// of its own (openPort123Sandbox("netns"), or the client side of openNetnsPair() when it asks a server on
+// port 123 of the other side), where it can take 127.0.0.1:123 without touching the machine's port 123. It is the unpacked binary from .peers/ntpsec (scripts/install-peers.sh),
 // started through setpriv with CAP_SYS_TIME dropped from its bounding set, so whatever its configuration
 // says it cannot set or slew the clock; its configuration also disables the clock discipline.
 
@@ -732,13 +816,18 @@ export interface NtpdServer {
   host: string;
   port: number;
   sandbox: PortSandbox;
+  /** Its temporary directory: ntp.conf, the log, and the statistics files (statsdir). */
+  dir: string;
   /** ntpd's log file so far. */
   output(): string;
+  /** Stops ntpd and keeps `dir` (ntpd writes its statistics files through a buffer: read them after this). */
+  halt(): Promise<void>;
+  /** Stops ntpd and removes `dir`. */
   stop(): Promise<void>;
 }
 
 export interface NtpdOptions {
-  /** A netns sandbox from openPort123Sandbox("netns"). */
+  /** A netns sandbox: openPort123Sandbox("netns"), or openNetnsPair()'s client side. */
   sandbox: PortSandbox;
   /** ntp.conf lines (restrict, limit, ...). */
   lines: string[];
@@ -808,6 +897,7 @@ export async function startNtpsecNtpd(opts: NtpdOptions): Promise<NtpdServer> {
     }
     return text;
   };
+  const halt = () => terminate(child);
   const stop = async () => {
     await terminate(child);
     await rm(dir, { recursive: true, force: true });
@@ -835,7 +925,7 @@ export async function startNtpsecNtpd(opts: NtpdOptions): Promise<NtpdServer> {
     if (err instanceof PeerError && err.code !== "PEER_TIMEOUT") throw err;
     throw new PeerError("PEER_TIMEOUT", "ntpd did not answer on 127.0.0.1:123 in its namespace", text);
   }
-  return { host: "127.0.0.1", port: 123, sandbox: opts.sandbox, output, stop };
+  return { host: "127.0.0.1", port: 123, sandbox: opts.sandbox, dir, output, halt, stop };
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
-// The paper's defences as real clients meet them (paper §11, §12): chrony's iburst start is never gapped or
-// kissed, a client polling every second gets RATE kiss-o'-death packets (seen by Python's ntplib), a flood
+// The paper's defences as real clients meet them (paper §11, §12): chrony's and NTPsec's iburst starts are
+// never gapped or kissed, a client polling every second gets RATE kiss-o'-death packets (seen by Python's
+// ntplib) after the 3 answers of its fast allowance, a measurement burst is answered whole, a flood
 // forged with a victim's address still leaves the victim answers when `leak` is set, and the blocklist
 // survives a kill -9 of the server. Everything on loopback; every loop is bounded.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import dgram from "node:dgram";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -14,10 +15,14 @@ import {
   chronyClientCheck,
   freeUdpPort,
   killAllPeers,
+  type NetnsPair,
+  type NtpdServer,
   type Ntpshield,
   ntplibQuery,
+  openNetnsPair,
   PeerError,
   REPO_ROOT,
+  startNtpsecNtpd,
   startNtpshield,
 } from "../helpers/peers.ts";
 
@@ -70,6 +75,87 @@ describe("call-gap and kiss-o'-death with real clients", () => {
     assert.equal(c["drop_gapped"], 0, JSON.stringify(c));
   });
 
+  test("NTPsec's ntpd iburst start against the defaults gets every sample and no KoD", {
+    timeout: 90_000,
+  }, async () => {
+    // ntpd binds port 123 on every address and asks servers on port 123 only, so it gets a namespace of
+    // its own, wired to ntpshield's by a veth pair: two hosts on one wire.
+    let pair: NetnsPair | undefined;
+    let ntpd: NtpdServer | undefined;
+    try {
+      pair = await openNetnsPair();
+      server = await startNtpshield({ listen: [`${pair.server.host}:123`], sandbox: pair.server });
+      ntpd = await startNtpsecNtpd({
+        sandbox: pair.client,
+        lines: [
+          `server ${pair.server.host} iburst`,
+          "statistics rawstats",
+          "filegen rawstats file rawstats type none enable",
+        ],
+      });
+      // NTPsec's iburst is 6 requests about 2 s apart (ntp.conf(5)), the first a second or so after start,
+      // then nothing until its 64 s poll. ntpd writes rawstats (one line per packet it received from its
+      // server, a KoD included) through a buffer, so it is read once ntpd has stopped.
+      await sleep(20_000);
+      await ntpd.halt();
+      const lines = readFileSync(join(ntpd.dir, "rawstats"), "utf8").split("\n").filter(Boolean);
+      await server.stop();
+      const c = stoppedCounters(server);
+      server = undefined;
+      assert.ok(lines.length >= 6, lines.join("\n"));
+      for (const line of lines) {
+        // day sec src dst org rec xmt dst leap version mode stratum poll precision rootdelay rootdisp refid
+        const f = line.split(" ");
+        assert.equal(f[2], "192.0.2.1", line);
+        assert.equal(f[11], "10", `a sample, not a KoD (stratum 0): ${line}`);
+      }
+      assert.equal(c["served_client"], lines.length, JSON.stringify(c));
+      assert.equal(c["kiss_rate"], 0, JSON.stringify(c));
+      assert.equal(c["drop_kod_limited"], 0, JSON.stringify(c));
+      assert.equal(c["drop_gapped"], 0, JSON.stringify(c));
+      assert.equal(c["served_leak"], 0, JSON.stringify(c));
+    } finally {
+      await ntpd?.stop();
+      await pair?.close();
+    }
+  });
+
+  test("a measurement burst (3 back to back) is answered whole; 8 requests 0.5 s apart get 3 answers", {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freeUdpPort();
+    server = await startNtpshield({ listen: [`127.0.0.1:${port}`], configToml: "[callgap]\nleak = 0\n" });
+    /** Sends `n` requests from `from`, each `gapMs` after the previous reply (or its 500 ms timeout). */
+    async function ask(from: string, n: number, gapMs: number): Promise<string[]> {
+      const s = await udpSocket(from);
+      const seen: string[] = [];
+      try {
+        for (let i = 0; i < n; i++) {
+          const reply = new Promise<Buffer | undefined>((res) => {
+            const timer = setTimeout(() => res(undefined), 500);
+            s.once("message", (m) => {
+              clearTimeout(timer);
+              res(m);
+            });
+          });
+          s.send(request(i + 1), port, "127.0.0.1");
+          const m = await reply;
+          s.removeAllListeners("message");
+          seen.push(!m ? "none" : m[1] === 0 ? `kod:${m.toString("latin1", 12, 16)}` : "time");
+          if (gapMs > 0) await sleep(gapMs);
+        }
+      } finally {
+        s.close();
+      }
+      return seen;
+    }
+    // As a RIPE Atlas probe measures: each request as soon as the previous reply is in.
+    assert.deepEqual(await ask("127.0.0.71", 3, 0), ["time", "time", "time"]);
+    // Past the fast allowance Rule 1 holds: a RATE KoD, then silence within the KoD limit (one per 5 s).
+    const seen = await ask("127.0.0.72", 8, 500);
+    assert.deepEqual(seen, ["time", "time", "time", "kod:RATE", "none", "none", "none", "none"]);
+  });
+
   test("a client polling every second gets RATE KoDs at the limited rate and nothing otherwise", {
     timeout: 90_000,
   }, async () => {
@@ -90,11 +176,13 @@ describe("call-gap and kiss-o'-death with real clients", () => {
         seen.push("none");
       }
     }
-    // The burst allowance (8) answers the start; after that only KoDs, at most one per 5 s, or nothing.
-    assert.deepEqual(seen.slice(0, 8), new Array(8).fill("time:10"), seen.join(" "));
-    const rest = seen.slice(8);
+    // The fast allowance (3) answers the start; the start-up allowance exempts Rule 2 only, so after that
+    // only KoDs, at most one per 5 s, or nothing.
+    assert.deepEqual(seen.slice(0, 3), new Array(3).fill("time:10"), seen.join(" "));
+    const rest = seen.slice(3);
     const kods = rest.filter((s) => s === "kod:RATE").length;
-    assert.ok(kods >= 2 && kods <= 4, `RATE KoDs: ${seen.join(" ")}`);
+    assert.ok(kods >= 3 && kods <= 5, `RATE KoDs: ${seen.join(" ")}`);
+    assert.equal(seen[3], "kod:RATE", seen.join(" "));
     assert.equal(rest.filter((s) => s === "none").length, rest.length - kods, seen.join(" "));
     const kodIdx = seen.flatMap((s, i) => (s === "kod:RATE" ? [i] : []));
     for (let i = 1; i < kodIdx.length; i++) assert.ok(kodIdx[i]! - kodIdx[i - 1]! >= 4, seen.join(" "));
@@ -147,8 +235,8 @@ describe("call-gap and kiss-o'-death with real clients", () => {
       leaky.victim + leaky.flood > strict.victim + strict.flood + 200,
       JSON.stringify({ leaky, strict }),
     );
-    // Without leak the flood's burst allowance (8) is all that is answered, victim included.
-    assert.ok(strict.victim + strict.flood <= 9, JSON.stringify(strict));
+    // Without leak the flood's fast allowance (3) is all that is answered, victim included.
+    assert.ok(strict.victim + strict.flood <= 4, JSON.stringify(strict));
   });
 });
 

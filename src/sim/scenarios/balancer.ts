@@ -99,7 +99,7 @@ function balancerReport(runs: BalancerRun[], o: ScenarioOptions, duration: numbe
       "elephants' requests still answered",
       "-",
       ...each((r) => fmtPct(r.elephantsAnswered)),
-      "start-up allowance, leak, gaps missed",
+      "the allowances, leak, gaps missed",
     ],
     [
       "all packets caught",

@@ -212,7 +212,7 @@ export const wisconsin = defineScenario({
     "The paper's 250,000 PPS is what the ISP discarded on average over a day from the routers switched on at the time (over 500,000 distinct in a day); the simulation has all of its routers on at once, so its worst second is the 700,000 x 1 PPS the paper calls 'over 400 Mbps' (504 Mbps at 90 bytes a packet).",
     "The renderings of the paper disagree on the splurge: 'up to 100,000 PPS' (000, the reference) and 'up to 700,000 PPS' (001, 002). 700,000 PPS is what 700,000 routers retrying every second send; 100,000 PPS is what a seventh of them would. The table shows both.",
     "The outage synchronises the defective routers: all of them are answered in the first second back and poll again together a minute later (spread only by their 2% jitter), an echo of the splurge at the server. The fixed firmware's back-off spreads their return.",
-    "No server defence helps while the path is down: the packets never arrive. Once it returns, the defective routers are answered and go back to their poll. The routers behind reply-rejecting firewalls send 1 PPS for ever: the call-gap catches them (after each record's start-up allowance) but cannot slow them, since they never see a kiss; only the fixed firmware's back-off does.",
+    "No server defence helps while the path is down: the packets never arrive. Once it returns, the defective routers are answered and go back to their poll. The routers behind reply-rejecting firewalls send 1 PPS for ever: the call-gap catches them (after each record's first 3 requests, its fast allowance) but cannot slow them, since they never see a kiss; only the fixed firmware's back-off does.",
   ],
   defaultDuration: 240,
   minDuration: 40,

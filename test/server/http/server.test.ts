@@ -65,8 +65,8 @@ describe("monitoring endpoint under real traffic", () => {
     server = await startNtpshield({
       listen: [`127.0.0.1:${port}`],
       threads: 2,
-      // leak = 0: every gapped request is refused, so each client's fate is exact (burst 8, then a RATE
-      // KoD, then drops until callgap.average has passed).
+      // leak = 0: every gapped request is refused, so each client's fate is exact (requests sent at once:
+      // 3 answered by the fast allowance, then a RATE KoD, then drops until callgap.average has passed).
       configToml: [
         "[callgap]",
         "leak = 0",
@@ -89,7 +89,7 @@ describe("monitoring endpoint under real traffic", () => {
     replies.set("127.0.0.14", await sendFrom("127.0.0.14", port, 1, { packet: Buffer.alloc(10, 0x23) }));
     replies.set("127.0.0.15", await sendFrom("127.0.0.15", port, 2));
     replies.set("127.0.0.16", await sendFrom("127.0.0.16", port, 2));
-    replies.set("127.0.0.17", await sendFrom("127.0.0.17", port, 9));
+    replies.set("127.0.0.17", await sendFrom("127.0.0.17", port, 4));
   });
   after(async () => {
     await server?.stop();
@@ -100,7 +100,7 @@ describe("monitoring endpoint under real traffic", () => {
     assert.match(String(rec["http"]), /^127\.0\.0\.1:[1-9][0-9]*$/);
     assert.notEqual(rec["http"], "127.0.0.1:11124", "port 0 asked for a free port");
     assert.equal(replies.get("127.0.0.11")!.length, 1);
-    assert.equal(replies.get("127.0.0.12")!.length, 9, "8 answers and one RATE kiss");
+    assert.equal(replies.get("127.0.0.12")!.length, 4, "3 answers and one RATE kiss");
     const kiss = replies.get("127.0.0.12")!.find((b) => b[1] === 0);
     assert.ok(kiss, "a kiss-o'-death (stratum 0) among the replies");
     assert.equal(kiss.toString("latin1", 12, 16), "RATE");
@@ -119,24 +119,24 @@ describe("monitoring endpoint under real traffic", () => {
       assert.ok(f.samples.length > 0, `${name} has samples`);
       if (f.type === "counter") assert.match(name, /_total$/, `${name}: counters end in _total`);
     }
-    // 1 + 20 + 3 + 1 + 2 + 2 + 9 datagrams.
-    assert.equal(metric(m, "ntp_server_received_packets_total"), 38);
-    assert.equal(metric(m, "ntp_server_accepted_packets_total"), 1 + 8 + 3 + 8);
+    // 1 + 20 + 3 + 1 + 2 + 2 + 4 datagrams.
+    assert.equal(metric(m, "ntp_server_received_packets_total"), 33);
+    assert.equal(metric(m, "ntp_server_accepted_packets_total"), 1 + 3 + 3 + 3);
     assert.equal(
       metric(m, "ntp_server_rate_limited_packets_total"),
-      12 + 1,
+      17 + 1,
       "all of .12's gapped, .17's last",
     );
     assert.equal(metric(m, "ntp_server_denied_packets_total"), 2, "127.0.0.15 is noserve");
     assert.equal(metric(m, "ntp_server_ignored_packets_total"), 1 + 2, "the runt and 127.0.0.16 (ignore)");
     assert.equal(metric(m, "ntp_server_kod_packets_total", { code: "RATE" }), 2);
     assert.equal(metric(m, "ntp_server_kod_packets_total", { code: "RSTR" }), 0);
-    assert.equal(metric(m, "ntp_server_kod_limited_packets_total"), 11);
+    assert.equal(metric(m, "ntp_server_kod_limited_packets_total"), 16);
     assert.equal(metric(m, "ntp_server_response_send_errors_total"), 0);
     assert.equal(metric(m, "ntpshield_packets_total", { reason: "malformed_too_short" }), 1);
     assert.equal(metric(m, "ntpshield_packets_total", { reason: "drop_acl_ignore" }), 2);
     const byReason = m.get("ntpshield_packets_total")!.samples.reduce((a, s) => a + s.value, 0);
-    assert.equal(byReason, 38, "the reasons add up to received");
+    assert.equal(byReason, 33, "the reasons add up to received");
     assert.equal(
       metric(m, "ntpshield_mru_records"),
       5,
@@ -160,18 +160,18 @@ describe("monitoring endpoint under real traffic", () => {
       threads: number;
     }>(`${base}/api/stats`);
     assert.deepEqual(s.packets, {
-      received: 38,
-      accepted: 20,
+      received: 33,
+      accepted: 10,
       denied: 2,
-      rateLimited: 13,
+      rateLimited: 18,
       ignored: 3,
       kod: { RATE: 2, RSTR: 0, DENY: 0 },
-      kodLimited: 11,
+      kodLimited: 16,
       sendErrors: 0,
       socketErrors: 0,
       kernelDrops: 0,
     });
-    assert.deepEqual(s.responses, { served: 20, kissed: 2, dropped: 16 });
+    assert.deepEqual(s.responses, { served: 10, kissed: 2, dropped: 21 });
     assert.equal(s.mru.size, 5);
     // At stratum 10 the refid names an upstream: the configured "LOCL" is shown as the address it spells.
     assert.deepEqual(s.clock && [s.clock.stratum, s.clock.refid], [10, "76.79.67.76"]);
@@ -188,7 +188,7 @@ describe("monitoring endpoint under real traffic", () => {
     const by = new Map(rows.map((c) => [c.address, c]));
     const e = by.get("127.0.0.12")!;
     assert.equal(e.count, 20);
-    assert.equal(e.drop, 12, "refused by the call-gap: the kissed one and the 11 after it");
+    assert.equal(e.drop, 17, "refused by the call-gap: the kissed one and the 16 after it");
     assert.equal(e.kods, 1);
     assert.equal(e.rstr, 0x20, "last packet: limited, no KoD (the limiter held it back)");
     assert.equal(e.r, "L");
@@ -252,12 +252,12 @@ describe("monitoring endpoint under real traffic", () => {
     const snap = parseSnapshot(raw, base);
     assert.equal(snap.format, 1);
     assert.equal(snap.server, `127.0.0.1:${port}`);
-    assert.deepEqual(snap.counters, { received: 38, served: 20, kissed: 2, dropped: 16 });
+    assert.deepEqual(snap.counters, { received: 33, served: 10, kissed: 2, dropped: 21 });
     assert.equal(snap.clients.length, 5);
     assert.deepEqual(snap.mru, { capacity: 100_000, size: 5, evicted: 0, recycled: 0, refused: 0 });
     const e = snap.clients.find((c) => c.address === "127.0.0.12")!;
     assert.equal(e.count, 20);
-    assert.equal(e.gapped, 12);
+    assert.equal(e.gapped, 17);
     assert.deepEqual(e.restrictions, ["limited", "kod"]);
     assert.ok(snap.takenAt >= e.lastSeen && snap.startedAt <= e.firstSeen);
     assert.ok(Math.abs(snap.takenAt - Date.now() / 1000) < 5);
@@ -523,7 +523,7 @@ s.bind(0, ${JSON.stringify(from)}, () => {
       );
     }
     const e = ours.clients.find((c) => c.address === "127.0.0.61")!;
-    assert.deepEqual([e.count, e.drop, e.r], [12, 4, "L"]);
+    assert.deepEqual([e.count, e.drop, e.r], [12, 9, "L"]);
     const stats = JSON.parse(
       await inside([process.execPath, join(REPO_ROOT, "src/cli/main.ts"), "stats", "--url", url, "--json"]),
     ) as { packets: { rateLimited: number; kod: { RATE: number } } };
@@ -536,6 +536,6 @@ s.bind(0, ${JSON.stringify(from)}, () => {
     );
     assert.equal(metric(metrics, "ntp_server_rate_limited_packets_total"), stats.packets.rateLimited);
     assert.equal(metric(metrics, "ntp_server_kod_packets_total", { code: "RATE" }), stats.packets.kod.RATE);
-    assert.equal(stats.packets.rateLimited, 4, "127.0.0.61's kissed request and the three after it");
+    assert.equal(stats.packets.rateLimited, 9, "127.0.0.61's kissed request and the eight after it");
   });
 });
