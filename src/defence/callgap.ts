@@ -48,7 +48,7 @@
 // PRNG. Call-gap state is keyed by source address, which anyone can spoof: a flood carrying a victim's
 // address would otherwise get the victim's own requests gapped for as long as the flood lasts. With a leak
 // the victim still gets one answer in 2^leak, while the flood's amplification stays bounded by the same
-// fraction (chrony's `leak`, default 2 there; off by default here, as in the paper).
+// fraction. Default 2, as chrony's `leak` (docs/defences-mru.md says why this and not the paper's 0).
 //
 // Pure: state in, state out through the record's typed-array fields; time comes in as the interval the MRU
 // touch just measured (mru.interval: read there rather than passed, because a double passed to a call that
@@ -89,7 +89,7 @@ export const CALLGAP_DEFAULTS = Object.freeze({
   burst: 8,
   fast: 3,
   fastQuiet: 60,
-  leak: 0,
+  leak: 2,
   interval: 8,
 });
 
