@@ -124,7 +124,10 @@ const VARIABLES: ReadonlyMap<string, Getter> = new Map<string, Getter>([
   ["ss_received", counter((c) => c.received)],
   ["ss_processed", counter((c) => sum(c, ["served_client", "served_symmetric", "served_leak"]))],
   ["ss_kodsent", counter((c) => sum(c, ["kiss_rate", "kiss_rstr"]))],
-  ["ss_limited", counter((c) => sum(c, ["drop_gapped", "kiss_rate", "served_leak", "drop_kod_limited"]))],
+  [
+    "ss_limited",
+    counter((c) => sum(c, ["drop_gapped", "kiss_rate", "served_leak", "drop_kod_limited", "drop_overload"])),
+  ],
   [
     "ss_restricted",
     counter((c) =>

@@ -49,6 +49,7 @@ import {
   R_DROP_BLOCKLISTED,
   R_DROP_GAPPED,
   R_DROP_KOD_LIMITED,
+  R_DROP_KOD_LIMITED_DENIED,
   R_DROP_NAME_DENY,
   R_DROP_NAME_PENDING,
   R_DROP_OVERLOAD,
@@ -375,7 +376,7 @@ export class Defences {
     if (REASON_RESPONSE[reason] !== RESPONSE_SERVED) return R_DROP_NAME_DENY;
     if (!this.live.kodEnabled || (flags & ACL_KOD) === 0) return R_DROP_NAME_DENY;
     this.kod.clock[0] = this.time[0]! / 1000;
-    if (this.kod.decideNow(null, -1) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+    if (this.kod.decideNow(null, -1) !== KOD_SEND) return R_DROP_KOD_LIMITED_DENIED;
     writeKod(buf, KISS_DENY, state);
     return R_KISS_DENY;
   }
@@ -410,7 +411,7 @@ export class Defences {
     const kiss = live.kodEnabled && (flags & ACL_KOD) !== 0;
     if ((flags & ACL_NOSERVE) !== 0) {
       if (!kiss) return R_DROP_ACL_NOSERVE;
-      if (this.kod.decideNow(this.mru, r) !== KOD_SEND) return R_DROP_KOD_LIMITED;
+      if (this.kod.decideNow(this.mru, r) !== KOD_SEND) return R_DROP_KOD_LIMITED_DENIED;
       writeKod(buf, KISS_RSTR, state);
       return R_KISS_RSTR;
     }

@@ -35,7 +35,7 @@ export const R_DROP_ACL_NOSERVE = 19; // access list `noserve` without `kod`
 export const R_KISS_RSTR = 20; // access list `noserve` with `kod`: RSTR kiss-o'-death (RFC 5905 §7.4)
 export const R_DROP_GAPPED = 21; // call-gap (paper §12) without `kod`, or KoD disabled
 export const R_KISS_RATE = 22; // call-gap with `kod`: RATE kiss-o'-death (paper §11)
-export const R_DROP_KOD_LIMITED = 23; // would have been kissed, but the KoD limiter said no (client or rate)
+export const R_DROP_KOD_LIMITED = 23; // gapped, would have been kissed RATE, but the KoD limiter said no
 export const R_SERVED_LEAK = 24; // gapped, but answered by the leak (1 in 2^leak) so a spoofed victim is not cut off
 export const R_DROP_NOQUERY = 25; // mode 6 from an address not allowed to query (access list `noquery`)
 export const R_SERVED_CONTROL = 26; // mode 6 answered (ntpq)
@@ -43,8 +43,9 @@ export const R_DROP_NAME_DENY = 27; // reverse-DNS name rule (or the [names] def
 export const R_DROP_NAME_PENDING = 28; // name lookup not finished, and [names] pending = "drop"
 export const R_KISS_DENY = 29; // a name rule denies, the address has `kod`: DENY kiss-o'-death (RFC 5905 §7.4)
 export const R_DROP_OVERLOAD = 30; // past the redline, its class's pool withheld for this period (paper §12)
+export const R_DROP_KOD_LIMITED_DENIED = 31; // refused (noserve, name rule), its RSTR/DENY kiss withheld by the limiter
 
-export const REASON_COUNT = 31;
+export const REASON_COUNT = 32;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -78,6 +79,7 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "drop_name_pending",
   "kiss_deny",
   "drop_overload",
+  "drop_kod_limited_denied",
 ]);
 
 export const REASON_RESPONSE: readonly Response[] = Object.freeze(
@@ -131,6 +133,7 @@ export const REASON_CATEGORY: Readonly<Uint8Array> = Uint8Array.from({ length: R
     case R_KISS_DENY:
     case R_DROP_NAME_PENDING:
     case R_DROP_BLOCKLISTED:
+    case R_DROP_KOD_LIMITED_DENIED:
       return CATEGORY_DENIED;
     case R_DROP_GAPPED:
     case R_KISS_RATE:

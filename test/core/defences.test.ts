@@ -7,11 +7,14 @@ import fc from "fast-check";
 import { type Config, parseConfig } from "../../src/config/index.ts";
 import { Defences } from "../../src/core/defences.ts";
 import {
+  CATEGORY_DENIED,
+  CATEGORY_RATE_LIMITED,
   R_DROP_ACL_IGNORE,
   R_DROP_ACL_NOSERVE,
   R_DROP_BLOCKLISTED,
   R_DROP_GAPPED,
   R_DROP_KOD_LIMITED,
+  R_DROP_KOD_LIMITED_DENIED,
   R_DROP_MODE_BROADCAST,
   R_DROP_MODE_PASSIVE,
   R_DROP_MODE_SERVER,
@@ -25,6 +28,7 @@ import {
   R_SERVED_CONTROL,
   R_SERVED_LEAK,
   R_SERVED_SYMMETRIC,
+  REASON_CATEGORY,
   REASON_COUNT,
   REASON_NAMES,
   REASON_REPLY,
@@ -310,8 +314,12 @@ flags = ["limited", "kod", "nomrulist"]
     assert.equal(r.reason, R_KISS_RSTR);
     assert.equal(Buffer.from(r.buf.subarray(12, 16)).toString("latin1"), "RSTR");
     assert.equal(r.buf[1], 0);
-    // RSTR is limited like any KoD: not again within the average interval.
-    assert.equal(send(d, "172.16.5.5", 1).reason, R_DROP_KOD_LIMITED);
+    // RSTR is limited like any KoD: not again within the average interval. The request is refused for who
+    // sent it, so it counts as denied, not as rate-limited.
+    const again = send(d, "172.16.5.5", 1).reason;
+    assert.equal(again, R_DROP_KOD_LIMITED_DENIED);
+    assert.equal(REASON_CATEGORY[again], CATEGORY_DENIED);
+    assert.equal(REASON_CATEGORY[R_DROP_KOD_LIMITED], CATEGORY_RATE_LIMITED);
   });
 
   it("nomrulist: no record, so nothing to gap", () => {
@@ -351,6 +359,18 @@ describe("reverse-DNS name rules (paper §10)", () => {
       // A mode 4 packet from it is never kissed.
       assert.equal(send(d, "198.51.100.9", 2, 4).reason, R_DROP_NAME_DENY);
     }
+  });
+
+  it("a DENY KoD the limiter withholds counts as denied (drop_kod_limited_denied), not rate-limited", () => {
+    const d = defences(`${NAMES}[kod]\nmax-rate = 1\n`);
+    for (const a of ["198.51.100.11", "198.51.100.12"]) {
+      d.names.check(key(a), T0);
+      assert.ok(d.names.settle(key(a), NAME_DENY, 60_000, T0));
+    }
+    assert.equal(send(d, "198.51.100.11", 1).reason, R_KISS_DENY);
+    const second = send(d, "198.51.100.12", 1.1).reason;
+    assert.equal(second, R_DROP_KOD_LIMITED_DENIED);
+    assert.equal(REASON_CATEGORY[second], CATEGORY_DENIED);
   });
 
   it("an allowed address is served", () => {

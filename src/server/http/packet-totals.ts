@@ -55,7 +55,7 @@ export function packetTotals(c: CounterSnapshot): PacketTotals {
       RSTR: c.byReason["kiss_rstr"] ?? 0,
       DENY: c.byReason["kiss_deny"] ?? 0,
     },
-    kodLimited: c.byReason["drop_kod_limited"] ?? 0,
+    kodLimited: (c.byReason["drop_kod_limited"] ?? 0) + (c.byReason["drop_kod_limited_denied"] ?? 0),
     sendErrors: c.sendErrors,
     socketErrors: c.socketErrors,
     kernelDrops: c.kernelDrops,
