@@ -641,6 +641,12 @@ export function table(runs: readonly FloodRun[]): string {
       .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
       .join(" | ");
   const out = [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)];
+  if (runs.some((r) => r.seconds > 0 && r.floodSourceInterval > r.seconds / 2)) {
+    out.push(
+      "NOTE: each flood source sent fewer than two requests during the flood: give fewer --flood-sources or a " +
+        "longer --flood-duration for a flood of repeating sources",
+    );
+  }
   if (runs.some((r) => r.generatorShort)) {
     out.push(`g: the flood's generator sent less than ${pct(KEPT_UP)} of the offered rate`);
   }
