@@ -625,7 +625,7 @@ export function table(runs: readonly FloodRun[]): string {
     const flags = `${r.generatorShort ? " g" : ""}${r.contended ? " c" : ""}`;
     return [
       r.server,
-      r.capacity === null ? "none" : fmt(r.capacity),
+      r.capacity !== null ? fmt(r.capacity) : r.ladder.length ? "none" : "-",
       `${fmt(r.floodOffered)}${flags}`,
       percent(r.mice.served),
       percent(r.all.served),

@@ -152,5 +152,10 @@ describe("report", () => {
       lines[2] ?? "",
       /^ntpshield \|\s+40,000 \|\s+100,000 \|\s+99\.0% \|\s+40\.1% \|\s+40,124 \|\s+160,495 \| 25% \| 150\.0 MiB$/,
     );
+    // A capacity not measured (--flood-rate) is "-"; measured and not found, "none".
+    const given = table([{ ...run, capacity: null }]).split("\n")[2] ?? "";
+    assert.match(given, /^ntpshield \|\s+- \|/);
+    const none = table([{ ...run, capacity: null, ladder: [step(10_000, 0.5)] }]).split("\n")[2] ?? "";
+    assert.match(none, /^ntpshield \|\s+none \|/);
   });
 });
