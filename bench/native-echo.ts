@@ -25,10 +25,12 @@ import {
   buildLoad,
   CLOCK_TICKS,
   coreTicks,
+  fmt,
   freePort,
   LOAD_BINARY,
   LOAD_CPU,
   parseRate,
+  pct,
   processTicks,
   runBench,
   runLoad,
@@ -251,14 +253,6 @@ async function runMode(mode: Mode, rates: number[], opts: Options): Promise<Step
     await stopServer(server);
   }
   return steps;
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
-}
-
-function pct(x: number): string {
-  return `${Math.round(x * 100)}%`;
 }
 
 function table(rates: number[], byMode: Map<Mode, Step[]>): string {

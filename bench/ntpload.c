@@ -3,7 +3,10 @@
 // Sends 48-byte NTPv4 client requests (mode 3, RFC 5905 §7.3) at a fixed offered rate for a fixed time,
 // each from a different source address in 127.1.0.0-127.254.255.255 (every 127/8 address is local on
 // Linux, and IP_PKTINFO's ipi_spec_dst picks the source per message), so that no per-client rate limit of
-// the server under test sees the same client twice within a run. Replies come back to the one socket;
+// the server under test sees the same client twice within a run. With --sources N the sources are the N
+// addresses from --first-source on, taken in turn: each repeats every N / rate seconds, a population of
+// clients polling at a fixed interval (bench/overload.ts: a flood from 500,000 repeating sources beside a
+// population of mice in a disjoint range). Replies come back to the one socket;
 // each is counted once if it is a mode-4 reply whose origin timestamp echoes one of our transmit
 // timestamps (RFC 5905 §8: the server copies the request's transmit timestamp into the reply's origin),
 // which carry a per-run key XOR a sequence number. One thread sends in small sendmmsg batches on a fixed
@@ -15,7 +18,12 @@
 // Only loopback targets: anything outside 127.0.0.0/8 and ::1 is refused. Time and packet count are
 // bounded by the arguments and by hard caps below.
 //
-// usage: ntpload --target ADDR:PORT --rate PPS --duration S [--warmup S] [--first-source N]
+// --warmup S sends for S seconds before the measured window, whose replies are not counted; --delay S
+// waits S seconds, sending nothing, before the warm-up: two generators started together then line up
+// (overload.ts starts the mice with a warm-up and the flood with the same delay, so the mice's measured
+// window is the flood).
+//
+// usage: ntpload --target ADDR:PORT --rate PPS --duration S [--warmup S] [--delay S] [--first-source N]
 //                [--sources N] [--batch N] [--max-lag-us US] [--sleep-us US] [--linger-ms MS]
 //        ntpload --reflect PORT --duration S
 
@@ -36,7 +44,7 @@
 
 #define NTP_LEN 48
 #define MAX_RATE 10000000.0      // packets per second
-#define MAX_SECONDS 600.0        // warm-up + measured window
+#define MAX_SECONDS 600.0        // delay + warm-up + measured window
 #define MAX_PACKETS 200000000ULL // bounds the duplicate bitmap (25 MB) and the run
 #define MAX_BATCH 256
 #define RX_BATCH 64
@@ -270,7 +278,7 @@ static double num_arg(const char *name, const char *v, double lo, double hi) {
 
 int main(int argc, char **argv) {
   const char *target = NULL;
-  double rate = 0, duration = 0, warmup = 0, sleep_us = 0, linger_ms = 300, max_lag_us = 500;
+  double rate = 0, duration = 0, warmup = 0, delay = 0, sleep_us = 0, linger_ms = 300, max_lag_us = 500;
   uint64_t first_source = 0, sources = SRC_SPAN;
   int batch = 32, reflect_port = 0;
   static const struct option opts[] = {
@@ -279,7 +287,7 @@ int main(int argc, char **argv) {
       {"first-source", required_argument, 0, 'f'}, {"sources", required_argument, 0, 's'},
       {"batch", required_argument, 0, 'b'},   {"sleep-us", required_argument, 0, 'k'},
       {"linger-ms", required_argument, 0, 'l'}, {"reflect", required_argument, 0, 'R'},
-      {"max-lag-us", required_argument, 0, 'm'},
+      {"max-lag-us", required_argument, 0, 'm'}, {"delay", required_argument, 0, 'D'},
       {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -288,6 +296,7 @@ int main(int argc, char **argv) {
     case 'r': rate = num_arg("--rate", optarg, 1, MAX_RATE); break;
     case 'd': duration = num_arg("--duration", optarg, 0.1, MAX_SECONDS); break;
     case 'w': warmup = num_arg("--warmup", optarg, 0, MAX_SECONDS); break;
+    case 'D': delay = num_arg("--delay", optarg, 0, MAX_SECONDS); break;
     case 'f': first_source = (uint64_t)num_arg("--first-source", optarg, 0, 4e9); break;
     case 's': sources = (uint64_t)num_arg("--sources", optarg, 1, SRC_SPAN); break;
     case 'b': batch = (int)num_arg("--batch", optarg, 1, MAX_BATCH); break;
@@ -296,7 +305,7 @@ int main(int argc, char **argv) {
     case 'm': max_lag_us = num_arg("--max-lag-us", optarg, 0, 1e7); break;
     case 'R': reflect_port = (int)num_arg("--reflect", optarg, 1, 65535); break;
     default:
-      fprintf(stderr, "usage: ntpload --target ADDR:PORT --rate PPS --duration S [--warmup S] [--first-source N]\n"
+      fprintf(stderr, "usage: ntpload --target ADDR:PORT --rate PPS --duration S [--warmup S] [--delay S] [--first-source N]\n"
                       "               [--sources N] [--batch N] [--max-lag-us US] [--sleep-us US] [--linger-ms MS]\n"
                       "       ntpload --reflect PORT --duration S\n");
       return 2;
@@ -309,7 +318,7 @@ int main(int argc, char **argv) {
     return reflect(reflect_port, duration);
   }
   if (!target || rate <= 0 || duration <= 0) die("--target, --rate and --duration are required");
-  if (warmup + duration > MAX_SECONDS) die("--warmup + --duration too long");
+  if (delay + warmup + duration > MAX_SECONDS) die("--delay + --warmup + --duration too long");
   union addr dst;
   socklen_t dstlen = parse_target(target, &dst);
   int v6 = dst.sa.sa_family == AF_INET6;
@@ -374,13 +383,15 @@ int main(int argc, char **argv) {
     rx_m[i].msg_hdr.msg_iovlen = 1;
   }
 
-  uint64_t sent = 0, send_errors = 0, src = first_source % sources, sent_at_measure = 0, sent_base = 0;
+  // The sources in use are first_source .. first_source + sources - 1, in turn (addresses wrap at SRC_SPAN).
+  uint64_t sent = 0, send_errors = 0, src = first_source, sent_at_measure = 0, sent_base = 0;
   // Packets the schedule gave up on because the sender fell behind by more than max_lag (see below).
   uint64_t skipped = 0, max_behind = 0;
   uint64_t lag_cap = (uint64_t)(rate * max_lag_us * 1e-6);
   if (lag_cap < (uint64_t)batch) lag_cap = (uint64_t)batch;
   int first_errno = 0, measuring = warmup <= 0;
   unsigned target_port = ntohs(v6 ? dst.in6.sin6_port : dst.in4.sin_port);
+  sleep_s(delay); // nothing is sent meanwhile; replies cannot arrive before our first request
   long long target_drops_start = measuring ? port_drops(target_port) : -1;
   double t0 = mono(), t_measure = t0 + warmup, t_end = t_measure + duration, tick = sleep_us * 1e-6;
   measure_from = measuring ? 0 : UINT64_MAX;
@@ -429,7 +440,7 @@ int main(int argc, char **argv) {
       uint64_t tx = key ^ (base + (uint64_t)i);
       memcpy(pkt[i] + 40, &tx, 8); // transmit timestamp = key XOR sequence number
       if (!v6) pktinfo[i]->ipi_spec_dst.s_addr = htonl(SRC_BASE + (uint32_t)(src % SRC_SPAN));
-      src = src + 1 >= first_source % sources + sources ? first_source % sources : src + 1;
+      src = src + 1 >= first_source + sources ? first_source : src + 1;
     }
     issued = base + (uint64_t)k;
     int r = sendmmsg(fd, m, (unsigned)k, 0);
@@ -456,7 +467,7 @@ int main(int argc, char **argv) {
   printf("{\"target\":\"%s\",\"offered_pps\":%.0f,\"warmup_s\":%.3f,\"duration_s\":%.3f,\"sent\":%llu,"
          "\"send_pps\":%.0f,\"received\":%llu,\"valid\":%llu,\"kod\":%llu,\"invalid\":%llu,\"duplicate\":%llu,"
          "\"replies_per_s\":%.0f,\"ratio\":%.5f,\"send_errors\":%llu,\"send_error\":%s%s%s,"
-         "\"warmup_sent\":%llu,\"warmup_valid\":%llu,\"sources\":%llu,\"first_source\":%llu,"
+         "\"delay_s\":%.3f,\"warmup_sent\":%llu,\"warmup_valid\":%llu,\"sources\":%llu,\"first_source\":%llu,"
          "\"next_source\":%llu,\"source_interval_s\":%.2f,\"rcvbuf\":%d,\"rx_drops\":%lld,\"target_drops\":%lld,"
          "\"skipped\":%llu,\"max_behind\":%llu}\n",
          target, rate, warmup, mdur, (unsigned long long)msent, (double)msent / mdur,
@@ -464,7 +475,7 @@ int main(int argc, char **argv) {
          (unsigned long long)rx_count.invalid, (unsigned long long)rx_count.duplicate, (double)rx_count.valid / mdur,
          msent ? (double)rx_count.valid / (double)msent : 0.0, (unsigned long long)send_errors,
          first_errno ? "\"" : "", first_errno ? strerror(first_errno) : "null", first_errno ? "\"" : "",
-         (unsigned long long)sent_at_measure, (unsigned long long)rx_count.warmup_valid,
+         delay, (unsigned long long)sent_at_measure, (unsigned long long)rx_count.warmup_valid,
          (unsigned long long)sources, (unsigned long long)first_source, (unsigned long long)next_source,
          (double)sources / rate, rcvbuf, drops, target_drops, (unsigned long long)skipped,
          (unsigned long long)max_behind);

@@ -3,31 +3,41 @@
 // replies per second and the reply ratio of each side by side, and the highest offered rate each answers at
 // >= 99%. What it measures and what limits it: docs/benchmarks.md.
 
-import type { ChildProcess } from "node:child_process";
-import dgram from "node:dgram";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
+  BARE_CONFIG,
   BenchError,
   buildLoad,
-  CLOCK_TICKS,
-  children,
-  coreTicks,
+  busyBefore,
+  CONTENDED,
+  CoreWatch,
+  checkMachine,
+  chronyLaunch,
+  describeMachine,
+  fmt,
   freePort,
+  GOOD_RATIO,
+  KEPT_UP,
   killChildren,
+  type Launch,
   LOAD_BINARY,
   LOAD_CPU,
+  type LoadResult,
+  ntpshieldLaunch,
+  parseNumber,
   parseRate,
+  pct,
   pinned,
-  processTicks,
-  ROOT,
+  type Running,
   runBench,
   runLoad,
   SERVER_CPU,
-  spawnPinned,
+  short,
+  startServer,
   tryRun,
 } from "./harness.ts";
 
@@ -35,15 +45,6 @@ export { BenchError, parseRate };
 
 const SERVER_NAMES = ["chrony", "ntpshield", "ntpshield-bare", "ntpshield-acl1000", "reflector"] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
-
-/** A step answers "at >= 99%" when at least this share of the requests got a valid reply. */
-const GOOD_RATIO = 0.99;
-/** The generator "kept up" when it sent at least this share of the offered packets: on a virtual machine
- *  it loses a percent or two to its core being descheduled now and then (ntpload.c skips rather than
- *  bursts to catch up). */
-const KEPT_UP = 0.97;
-/** Share of core 0 taken by other processes or by the hypervisor above which a step is flagged. */
-const CONTENDED = 0.1;
 
 const DEFAULT_RATES = [20_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000];
 
@@ -78,22 +79,7 @@ interface Options {
 
 // ---- options ---------------------------------------------------------------------------------------------
 
-function short(rate: number): string {
-  if (rate % 1_000_000 === 0) return `${rate / 1_000_000}M`;
-  if (rate % 1000 === 0) return `${rate / 1000}k`;
-  return String(rate);
-}
-
-function parseSeconds(name: string, text: string, min: number, max: number): number {
-  const v = Number(text);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    throw new BenchError(
-      "ERR_BENCH_OPTION",
-      `${name} must be a number of seconds in [${min}, ${max}], got "${text}"`,
-    );
-  }
-  return v;
-}
+const SECONDS = "a number of seconds";
 
 export function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
@@ -125,13 +111,13 @@ export function parseOptions(argv: string[]): Options | null {
   }
   return {
     rates: [...new Set(rates)].sort((a, b) => a - b),
-    duration: parseSeconds("--duration", values.duration, 0.5, 120),
-    warmup: parseSeconds("--warmup", values.warmup, 0, 30),
+    duration: parseNumber("--duration", values.duration, 0.5, 120, SECONDS),
+    warmup: parseNumber("--warmup", values.warmup, 0, 30, SECONDS),
     servers: [...new Set(servers)] as ServerName[],
     json: values.json,
     calibrate: values.calibrate,
     nice: values.nice,
-    retries: Math.round(parseSeconds("--retries", values.retries, 0, 5)),
+    retries: Math.round(parseNumber("--retries", values.retries, 0, 5)),
   };
 }
 
@@ -143,91 +129,7 @@ function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
 }
 
-function findChronyd(): string | null {
-  for (const dir of [...(process.env["PATH"] ?? "").split(":"), "/usr/sbin", "/sbin"]) {
-    if (dir && existsSync(join(dir, "chronyd"))) return join(dir, "chronyd");
-  }
-  return null;
-}
-
-function describeMachine(nice: boolean) {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    model: cpus[0]?.model ?? "unknown",
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    chrony: tryRun(findChronyd() ?? "chronyd", ["--version"])?.split("\n")[0] ?? null,
-    compiler: tryRun("cc", ["--version"])?.split("\n")[0] ?? null,
-    priority: nice ? "nice -20, own session with autogroup nice -20" : "default",
-    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
-  };
-}
-
-/** How busy both cores are before anything of ours runs: a benchmark wants a quiet machine. */
-async function busyBefore(): Promise<number[]> {
-  const cores = [SERVER_CPU, LOAD_CPU];
-  const a = cores.map(coreTicks);
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  return cores.map((c, i) => {
-    const b = coreTicks(c);
-    const before = a[i]!;
-    const total = Math.max(1, b.total - before.total);
-    return Math.round((1 - (b.idle - before.idle) / total) * 100) / 100;
-  });
-}
-
-/**
- * Sends NTP requests until a mode-4 reply with a usable stratum echoes one (RFC 5905 §8); false after
- * the timeout or as soon as `gone` settles (the server exited).
- */
-async function probe(port: number, timeoutMs: number, gone: Promise<void>): Promise<boolean> {
-  const s = dgram.createSocket("udp4");
-  await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", () => resolve()));
-  const request = Buffer.alloc(48);
-  request[0] = 0x23; // version 4, mode 3
-  const tx = Buffer.from(Array.from({ length: 8 }, () => Math.floor(Math.random() * 256)));
-  tx.copy(request, 40);
-  let deadline: NodeJS.Timeout | undefined;
-  let again: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<boolean>((resolve) => {
-      deadline = setTimeout(() => resolve(false), timeoutMs);
-      void gone.then(() => resolve(false));
-      s.on("message", (msg) => {
-        const stratum = msg[1] ?? 0;
-        const mode = (msg[0] ?? 0) & 7;
-        if (
-          msg.length >= 48 &&
-          mode === 4 &&
-          stratum >= 1 &&
-          stratum <= 15 &&
-          msg.subarray(24, 32).equals(tx)
-        ) {
-          resolve(true);
-        }
-      });
-      const send = () => s.send(request, port, "127.0.0.1");
-      again = setInterval(send, 200);
-      send();
-    });
-  } finally {
-    clearTimeout(deadline);
-    clearInterval(again);
-    s.close();
-  }
-}
-
 // ---- servers ---------------------------------------------------------------------------------------------
-
-interface Launch {
-  argv: string[];
-  /** A line on stdout that says the server is ready, before probing. */
-  readyLine?: string;
-}
-
-/** Every defence off: no MRU record (nomrulist), hence nothing to gap; call-gap and KoD off as well. */
-const BARE_CONFIG = '[acl]\ndefault = ["nomrulist"]\n[callgap]\nenabled = false\n[kod]\nenabled = false\n';
 
 /**
  * The defaults plus 1,000 access rules that the benchmark's sources (127.1.0.0 and up) never match, half
@@ -247,48 +149,15 @@ function acl1000Config(): string {
 
 function launchFor(name: ServerName, port: number, dir: string): Launch {
   switch (name) {
-    case "chrony": {
-      const chronyd = findChronyd();
-      if (!chronyd) {
-        throw new BenchError(
-          "ERR_BENCH_NO_CHRONY",
-          "chronyd not found (scripts/install-peers.sh installs it)",
-        );
-      }
-      // Chrony as shipped, serving: no ratelimit directive, default client log; no clock control (-x),
-      // no command sockets; loopback only.
-      const conf = join(dir, "chrony.conf");
-      writeFileSync(
-        conf,
-        [
-          `port ${port}`,
-          "bindaddress 127.0.0.1",
-          "bindaddress ::1",
-          "local stratum 10",
-          "allow",
-          "cmdport 0",
-          "bindcmdaddress /",
-          `pidfile ${join(dir, "chronyd.pid")}`,
-          `driftfile ${join(dir, "chrony.drift")}`,
-          "",
-        ].join("\n"),
-      );
-      return { argv: [chronyd, "-d", "-x", "-f", conf] };
-    }
+    case "chrony":
+      // Chrony as shipped, serving: no ratelimit directive, default client log.
+      return chronyLaunch(port, dir);
     case "ntpshield":
+      return ntpshieldLaunch(port, dir);
     case "ntpshield-bare":
-    case "ntpshield-acl1000": {
-      const main = join(ROOT, "src", "cli", "main.ts");
-      if (!existsSync(main))
-        throw new BenchError("ERR_BENCH_NO_NTPSHIELD", "src/cli/main.ts does not exist yet");
-      const argv = [process.execPath, main, "serve", "--listen", `127.0.0.1:${port}`, "--threads", "1"];
-      if (name !== "ntpshield") {
-        const conf = join(dir, "ntpshield.toml");
-        writeFileSync(conf, name === "ntpshield-bare" ? BARE_CONFIG : acl1000Config());
-        argv.push("--config", conf);
-      }
-      return { argv, readyLine: '"msg":"listening"' };
-    }
+      return ntpshieldLaunch(port, dir, { config: BARE_CONFIG });
+    case "ntpshield-acl1000":
+      return ntpshieldLaunch(port, dir, { config: acl1000Config() });
     case "reflector":
       return {
         argv: [LOAD_BINARY, "--reflect", String(port), "--duration", "600"],
@@ -297,128 +166,7 @@ function launchFor(name: ServerName, port: number, dir: string): Launch {
   }
 }
 
-class Running {
-  readonly child: ChildProcess;
-  private tail = "";
-  private lineWaiters: Array<{ text: string; resolve: () => void }> = [];
-  exitCode: number | null | undefined = undefined;
-  readonly exited: Promise<void>;
-
-  constructor(cpu: number, argv: string[], nice: boolean) {
-    this.child = spawnPinned(cpu, argv, nice);
-    // Always drain the output: a server blocked on a full pipe would measure the pipe.
-    const take = (chunk: Buffer) => {
-      this.tail = (this.tail + chunk.toString("utf8")).slice(-8192);
-      this.lineWaiters = this.lineWaiters.filter((w) => {
-        if (!this.tail.includes(w.text)) return true;
-        w.resolve();
-        return false;
-      });
-    };
-    this.child.stdout?.on("data", take);
-    this.child.stderr?.on("data", take);
-    this.exited = new Promise((resolve) => {
-      this.child.once("exit", (code, signal) => {
-        this.exitCode = code ?? (signal ? -1 : null);
-        children.delete(this.child);
-        resolve();
-      });
-      this.child.once("error", (err) => {
-        this.tail += `\n${err.message}`;
-        this.exitCode = -1;
-        children.delete(this.child);
-        resolve();
-      });
-    });
-  }
-
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-
-  get alive(): boolean {
-    return this.exitCode === undefined;
-  }
-
-  output(): string {
-    return this.tail.trim().split("\n").slice(-6).join("\n");
-  }
-
-  waitForLine(text: string, timeoutMs: number): Promise<boolean> {
-    if (this.tail.includes(text)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.lineWaiters.push({
-        text,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      });
-      void this.exited.then(() => {
-        clearTimeout(timer);
-        resolve(this.tail.includes(text));
-      });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (!this.alive) return;
-    this.child.kill("SIGTERM");
-    const killer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(killer);
-  }
-}
-
-async function startServer(name: ServerName, port: number, dir: string, nice: boolean): Promise<Running> {
-  const launch = launchFor(name, port, dir);
-  const server = new Running(SERVER_CPU, launch.argv, nice);
-  const fail = async (why: string) => {
-    await server.stop();
-    const out = server.output();
-    return new BenchError(
-      "ERR_BENCH_SERVER_START",
-      `${name} ${why}${out ? `; its last output:\n${out}` : ""}`,
-    );
-  };
-  if (launch.readyLine && !(await server.waitForLine(launch.readyLine, 20_000))) {
-    throw await fail(
-      server.alive ? `did not log ${launch.readyLine} within 20 s` : `exited (code ${server.exitCode})`,
-    );
-  }
-  if (!(await probe(port, 10_000, server.exited))) {
-    throw await fail(
-      server.alive ? "did not answer an NTP request within 10 s" : `exited (code ${server.exitCode})`,
-    );
-  }
-  return server;
-}
-
 // ---- steps -----------------------------------------------------------------------------------------------
-
-/** One line of bench/ntpload output (see its printf). */
-interface LoadResult {
-  offered_pps: number;
-  duration_s: number;
-  sent: number;
-  send_pps: number;
-  received: number;
-  valid: number;
-  kod: number;
-  invalid: number;
-  duplicate: number;
-  replies_per_s: number;
-  ratio: number;
-  send_errors: number;
-  send_error: string | null;
-  next_source: number;
-  source_interval_s: number;
-  rx_drops: number;
-  target_drops: number;
-  skipped: number;
-  max_behind: number;
-}
 
 export interface Step {
   offered: number;
@@ -439,14 +187,11 @@ export interface Step {
   /** Requests the kernel dropped at the server's sockets (receive buffer full) in the measured window;
    *  -1 if /proc/net/udp could not be read. */
   serverDrops: number;
-  /** CPU time of the server process over the step, as a share of one core. */
+  /** Shares of the cores over the step (harness.ts CoreShares). */
   serverCpu: number;
-  /** Share of core 0 busy; the share used by processes other than the server; the share stolen by the
-   *  hypervisor (a virtual machine's core that is not running while the generator's core keeps sending). */
   core0Busy: number;
   core0Other: number;
   core0Steal: number;
-  /** The same for the generator's core: a stolen generator falls behind and skips. */
   core1Steal: number;
   generatorShort: boolean;
   contended: boolean;
@@ -459,10 +204,8 @@ async function measure(
   opts: Options,
   firstSource: number,
 ): Promise<{ step: Step; nextSource: number }> {
-  const proc0 = processTicks(server.pid);
-  const server0 = coreTicks(SERVER_CPU);
-  const load0 = coreTicks(LOAD_CPU);
-  const start = performance.now();
+  // Shares of one core over the whole ntpload run (warm-up included).
+  const watch = new CoreWatch(server.pid);
   const r = await runLoad<LoadResult>(
     [
       "--target",
@@ -479,15 +222,7 @@ async function measure(
     opts.nice,
     (opts.duration + opts.warmup + 15) * 1000,
   );
-  const server1 = coreTicks(SERVER_CPU);
-  const load1 = coreTicks(LOAD_CPU);
-  const proc1 = processTicks(server.pid);
-  // Shares of one core over the whole ntpload run (warm-up included), from /proc/stat and /proc/PID/stat.
-  // The denominator is wall-clock time: a virtual machine's per-core tick totals do not always add up.
-  const ticks = Math.max(1, ((performance.now() - start) / 1000) * CLOCK_TICKS);
-  const serverTicks = proc1 - proc0;
-  const other = Math.max(0, server1.task - server0.task - serverTicks) / ticks;
-  const steal = (server1.steal - server0.steal) / ticks;
+  const cores = watch.end();
   const step: Step = {
     offered: rate,
     sent: r.sent,
@@ -502,13 +237,13 @@ async function measure(
     maxBehind: r.max_behind,
     generatorDrops: r.rx_drops,
     serverDrops: r.target_drops,
-    serverCpu: serverTicks / ticks,
-    core0Busy: Math.min(1, (server1.total - server1.idle - (server0.total - server0.idle)) / ticks),
-    core0Other: other,
-    core0Steal: steal,
-    core1Steal: (load1.steal - load0.steal) / ticks,
+    serverCpu: cores.serverCpu,
+    core0Busy: cores.core0Busy,
+    core0Other: cores.core0Other,
+    core0Steal: cores.core0Steal,
+    core1Steal: cores.core1Steal,
     generatorShort: r.sent < KEPT_UP * rate * r.duration_s,
-    contended: other + steal > CONTENDED,
+    contended: cores.contended,
   };
   return { step, nextSource: r.next_source };
 }
@@ -529,7 +264,7 @@ async function runServer(name: ServerName, rates: number[], opts: Options): Prom
     const port = await freePort();
     run.command = pinned(SERVER_CPU, launchFor(name, port, dir).argv, opts.nice).join(" ");
     log(`${name}: starting (${run.command})`);
-    server = await startServer(name, port, dir, opts.nice);
+    server = await startServer(name, launchFor(name, port, dir), port, opts.nice);
     // Sources continue from step to step, so no address repeats within a server's whole ladder
     // (16.6M addresses; see ntpload.c).
     let source = 0;
@@ -575,14 +310,6 @@ async function runServer(name: ServerName, rates: number[], opts: Options): Prom
 }
 
 // ---- report ----------------------------------------------------------------------------------------------
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
-}
-
-function pct(x: number): string {
-  return `${Math.round(x * 100)}%`;
-}
 
 /** Markers: g = the generator sent less than offered; d = replies lost at the generator's socket;
  *  c = other processes or the hypervisor took core 0 during the step. */
@@ -685,12 +412,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (process.platform !== "linux")
-    throw new BenchError("ERR_BENCH_PLATFORM", "the benchmark needs Linux (taskset, /proc)");
-  if (os.cpus().length < 2)
-    throw new BenchError("ERR_BENCH_CORES", "the benchmark needs two cores: server and generator");
-  if (!tryRun("taskset", ["-V"]))
-    throw new BenchError("ERR_BENCH_TASKSET", "taskset (util-linux) is missing");
+  checkMachine();
   if (opts.nice && process.getuid?.() !== 0) {
     log("not root: running without nice -20 (other processes may then take turns on the measured cores)");
     opts.nice = false;
