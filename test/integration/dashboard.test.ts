@@ -1,15 +1,17 @@
 // The dashboard (docs/monitoring.md) end to end: a real server on loopback under real NTP traffic from
 // several 127/8 addresses (a flooder that the call-gap gaps and kisses, a steady client, a refused one),
-// Debian's Chromium driven headless by playwright-core. The page must show the numbers moving, the flooder
-// at the top of the talkers, the chart drawn, and a blocklist entry removed by its button (and one added by
-// the form); it must load nothing from anywhere else and log no error (a CSP violation would). A screenshot
-// is kept in test-artifacts/dashboard.png.
+// Debian's Chromium driven headless by playwright-core. The page must show the numbers moving, overload
+// control's panel (not past the redline, with its figures), the flooder at the top of the talkers, the chart
+// drawn, and a blocklist entry removed by its button (and one added by the form); it must load nothing from
+// anywhere else and log no error (a CSP violation would). A screenshot is kept in
+// test-artifacts/dashboard.png.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { POOLS } from "../../src/defence/overload.ts";
 import { sendFrom, waitUntil } from "../helpers/monitor.ts";
 import { freeUdpPort, killAllPeers, type Ntpshield, REPO_ROOT, startNtpshield } from "../helpers/peers.ts";
 
@@ -19,6 +21,8 @@ const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Each worker's redline: far above the test's traffic, so the server never passes it. */
+const REDLINE = 100_000;
 
 /** A number shown by the page ("1,234 total", "12.5", "-" = none yet -> NaN). */
 async function shown(page: Page, selector: string): Promise<number> {
@@ -49,6 +53,8 @@ describe("dashboard in headless Chromium", () => {
         "[[acl.rule]]",
         'address = "127.0.0.54"',
         'flags = ["noserve"]',
+        "[overload]",
+        `redline = ${REDLINE}`,
       ].join("\n"),
     });
     base = server.httpUrl!;
@@ -74,7 +80,9 @@ describe("dashboard in headless Chromium", () => {
     await server?.stop();
   });
 
-  test("shows the traffic live, and removes and adds blocklist entries", { timeout: 60_000 }, async () => {
+  test("shows the traffic live and overload control's state, and removes and adds blocklist entries", {
+    timeout: 60_000,
+  }, async () => {
     const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
     const foreign: string[] = [];
@@ -108,6 +116,55 @@ describe("dashboard in headless Chromium", () => {
       onPage > 0 && onPage <= stats.packets.received,
       `page ${onPage}, server ${stats.packets.received}`,
     );
+
+    // Overload control's panel: not past the redline (no badge), the configured redline, and the last
+    // second's demand by class with nothing withheld. The redline is the sum over the workers that saw
+    // packets in the last second: the kernel may have sent this traffic to one of the two or to both.
+    assert.equal(await page.isVisible("#overload"), true);
+    await waitUntil("the redline shown", async () => {
+      const text = (await page.textContent("#overload-redline")) ?? "";
+      return (
+        text === `${REDLINE.toLocaleString("en")} requests/s` ||
+        text === `${(2 * REDLINE).toLocaleString("en")} requests/s`
+      );
+    });
+    await waitUntil(
+      "some demand shown (the leak's answers to the flooder, the steady client's)",
+      async () => (await shown(page, "#overload-demand-known")) > 0,
+    );
+    // One reading of the whole panel (the page updates it all at once, between two refreshes).
+    const panel = (await page.evaluate(`(() => {
+      const t = (id) => document.getElementById(id).textContent;
+      const classes = ["mice", "known", "new"];
+      return {
+        active: t("overload-active"),
+        badgeHidden: document.getElementById("overload-badge").hidden,
+        demand: t("overload-demand"),
+        entered: t("overload-entered"),
+        byClass: classes.map((c) => [t("overload-demand-" + c), t("overload-pools-" + c), t("overload-withheld-" + c)]),
+      };
+    })()`)) as { active: string; badgeHidden: boolean; demand: string; entered: string; byClass: string[][] };
+    const p = JSON.stringify(panel);
+    assert.equal(panel.active, "no", p);
+    assert.equal(panel.badgeHidden, true, p);
+    assert.equal(panel.entered, "0", p);
+    const demands = panel.byClass.map((c) => Number(c[0]!.replace(/,/g, "")));
+    assert.ok(
+      demands.every((d) => Number.isInteger(d) && d >= 0),
+      p,
+    );
+    assert.equal(panel.demand, `${demands.reduce((a, b) => a + b, 0).toLocaleString("en")} requests/s`, p);
+    assert.deepEqual(
+      panel.byClass.map((c) => c.slice(1)),
+      [0, 1, 2].map(() => [`0 of ${POOLS}`, "0"]),
+      p,
+    );
+    const api = (await (await fetch(`${base}/api/stats`)).json()) as {
+      overload: { overloaded: boolean; entered: number; withheld: number[] };
+    };
+    assert.equal(api.overload.overloaded, false);
+    assert.equal(api.overload.entered, 0);
+    assert.deepEqual(api.overload.withheld, [0, 0, 0]);
 
     // The flooder tops the talkers, flagged as rate-limited or kissed.
     await waitUntil("127.0.0.51 at the top of the talkers", async () => {

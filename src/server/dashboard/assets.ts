@@ -1,6 +1,7 @@
 // The live dashboard served at / of the monitoring endpoint (docs/monitoring.md): served, gapped, KoD and
-// denied packets per second as a chart, the top talkers of the MRU list (paper §5's elephants), and the
-// blocklist (paper §11) with a remove button. Everything it needs is here and is served by ntpshield itself:
+// denied packets per second as a chart, overload control's state (paper §12: past the redline or not, the
+// last second's demand and what is withheld, by class), the top talkers of the MRU list (paper §5's
+// elephants), and the blocklist (paper §11) with a remove button. Everything it needs is here and is served by ntpshield itself:
 // no CDN, no front-end package, no build step; the page works on an air-gapped host.
 //
 // The three assets are strings so that they travel with the compiled package (the build compiles .ts files
@@ -10,7 +11,10 @@
 // the difference between two readings and the server's own clock (takenAt), so a late timer does not
 // distort the rate.
 //
-// The client script is plain ES2020 in a template literal: it must contain no backquote and no "${".
+// The client script is plain ES2020 in a template literal: it must contain no backquote, and no "${" but the
+// one that puts in the number of pools per class (src/defence/overload.ts), so the page cannot disagree.
+
+import { POOLS } from "../../defence/overload.ts";
 
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -27,6 +31,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span id="server" class="dim"></span>
   <span id="clock" class="dim"></span>
   <span id="uptime" class="dim"></span>
+  <span id="overload-badge" class="badge" hidden>overload: past the redline</span>
   <span id="status" class="status offline">connecting</span>
 </header>
 <main>
@@ -45,6 +50,25 @@ export const DASHBOARD_HTML = `<!doctype html>
       <span class="key kod">KoD</span><span class="key denied">denied</span>
     </div>
     <canvas id="chart" width="960" height="260" role="img" aria-label="packets per second"></canvas>
+  </section>
+  <section id="overload" aria-label="overload control">
+    <h2>Overload control <span class="dim">(paper §12: past the redline, mice first, the rest withheld by rotating pools)</span></h2>
+    <div class="overload">
+      <dl>
+        <dt>past the redline</dt><dd id="overload-active">-</dd>
+        <dt>redline</dt><dd id="overload-redline">-</dd>
+        <dt>demand (last second)</dt><dd id="overload-demand">-</dd>
+        <dt>times entered</dt><dd id="overload-entered">-</dd>
+      </dl>
+      <table id="overload-classes">
+        <thead><tr><th>class</th><th class="num">demand (last second)</th><th class="num">pools withheld</th><th class="num">requests withheld</th></tr></thead>
+        <tbody>
+          <tr data-class="mice"><td>mice</td><td class="num" id="overload-demand-mice">-</td><td class="num" id="overload-pools-mice">-</td><td class="num" id="overload-withheld-mice">-</td></tr>
+          <tr data-class="known"><td>known</td><td class="num" id="overload-demand-known">-</td><td class="num" id="overload-pools-known">-</td><td class="num" id="overload-withheld-known">-</td></tr>
+          <tr data-class="new"><td>new</td><td class="num" id="overload-demand-new">-</td><td class="num" id="overload-pools-new">-</td><td class="num" id="overload-withheld-new">-</td></tr>
+        </tbody>
+      </table>
+    </div>
   </section>
   <div class="columns">
     <section aria-label="top talkers">
@@ -88,6 +112,14 @@ main { padding: 0 1.2em 1.2em; }
 .status { margin-left: auto; padding: 0.1em 0.6em; border-radius: 1em; font-size: 0.85em; }
 .status.live { background: #1f3d2a; color: var(--served); }
 .status.offline { background: #3d1f1f; color: var(--denied); }
+.badge { padding: 0.1em 0.6em; border-radius: 1em; font-size: 0.85em; background: #3d2a1f; color: var(--kod); font-weight: bold; }
+[hidden] { display: none !important; }
+.overload { display: grid; grid-template-columns: minmax(260px, 1fr) 2fr; gap: 1.2em; align-items: start; }
+.overload dl { display: grid; grid-template-columns: auto 1fr; gap: 0.3em 1em; margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 0.6em 0.8em; }
+.overload dt { color: var(--dim); }
+.overload dd { margin: 0; font-variant-numeric: tabular-nums; }
+.overload dd.over { color: var(--kod); font-weight: bold; }
+@media (max-width: 720px) { .overload { grid-template-columns: 1fr; } }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 0.8em; margin-top: 1em; }
 .card { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 0.6em 0.8em; border-top: 3px solid var(--accent); }
 .card.served { border-top-color: var(--served); }
@@ -131,6 +163,8 @@ export const DASHBOARD_JS = `"use strict";
     { key: "kod", color: "#f0883e" },
     { key: "denied", color: "#f85149" }
   ];
+  var CLASSES = ["mice", "known", "new"];
+  var POOLS = ${POOLS};
   var history = [];
   var previous = null;
   var tick = 0;
@@ -209,6 +243,7 @@ export const DASHBOARD_JS = `"use strict";
       }
       setText("mru-size", fmtInt(s.mru.size));
       setText("mru-capacity", "of " + fmtInt(s.mru.capacity));
+      showOverload(s.overload);
       blocklistEnabled = s.blocklist.enabled;
       if (previous) {
         history.push(point);
@@ -220,6 +255,26 @@ export const DASHBOARD_JS = `"use strict";
       st.className = "status live";
       draw();
     });
+  }
+
+  // Overload control (src/defence/overload.ts): absent from the answer of a server without it.
+  function showOverload(o) {
+    $("overload").hidden = !o;
+    $("overload-badge").hidden = !(o && o.overloaded);
+    if (!o) return;
+    setText("overload-active", o.overloaded ? "yes" : "no");
+    $("overload-active").className = o.overloaded ? "over" : "";
+    setText("overload-redline", o.capacity > 0 ? fmtInt(o.capacity) + " requests/s" : "not known yet");
+    setText("overload-entered", fmtInt(o.entered));
+    var demand = 0;
+    for (var i = 0; i < CLASSES.length; i++) {
+      var c = CLASSES[i];
+      demand += o.demand[i] || 0;
+      setText("overload-demand-" + c, fmtInt(o.demand[i] || 0));
+      setText("overload-pools-" + c, (o.withheldPools[i] || 0) + " of " + POOLS);
+      setText("overload-withheld-" + c, fmtInt(o.withheld[i] || 0));
+    }
+    setText("overload-demand", fmtInt(demand) + " requests/s");
   }
 
   function cell(row, text, cls) {
