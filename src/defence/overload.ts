@@ -364,22 +364,33 @@ export const AUTO_REDLINE = Object.freeze({
   raise: 1.05,
   /** Batches this full, on average, mean the worker no longer keeps up. */
   fullBatches: 0.5,
+  /** A cut helped if the next second's drops are below this share of the last one's. */
+  helped: 0.75,
 });
 
 /**
- * The automatic redline of one worker (requests per second), from what it measured over the last second,
- * cut sharply and raised slowly, as a congestion window is. A worker that is saturated (the
- * kernel dropped requests, or its batches come back full) answers at most what it just managed, less a
- * margin, so the queue drains and the requests it does take are the ones the classes choose rather than
- * the ones the kernel happened to keep. A worker past its redline but no longer saturated probes upward.
- * Returns 0 (no redline) until the first saturated second: a server that never saturates is never limited.
- * Pure.
+ * The automatic redline of one worker (requests per second), from what it measured over the last second and
+ * the second before, cut sharply and raised slowly, as a congestion window is. A worker that is saturated
+ * (the kernel dropped requests, or its batches come back full) answers at most what it just managed, less a
+ * margin, so the queue drains and the requests it does take are the ones the classes choose rather than the
+ * ones the kernel happened to keep. But answers are only part of a request's cost: when a cut did not
+ * lessen the drops (they fell by less than a quarter), the worker is bound by what it receives, not by
+ * what it answers, and cutting again would only starve the clients it can serve; the redline then holds.
+ * A worker past its redline but no longer saturated probes upward. Returns 0 (no redline) until the first
+ * saturated second: a server that never saturates is never limited. Pure.
  */
-export function nextAutoRedline(redline: number, second: WorkerSecond, overloaded: boolean): number {
+export function nextAutoRedline(
+  redline: number,
+  second: WorkerSecond,
+  overloaded: boolean,
+  before?: WorkerSecond,
+): number {
   const saturated = second.kernelDrops > 0 || second.fullBatches >= AUTO_REDLINE.fullBatches;
   if (saturated) {
     const cut = Math.max(1, Math.floor(second.answered * AUTO_REDLINE.cut));
-    return redline === 0 ? cut : Math.min(redline, cut);
+    if (redline === 0) return cut;
+    const helped = before === undefined || second.kernelDrops < before.kernelDrops * AUTO_REDLINE.helped;
+    return helped ? Math.min(redline, cut) : redline;
   }
   if (redline > 0 && overloaded) return Math.ceil(redline * AUTO_REDLINE.raise);
   return redline;

@@ -31,7 +31,7 @@ import {
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { formatAddressKey, parseAddressKey } from "../defence/address-key.ts";
-import { nextAutoRedline } from "../defence/overload.ts";
+import { nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
 import {
@@ -114,7 +114,7 @@ function measureSecond(): void {
   const drops = native ? native.kernelDrops() : 0;
   const full = native ? native.takeBatchFill() : 0;
   const seconds = (now - lastSecond.at) / 1000;
-  const second = {
+  const second: WorkerSecond = {
     processed: (processed - lastSecond.processed) / seconds,
     answered: (answered - lastSecond.answered) / seconds,
     kernelDrops: drops - lastSecond.drops,
@@ -124,11 +124,14 @@ function measureSecond(): void {
   lastSecond.processed = processed;
   lastSecond.answered = answered;
   lastSecond.drops = drops;
+  const before = previousSecond;
+  previousSecond = second;
   if (!overloadSettings.enabled || overloadSettings.redline > 0 || seconds <= 0) return;
   const o = defences.overload;
-  const next = nextAutoRedline(o.redline, second, o.overloaded);
+  const next = nextAutoRedline(o.redline, second, o.overloaded, before);
   if (next !== o.redline) o.setRedline(next);
 }
+let previousSecond: WorkerSecond | undefined;
 const redlineTimer = setInterval(measureSecond, REDLINE_EVERY_MS);
 
 function post(msg: FromWorker): void {

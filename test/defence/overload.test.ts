@@ -204,6 +204,17 @@ describe("the automatic redline (a worker's own measure of what it can carry)", 
     assert.equal(nextAutoRedline(10_000, dropped, true), 10_000);
   });
 
+  test("a cut that did not lessen the drops is not repeated: the worker is bound by what it receives", () => {
+    const first = { processed: 120_000, answered: 60_000, kernelDrops: 8000, fullBatches: 1 };
+    assert.equal(nextAutoRedline(0, first, false), 51_000);
+    // Answering 51,000 instead of 60,000 left the drops where they were: hold, do not starve the served.
+    const same = { processed: 121_000, answered: 51_000, kernelDrops: 7900, fullBatches: 1 };
+    assert.equal(nextAutoRedline(51_000, same, true, first), 51_000);
+    // Had the drops halved, the cut was the right medicine: cut again.
+    const better = { ...same, kernelDrops: 3000 };
+    assert.equal(nextAutoRedline(51_000, better, true, first), 43_350);
+  });
+
   test("past the redline without saturation it probes upward; below it, it stays", () => {
     assert.equal(nextAutoRedline(40_000, quiet, true), 42_000);
     assert.equal(nextAutoRedline(40_000, quiet, false), 40_000);
