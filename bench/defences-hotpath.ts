@@ -6,6 +6,8 @@
 //   repeat      10,000 clients polling every 64 s: MRU hits, call-gap passes
 //   elephants   1,000 clients asking 10 times a second: call-gap, KoD limiter, drops
 //   acl-1000    new-client with 1,000 access rules (IPv4 /24s and IPv6 /48s) on top
+//   ipv6-roam   10,000 IPv6 hosts polling every 64 s, each from a new address of its /64 every time: the
+//               source masked to its /64 ([mru] ipv6-prefix) on every packet, MRU hits
 //
 // Prints one JSON line per case: nanoseconds per packet, heap growth per packet over the measured run, and
 // the garbage collections that happened during it (none: the path allocated too little to fill even the
@@ -64,7 +66,7 @@ function aclToml(rules: number): string {
   return `${lines.join("\n")}\n`;
 }
 
-type Source = (i: number) => void; // sets the source address (key[3]) of packet i
+type Source = (i: number) => void; // sets the source address (key[3], or all four words) of packet i
 
 interface Case {
   name: string;
@@ -135,6 +137,18 @@ const cases: Case[] = [
     rate: 100_000,
     source: (i) => {
       key[3] = 0x0a000000 + i;
+    },
+  },
+  // Last: it writes all four words. 2001:db8:0:N::/64 for N < 10,000, the low 64 bits new every packet.
+  {
+    name: "ipv6-roam",
+    toml: "",
+    rate: 10_000 / 64,
+    source: (i) => {
+      key[0] = 0x20010db8;
+      key[1] = i % 10_000;
+      key[2] = i ^ 0x5a5a5a5a;
+      key[3] = i;
     },
   },
 ];

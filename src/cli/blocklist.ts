@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { CodedError } from "../base/errors.ts";
 import { parseDuration } from "../config/fields.ts";
 import { ConfigError, loadConfigFile } from "../config/index.ts";
-import { BlocklistError, canonicalAddress } from "../defence/blocklist.ts";
+import { BlocklistError, canonicalAddress, canonicalEntry } from "../defence/blocklist.ts";
 import {
   type BlocklistEntry,
   BlocklistStore,
@@ -21,7 +21,7 @@ export const BLOCKLIST_USAGE = `usage: ntpshield blocklist list [--json] (--conf
 
   list        one entry a line: address, reason, added, expiry, hits, source (--json: a JSON array)
   add         block ADDR (IPv4 or IPv6) for --duration (seconds, or "15m", "12h", "7d"; 0 or none = for ever)
-  remove      unblock ADDR
+  remove      unblock ADDR (an address, or a prefix the server blocked, as list shows it: 2001:db8:1:2::/64)
   --config    the server's configuration file: its [blocklist] path is used
   --db        the blocklist database file itself, instead of --config
   --wait      seconds to wait for a database another process is writing (default 5)`;
@@ -157,8 +157,14 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
         throw new UsageError(`--wait must be 0 to 3600 seconds, got ${JSON.stringify(values.wait)}`);
       waitMs = Math.round(s * 1000);
     }
-    // Check the address before touching any file, so a typo never creates a database.
-    const canonical = address === undefined ? undefined : canonicalAddress(address);
+    // Check the address before touching any file, so a typo never creates a database. An entry is added by
+    // address; removing also takes a prefix, since the server's automatic entries may be prefixes.
+    const canonical =
+      address === undefined
+        ? undefined
+        : action === "add"
+          ? canonicalAddress(address)
+          : canonicalEntry(address);
     let expiresMs: number | null = null;
     if (values.duration !== undefined) {
       const s = durationSeconds(values.duration);

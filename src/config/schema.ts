@@ -174,7 +174,7 @@ export const SCHEMA = {
       default: 64 * 1024 ** 2,
       restart: true,
       description:
-        "Bytes the MRU list may take (about 93 a record); the smaller of this and `max-entries` wins.",
+        "Bytes the MRU list may take (about 110 a record); the smaller of this and `max-entries` wins.",
     }),
     "max-age": duration({
       min: 0,
@@ -192,6 +192,22 @@ export const SCHEMA = {
       description:
         "Probability that a newcomer is admitted to a full list whose oldest record is younger than `max-age` " +
         "(the paper's sampling).",
+    }),
+    "ipv4-prefix": int({
+      min: 8,
+      max: 32,
+      default: 32,
+      description:
+        "IPv4 clients are known by this prefix of their address (record, call-gap, KoD, automatic blocklist " +
+        "entry); 32 = each address.",
+    }),
+    "ipv6-prefix": int({
+      min: 16,
+      max: 128,
+      default: 64,
+      description:
+        "IPv6 clients are known by this prefix: 64 = one subnet, which one host may own and roam at will; " +
+        "128 = each address.",
     }),
   },
   // Paper §12: the call-gap, with the paper's numbers (2 s, 5 s), a start-up burst allowance (Rule 2) and a

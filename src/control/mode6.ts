@@ -70,6 +70,11 @@ export interface ControlContext {
   mru: MruList | null;
   /** Seconds added to the MRU list's times to make Unix seconds (0: src/core/defences.ts records Unix s). */
   mruTimeOffsetS?: number;
+  /**
+   * Writes into `out` the MRU key of a client at `address`: the prefix the server knows it by
+   * (Defences.clientKeyOf), so that an address ntpq quotes finds its record. Default: the address itself.
+   */
+  mruClientKey?: (address: Uint32Array, out: Uint32Array) => void;
   /** Nonces for the READ_MRU handshake; one per thread, all on the same secret. */
   nonces: NonceKeeper;
   /** Whether loopback sources count as proven (default true; false applies the size rule to them too). */
@@ -266,6 +271,6 @@ function readMru(
       proven: true,
     };
   }
-  const r = readMruList(q, ctx.mru, nowMs, ctx.mruTimeOffsetS ?? 0, fresh);
+  const r = readMruList(q, ctx.mru, nowMs, ctx.mruTimeOffsetS ?? 0, fresh, ctx.mruClientKey);
   return { reply: typeof r === "number" ? r : fragmentReply(h, textBytes(r.text)), proven: true };
 }

@@ -7,6 +7,10 @@
 // - A reply carries rows oldest first: addr.N (address:port), last.N and first.N (l_fp hex), ct.N (packets),
 //   mv.N (the last packet's version << 3 | mode, hex), rs.N (restriction bits, hex), dr.N (packets dropped
 //   or kissed); N counts from 0 in each reply. It opens with a fresh `nonce=` for the next round.
+// - A client known by a prefix shorter than its address ([mru] ipv6-prefix, docs/defences-mru.md) is one
+//   row: addr.N is the last address seen (ntpq reads it as an address and a port, and quotes it back), and
+//   pfx.N, a tag ntpq passes over, says the prefix length (64 for 2001:db8:1:2::/64). An address ntpq quotes
+//   finds its record through the same prefix.
 // - The walk runs from the oldest record toward the newest. A record touched meanwhile moves to the newest
 //   end, ahead of the walk, and is met again later with its new times; ntpq keeps, per address, the row
 //   with the latest last.N. Walking the other way would miss it.
@@ -43,7 +47,14 @@ import {
   R_KISS_RSTR,
   R_SERVED_LEAK,
 } from "../core/reasons.ts";
-import { formatAddressKey, isIPv4Key, KEY_WORDS, parseAddressKey } from "../defence/address-key.ts";
+import {
+  formatAddressKey,
+  isIPv4Key,
+  KEY_BITS,
+  KEY_WORDS,
+  parseAddressKey,
+  prefixLengthOf,
+} from "../defence/address-key.ts";
 import type { MruList } from "../defence/mru.ts";
 import { CERR_BADFMT, CERR_UNKNOWNVAR, CTL_MAX_DATA, lfpText, type RequestVar, VarText } from "./codec.ts";
 
@@ -199,7 +210,12 @@ export function parseMruRequest(vars: readonly RequestVar[]): MruRequest | numbe
 /** Rows copied out of the list under its lock. */
 class Rows {
   n = 0;
+  /** The record's key (the client: an address or a prefix). */
   readonly keys: Uint32Array;
+  /** The last source address seen, shown as addr.N. */
+  readonly sources: Uint32Array;
+  /** The record's prefix length in key bits (KEY_BITS: the whole address, no pfx.N). */
+  readonly bits: Uint8Array;
   readonly first: Float64Array;
   readonly last: Float64Array;
   readonly count: Uint32Array;
@@ -210,6 +226,8 @@ class Rows {
 
   constructor(capacity: number) {
     this.keys = new Uint32Array(capacity * KEY_WORDS);
+    this.sources = new Uint32Array(capacity * KEY_WORDS);
+    this.bits = new Uint8Array(capacity);
     this.first = new Float64Array(capacity);
     this.last = new Float64Array(capacity);
     this.count = new Uint32Array(capacity);
@@ -225,7 +243,11 @@ class Rows {
 
   copy(mru: MruList, r: number, rs: number): void {
     const i = this.n++;
-    for (let w = 0; w < KEY_WORDS; w++) this.keys[i * KEY_WORDS + w] = mru.keys[r * KEY_WORDS + w]!;
+    for (let w = 0; w < KEY_WORDS; w++) {
+      this.keys[i * KEY_WORDS + w] = mru.keys[r * KEY_WORDS + w]!;
+      this.sources[i * KEY_WORDS + w] = mru.sources[r * KEY_WORDS + w]!;
+    }
+    this.bits[i] = mru.prefixBits[r]!;
     this.first[i] = mru.firstSeen[r]!;
     this.last[i] = mru.lastSeen[r]!;
     this.count[i] = mru.count[r]!;
@@ -266,7 +288,8 @@ export interface MruReplyText {
 
 /**
  * Builds the reply to one READ_MRU round. `nowMs` is the server's clock (Unix ms); `offsetS` turns the
- * list's times into Unix seconds; `nonce` is the fresh nonce the reply opens with.
+ * list's times into Unix seconds; `nonce` is the fresh nonce the reply opens with; `clientKey` turns an
+ * address ntpq names into the key of its record (its prefix; default: the address itself).
  */
 export function readMruList(
   q: MruRequest,
@@ -274,7 +297,16 @@ export function readMruList(
   nowMs: number,
   offsetS: number,
   nonce: string,
+  clientKey?: (address: Uint32Array, out: Uint32Array) => void,
 ): MruReplyText | number {
+  if (clientKey !== undefined) {
+    for (const m of q.marks) {
+      if (m.key === undefined) continue;
+      const k = new Uint32Array(KEY_WORDS);
+      clientKey(m.key, k);
+      m.key = k;
+    }
+  }
   const nowS = nowMs / 1000;
   const budget = (q.frags ?? MRU_MAX_FRAGS) * CTL_MAX_DATA;
   // limit=1 with bare addr.N: just those clients (ntpq's manual), at most one row each.
@@ -303,10 +335,13 @@ export function readMruList(
     const newest = mru.newestLocked();
     if (newest >= 0) newestLast = mru.lastSeen[newest]!;
     if (named) {
+      const listed: number[] = []; // two addresses of one prefix name one record: one row
       for (const m of q.marks) {
         if (m.key === undefined || rows.full) continue;
         const r = mru.lookupLocked(m.key);
-        if (r >= 0) rows.copy(mru, r, restrictionBits(mru.lastReason[r]!));
+        if (r < 0 || listed.includes(r)) continue;
+        listed.push(r);
+        rows.copy(mru, r, restrictionBits(mru.lastReason[r]!));
       }
       complete = true;
     } else {
@@ -386,9 +421,10 @@ export function readMruList(
 }
 
 function rowItems(rows: Rows, i: number, lower: (s: number) => number): string[] {
-  const address = formatAddressKey(rows.keys, i * KEY_WORDS);
-  const host = isIPv4Key(rows.keys, i * KEY_WORDS) ? address : `[${address}]`;
-  return [
+  const address = formatAddressKey(rows.sources, i * KEY_WORDS);
+  const host = isIPv4Key(rows.sources, i * KEY_WORDS) ? address : `[${address}]`;
+  const bits = rows.bits[i]!;
+  const items = [
     `addr.${i}=${host}:${rows.port[i]}`,
     `last.${i}=${lfpText(lower(rows.last[i]!))}`,
     `first.${i}=${lfpText(lower(rows.first[i]!))}`,
@@ -397,4 +433,6 @@ function rowItems(rows: Rows, i: number, lower: (s: number) => number): string[]
     `rs.${i}=0x${rows.rs[i]!.toString(16)}`,
     `dr.${i}=${rows.dropped[i]}`,
   ];
+  if (bits < KEY_BITS) items.push(`pfx.${i}=${prefixLengthOf(rows.keys, bits, i * KEY_WORDS)}`);
+  return items;
 }

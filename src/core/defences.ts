@@ -3,6 +3,10 @@
 //   access list `ignore` (§10) -> blocklist (§11) -> packet checks and mode (RFC 5905) -> MRU update (§5)
 //   -> access list `noserve` (§10) -> call-gap (§12) -> KoD limiter (§11) -> overload control (§12) -> reply
 //
+// A client is its source's prefix where addresses are cheap: IPv4 /32 and IPv6 /64 by default ([mru]
+// ipv4-prefix, ipv6-prefix). The access list and the blocklist look at the whole source address; the MRU
+// record, the call-gap, the KoD limiter and an automatic blocklist entry use the prefix (docs/defences-mru.md).
+//
 // Each packet ends in exactly one reason (src/core/reasons.ts). Pure like decide.ts: the time comes in as an
 // argument and nothing is allocated per packet; the only shared state is the MRU list and the KoD limiter
 // (SharedArrayBuffers, so that a client spread over several worker threads has one record) and this
@@ -26,7 +30,7 @@ import {
   type AclTable,
   parseAclRules,
 } from "../defence/acl.ts";
-import { hashKeyWords } from "../defence/address-key.ts";
+import { hashKeyWords, isIPv4Key, KEY_BITS, maskKey } from "../defence/address-key.ts";
 import { Blocklist } from "../defence/blocklist.ts";
 import { type CallGapConfig, callGap, createCallGap, GAP_PASS_LEAK, isGapped } from "../defence/callgap.ts";
 import { KOD_SEND, KodLimiter } from "../defence/kod-limiter.ts";
@@ -99,6 +103,10 @@ export interface DefenceSettings {
     readonly maxMemory: number;
     readonly maxAge: number;
     readonly admitProbability: number;
+    /** Prefix length by which IPv4 clients are known (8-32; 32 = each address). */
+    readonly ipv4Prefix: number;
+    /** Prefix length by which IPv6 clients are known (16-128; 64 = one subnet, what one host may own). */
+    readonly ipv6Prefix: number;
   };
   readonly callgap: {
     readonly enabled: boolean;
@@ -140,6 +148,9 @@ interface Live {
   overloadEnabled: boolean;
   /** Seconds of averaged interval from which a never-gapped client is a mouse. */
   mouseInterval: number;
+  /** The client prefix lengths in key bits: 96 + [mru] ipv4-prefix for IPv4 (mapped) sources, ipv6-prefix. */
+  ipv4Bits: number;
+  ipv6Bits: number;
 }
 
 function liveOf(settings: DefenceSettings): Live {
@@ -164,6 +175,8 @@ function liveOf(settings: DefenceSettings): Live {
     blockDurationMs: settings.blocklist.duration * 1000,
     overloadEnabled: settings.overload.enabled,
     mouseInterval: settings.overload.mouseInterval,
+    ipv4Bits: 96 + settings.mru.ipv4Prefix,
+    ipv6Bits: settings.mru.ipv6Prefix,
   };
 }
 
@@ -190,11 +203,15 @@ export class Defences {
   readonly newBlockKeys = new Uint32Array(NEW_BLOCKS_MAX * 4);
   readonly newBlockExpiry = new Float64Array(NEW_BLOCKS_MAX);
   readonly newBlockKods = new Uint32Array(NEW_BLOCKS_MAX);
+  /** Their prefix lengths in key bits (128: one address). */
+  readonly newBlockBits = new Uint8Array(NEW_BLOCKS_MAX);
   newBlockCount = 0;
   /** Blocks that did not fit in the queue before it was drained (still blocked here, not persisted). */
   newBlocksLost = 0;
   /** "now" of the packet being decided, Unix ms (decideNow reads it; see there). */
   readonly time = new Float64Array(1);
+  /** The client key of the packet being decided when shorter than its source: the source masked. */
+  readonly clientKey = new Uint32Array(4);
 
   private constructor(
     mru: MruList,
@@ -261,9 +278,10 @@ export class Defences {
   }
 
   /**
-   * Applies a reloaded configuration's live settings (access list, call-gap, KoD and blocklist switches).
-   * The KoD limits are shared: any thread's reconfigure changes them for all. The MRU list's size is fixed
-   * at start.
+   * Applies a reloaded configuration's live settings (access list, call-gap, KoD and blocklist switches,
+   * client prefix lengths). The KoD limits are shared: any thread's reconfigure changes them for all. The
+   * MRU list's size is fixed at start. Records made under other prefix lengths stay until they age out;
+   * the clients' packets make new records under the new ones.
    */
   reconfigure(settings: DefenceSettings): void {
     this.live = liveOf(settings);
@@ -276,7 +294,17 @@ export class Defences {
     this.overload.setRedline(o.redline);
   }
 
-  private queueBlock(key: Uint32Array, expiresMs: number, kods: number): void {
+  /**
+   * The key by which a client at `source` is known (its prefix, docs/defences-mru.md), written into `out`;
+   * returns the prefix length in key bits. For lookups by address off the per-packet path (ntpq's mrulist).
+   */
+  clientKeyOf(source: Uint32Array, out: Uint32Array): number {
+    const bits = isIPv4Key(source) ? this.live.ipv4Bits : this.live.ipv6Bits;
+    maskKey(source, bits, out);
+    return bits;
+  }
+
+  private queueBlock(key: Uint32Array, expiresMs: number, kods: number, bits: number): void {
     const n = this.newBlockCount;
     if (n >= NEW_BLOCKS_MAX) {
       this.newBlocksLost++;
@@ -289,13 +317,22 @@ export class Defences {
     this.newBlockKeys[o + 3] = key[3]!;
     this.newBlockExpiry[n] = expiresMs;
     this.newBlockKods[n] = kods;
+    this.newBlockBits[n] = bits;
     this.newBlockCount = n + 1;
   }
 
-  /** Calls `fn` for each address blocked since the last call, then empties the queue. Allocates (rare). */
-  drainNewBlocks(fn: (key: Uint32Array, expiresMs: number, kods: number) => void): void {
+  /**
+   * Calls `fn` for each address or prefix (`bits`: its length in key bits, 128 for an address) blocked since
+   * the last call, then empties the queue. Allocates (rare).
+   */
+  drainNewBlocks(fn: (key: Uint32Array, expiresMs: number, kods: number, bits: number) => void): void {
     for (let i = 0; i < this.newBlockCount; i++) {
-      fn(this.newBlockKeys.slice(i * 4, i * 4 + 4), this.newBlockExpiry[i]!, this.newBlockKods[i]!);
+      fn(
+        this.newBlockKeys.slice(i * 4, i * 4 + 4),
+        this.newBlockExpiry[i]!,
+        this.newBlockKods[i]!,
+        this.newBlockBits[i]!,
+      );
     }
     this.newBlockCount = 0;
   }
@@ -345,17 +382,28 @@ export class Defences {
     const nowS = nowMs / 1000;
     mru.clock[0] = nowS;
     this.kod.clock[0] = nowS;
+    // The client: the source masked to its prefix, once per packet into this thread's scratch key (no copy
+    // when the prefix is the whole address, as IPv4 by default).
+    const bits = isIPv4Key(key) ? live.ipv4Bits : live.ipv6Bits;
+    let client = key;
+    if (bits < KEY_BITS) {
+      client = this.clientKey;
+      maskKey(key, bits, client);
+    }
     let r = -1;
     mru.lock();
     try {
       if ((flags & ACL_NOMRULIST) === 0) {
         const first = buf[0]!;
-        r = mru.touchNowLocked(key, first & 7, (first >> 3) & 7, port);
+        r = mru.touchNowLocked(client, first & 7, (first >> 3) & 7, port);
+        // A record keyed by the whole address already holds it as its source (one byte read, not five
+        // stores); a prefix's record, or one made under another prefix length before a reload, is told.
+        if (r >= 0 && (bits < KEY_BITS || mru.prefixBits[r] !== KEY_BITS)) mru.noteSourceLocked(r, key, bits);
       }
       if (served) {
-        reason = this.restrict(flags, key, r, reason, buf, state);
-        if (this.live.overloadEnabled && REASON_RESPONSE[reason] === RESPONSE_SERVED) {
-          reason = this.admit(key, r, reason);
+        reason = this.restrict(flags, client, bits, r, reason, buf, state);
+        if (live.overloadEnabled && REASON_RESPONSE[reason] === RESPONSE_SERVED) {
+          reason = this.admit(client, r, reason);
         }
       }
       if (r >= 0) mru.lastReason[r] = reason;
@@ -383,7 +431,7 @@ export class Defences {
 
   /**
    * Overload control for a request about to be answered (paper §12): its class from its MRU record, its
-   * pool from its key. Called under the MRU lock (the record's fields are read).
+   * pool from its client key (the source's prefix). Called under the MRU lock (the record's fields are read).
    */
   private admit(key: Uint32Array, r: number, reason: number): number {
     const mru = this.mru;
@@ -398,10 +446,14 @@ export class Defences {
     return ov.admitNow(klass, pool) === OVERLOAD_WITHHOLD ? R_DROP_OVERLOAD : reason;
   }
 
-  /** noserve, call-gap, KoD for a request we would serve. Called under the MRU lock. */
+  /**
+   * noserve, call-gap, KoD for a request we would serve. `key` is the client (the source's prefix of `bits`
+   * key bits). Called under the MRU lock.
+   */
   private restrict(
     flags: number,
     key: Uint32Array,
+    bits: number,
     r: number,
     reason: number,
     buf: Uint8Array,
@@ -425,8 +477,9 @@ export class Defences {
     if (live.blocklistEnabled && r >= 0 && this.mru.kods[r]! >= live.afterKods) {
       const nowMs = this.time[0]!;
       const expires = live.blockDurationMs > 0 ? nowMs + live.blockDurationMs : Number.POSITIVE_INFINITY;
-      this.blocklist.add(key, live.blockDurationMs > 0 ? expires : null);
-      this.queueBlock(key, expires, this.mru.kods[r]!);
+      // The client is blocked: its prefix where it is shorter than the address (paper §11's "KoD address").
+      this.blocklist.add(key, live.blockDurationMs > 0 ? expires : null, bits);
+      this.queueBlock(key, expires, this.mru.kods[r]!, bits);
     }
     return R_KISS_RATE;
   }

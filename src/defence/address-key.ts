@@ -186,6 +186,71 @@ export function maskIPv6Key(key: Uint32Array, prefixLength: number): void {
   }
 }
 
+/** Bits in a key; a prefix length in key bits runs 0..KEY_BITS (an IPv4 /n is 96 + n, inside ::ffff:0:0/96). */
+export const KEY_BITS = 128;
+
+/**
+ * Writes the first `bits` bits of `key` into `out` and zeroes the rest (`out` may be `key`). Per-client
+ * state is keyed by the source's prefix where addresses are cheap (an IPv6 host owns its /64 and picks a new
+ * address in it at will, docs/defences-mru.md): this makes that key once per packet. Allocates nothing.
+ */
+export function maskKey(key: Uint32Array, bits: number, out: Uint32Array): void {
+  for (let w = 0; w < KEY_WORDS; w++) {
+    const keep = bits - w * 32;
+    if (keep >= 32) out[w] = key[w]!;
+    else if (keep <= 0) out[w] = 0;
+    else out[w] = key[w]! & ~(0xffffffff >>> keep);
+  }
+}
+
+/**
+ * The prefix length, in key bits, by which a client at `key` is known: 96 + `ipv4Prefix` for an IPv4
+ * (IPv4-mapped) address, `ipv6Prefix` for any other. A mapped address always takes the IPv4 length: it is
+ * one IPv4 host however the socket reported it.
+ */
+export function clientPrefixBits(key: ArrayLike<number>, ipv4Prefix: number, ipv6Prefix: number): number {
+  return isIPv4Key(key) ? 96 + ipv4Prefix : ipv6Prefix;
+}
+
+/**
+ * A prefix length in key bits as the operator writes it after the address: an IPv4 /28 is 124 bits of its
+ * mapped key and shows as 28; an IPv6 /64 is 64.
+ */
+export function prefixLengthOf(key: ArrayLike<number>, bits: number, offset = 0): number {
+  return isIPv4Key(key, offset) && bits >= 96 ? bits - 96 : bits;
+}
+
+/**
+ * The display text of a client key and its prefix length in key bits: the address alone when the prefix
+ * is the whole address (bits 128), "address/length" otherwise ("2001:db8:1:2::/64", "192.0.2.16/28").
+ * Allocates; not for the hot path.
+ */
+export function formatPrefixKey(key: ArrayLike<number>, bits: number, offset = 0): string {
+  const text = formatAddressKey(key, offset);
+  return bits >= KEY_BITS ? text : `${text}/${prefixLengthOf(key, bits, offset)}`;
+}
+
+/**
+ * Parses an address or a prefix ("192.0.2.16/28", "2001:db8:1:2::/64"; IPv4 text takes a length 0-32,
+ * IPv6 text 0-128) into `out`, masked. Returns the prefix length in key bits (128 for an address, or for a
+ * prefix as long as its address), or -1 if the text is neither, or if bits are set beyond the length (not
+ * a prefix's canonical text, which is what displays and stores write). Allocates; for tools and stores.
+ */
+export function parsePrefixKey(text: string, out: Uint32Array): number {
+  const slash = text.indexOf("/");
+  if (slash < 0) return parseAddressKey(text, out) ? KEY_BITS : -1;
+  const address = text.slice(0, slash);
+  const length = text.slice(slash + 1);
+  if (address.includes("%") || !parseAddressKey(address, out)) return -1;
+  const v4 = !address.includes(":");
+  if (!/^(?:0|[1-9][0-9]{0,2})$/.test(length) || Number(length) > (v4 ? 32 : 128)) return -1;
+  const bits = (v4 ? 96 : 0) + Number(length);
+  const masked = new Uint32Array(KEY_WORDS);
+  maskKey(out, bits, masked);
+  for (let w = 0; w < KEY_WORDS; w++) if (masked[w] !== out[w]) return -1;
+  return bits;
+}
+
 /**
  * A seeded 30-bit hash of a key's four words, for the MRU's hash table. Thirty bits so that the result is
  * always a small integer (Smi) in V8: returning a larger number from a call would box it, an allocation per

@@ -1,6 +1,7 @@
-// The most-recently-used list of clients (paper §5): one record per client address, kept in order of last
-// use from newest to oldest, bounded in entries and in bytes. It is how the server finds the elephants, and
-// it holds the per-client state the call-gap (§12) and the kiss-o'-death limiter (§11) need.
+// The most-recently-used list of clients (paper §5): one record per client (its address, or the prefix the
+// caller keys it by: docs/defences-mru.md, "A client is its prefix"), kept in order of last use from newest
+// to oldest, bounded in entries and in bytes. It is how the server finds the elephants, and it holds the
+// per-client state the call-gap (§12) and the kiss-o'-death limiter (§11) need.
 //
 // Layout. Every record lives in typed arrays over ONE SharedArrayBuffer (structure of arrays: one array per
 // field), so that all worker threads of the server see the same records: with SO_REUSEPORT or a
@@ -24,7 +25,14 @@
 // section as the touch, so that a client's concurrent packets on two threads are decided one after the
 // other.
 
-import { formatAddressKey, hashKeyWords, KEY_WORDS } from "./address-key.ts";
+import {
+  formatAddressKey,
+  formatPrefixKey,
+  hashKeyWords,
+  KEY_BITS,
+  KEY_WORDS,
+  prefixLengthOf,
+} from "./address-key.ts";
 import { DefenceError } from "./errors.ts";
 import { acquireLock, releaseLock } from "./lock.ts";
 import { createRng, RNG_RANGE, type Rng, randomU32 } from "./random.ts";
@@ -61,7 +69,7 @@ export interface MruProtection {
   maxSilence: number;
 }
 
-/** Defaults: ~9.5 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
+/** Defaults: ~11.2 MB of shared memory for 100,000 records (see docs/defences-mru.md). */
 export const MRU_DEFAULTS = Object.freeze({
   maxEntries: 100_000,
   maxMemory: 64 * 1024 * 1024,
@@ -108,7 +116,7 @@ const F_PROTECTED = 15;
 /** Protected records a newcomer may pass over at the tail before it is refused: keeps a touch O(1). */
 const PROTECT_SCAN = 4;
 const MAGIC = 0x4d525531; // "MRU1"
-const LAYOUT_VERSION = 3; // 2: the call-gap's `fast` byte; 3: protection settings in the header
+const LAYOUT_VERSION = 4; // 2: the call-gap's `fast` byte; 3: protection settings; 4: source and prefix
 
 const NIL = -1;
 const U32_MAX = 0xffffffff;
@@ -117,10 +125,11 @@ const U32_MAX = 0xffffffff;
 export const MRU_RECORD_BYTES =
   5 * 8 + // firstSeen, lastSeen, avgInterval, credit, lastKod: Float64
   KEY_WORDS * 4 + // key
+  KEY_WORDS * 4 + // source: the last address seen
   4 * 4 + // count, gapped, kods, flags: Uint32
   3 * 4 + // prev, next, chain: Int32
   2 + // port: Uint16
-  4; // mode, version, lastReason, fast: Uint8
+  5; // mode, version, lastReason, fast, prefixBits: Uint8
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -168,7 +177,12 @@ export interface MruStats {
 /** One record as plain data, for monitoring. */
 export interface MruEntry {
   index: number;
+  /** The client: its address, or "prefix/length" when it is keyed by a prefix shorter than the address. */
   address: string;
+  /** The last source address seen (the address itself when the client is keyed by its whole address). */
+  lastAddress: string;
+  /** The prefix length the client is keyed by, as written after the address (32 or 128: the whole address). */
+  prefixLength: number;
   firstSeen: number;
   lastSeen: number;
   count: number;
@@ -219,8 +233,10 @@ export class MruList {
   readonly credit: Float64Array;
   /** Owned by the KoD limiter (kod-limiter.ts): when the last KoD was sent. */
   readonly lastKod: Float64Array;
-  /** KEY_WORDS words per record. */
+  /** KEY_WORDS words per record: the client, i.e. its source masked to `prefixBits` (docs/defences-mru.md). */
   readonly keys: Uint32Array;
+  /** KEY_WORDS words per record: the last source address seen, for displays and ntpq (addr.N). */
+  readonly sources: Uint32Array;
   /** Packets seen; saturates at 2^32-1, as do gapped and kods. */
   readonly count: Uint32Array;
   readonly gapped: Uint32Array;
@@ -232,6 +248,8 @@ export class MruList {
   readonly lastReason: Uint8Array;
   /** Owned by the call-gap (callgap.ts): the fast (measurement burst) allowance. */
   readonly fast: Uint8Array;
+  /** The prefix length the record is keyed by, in key bits (KEY_BITS = the whole address; IPv4 /28 = 124). */
+  readonly prefixBits: Uint8Array;
 
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
@@ -293,6 +311,7 @@ export class MruList {
     this.credit = f64();
     this.lastKod = f64();
     this.keys = u32(capacity * KEY_WORDS);
+    this.sources = u32(capacity * KEY_WORDS);
     this.count = u32(capacity);
     this.gapped = u32(capacity);
     this.kods = u32(capacity);
@@ -310,6 +329,8 @@ export class MruList {
     this.lastReason = new Uint8Array(buffer, off, capacity);
     off += capacity;
     this.fast = new Uint8Array(buffer, off, capacity);
+    off += capacity;
+    this.prefixBits = new Uint8Array(buffer, off, capacity);
   }
 
   /** Makes a new, empty list. `rng` draws the admission samples (default: createRng()). */
@@ -447,6 +468,12 @@ export class MruList {
     this.keys[kw + 1] = k1;
     this.keys[kw + 2] = k2;
     this.keys[kw + 3] = k3;
+    // Keyed by the whole address unless the caller says otherwise (noteSourceLocked).
+    this.sources[kw] = k0;
+    this.sources[kw + 1] = k1;
+    this.sources[kw + 2] = k2;
+    this.sources[kw + 3] = k3;
+    this.prefixBits[r] = KEY_BITS;
     this.firstSeen[r] = now;
     this.lastSeen[r] = now;
     this.avgInterval[r] = 0;
@@ -466,6 +493,20 @@ export class MruList {
     this.pushFront(r);
     this.interval = Number.POSITIVE_INFINITY;
     return r;
+  }
+
+  /**
+   * Records that record r, keyed by a prefix of `bits` key bits, was just touched by a packet from
+   * `source` (the whole address): displays and ntpq show the prefix and the last address. Call right after
+   * the touch that returned r, under the same lock. Allocates nothing.
+   */
+  noteSourceLocked(r: number, source: Uint32Array, bits: number): void {
+    const kw = r * KEY_WORDS;
+    this.sources[kw] = source[0]!;
+    this.sources[kw + 1] = source[1]!;
+    this.sources[kw + 2] = source[2]!;
+    this.sources[kw + 3] = source[3]!;
+    this.prefixBits[r] = bits;
   }
 
   /** touchLocked under the lock, for callers that do nothing else with the record. */
@@ -703,9 +744,13 @@ export class MruList {
   }
 
   private entryLocked(r: number): MruEntry {
+    const kw = r * KEY_WORDS;
+    const bits = this.prefixBits[r]!;
     return {
       index: r,
-      address: formatAddressKey(this.keys, r * KEY_WORDS),
+      address: formatPrefixKey(this.keys, bits, kw),
+      lastAddress: formatAddressKey(this.sources, kw),
+      prefixLength: prefixLengthOf(this.keys, bits, kw),
       firstSeen: this.firstSeen[r]!,
       lastSeen: this.lastSeen[r]!,
       count: this.count[r]!,

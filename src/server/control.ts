@@ -69,6 +69,9 @@ export class ControlService {
         };
       },
       mru: o.defences.mru,
+      mruClientKey: (address, out) => {
+        this.defences.clientKeyOf(address, out);
+      },
       nonces: new NonceKeeper(o.nonceSecret),
     };
   }

@@ -42,8 +42,12 @@ export interface BlockHits {
   count: number;
 }
 
-/** An address a worker's defences blocked (paper §11), for the main thread to persist and share. */
+/**
+ * An address a worker's defences blocked (paper §11), or the prefix where clients are known by prefix
+ * ([mru] ipv4-prefix, ipv6-prefix), for the main thread to persist and share.
+ */
 export interface BlockedItem {
+  /** Canonical text: an address, or "prefix/length". */
   address: string;
   /** Unix ms; null = for ever. */
   expiresMs: number | null;

@@ -11,7 +11,7 @@ import { createNonceSecret } from "../control/nonce.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { Blocklist, type BlocklistUpdate, canonicalAddress } from "../defence/blocklist.ts";
+import { Blocklist, type BlocklistUpdate, canonicalEntry } from "../defence/blocklist.ts";
 import {
   type BlocklistEntry,
   BlocklistStore,
@@ -490,10 +490,13 @@ export class NtpServer {
     return entry;
   }
 
-  /** Unblocks an address (the HTTP API); false if it was not on the list. Throws as blockAddress. */
+  /**
+   * Unblocks an address, or a prefix the server blocked (the HTTP API); false if it was not on the list.
+   * Throws as blockAddress.
+   */
   unblockAddress(address: string): boolean {
     const store = this.openStore();
-    const canonical = canonicalAddress(address);
+    const canonical = canonicalEntry(address);
     const removed = store.remove(canonical);
     // Sent even when the database had no row: a worker may still hold an address blocked a moment ago.
     this.shareBlocklist({ type: "blocklist-remove", addresses: [canonical] });

@@ -30,7 +30,7 @@ import {
   RESPONSE_DROPPED,
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { formatAddressKey, parseAddressKey } from "../defence/address-key.ts";
+import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
 import { nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
@@ -77,12 +77,12 @@ const control = new ControlService({
 const BLOCK_REPORT_MS = 200;
 function reportBlocks(): void {
   const hits: BlockHits[] = [];
-  defences.blocklist.drainHits((k, count) => hits.push({ address: formatAddressKey(k), count }));
+  defences.blocklist.drainHits((k, count, bits) => hits.push({ address: formatPrefixKey(k, bits), count }));
   if (defences.newBlockCount === 0 && defences.newBlocksLost === 0 && hits.length === 0) return;
   const items: BlockedItem[] = [];
-  defences.drainNewBlocks((k, expiresMs, kods) =>
+  defences.drainNewBlocks((k, expiresMs, kods, bits) =>
     items.push({
-      address: formatAddressKey(k),
+      address: formatPrefixKey(k, bits),
       expiresMs: Number.isFinite(expiresMs) ? expiresMs : null,
       kods,
     }),

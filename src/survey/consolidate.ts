@@ -26,7 +26,7 @@
 // bursters by burst rate and by duration, and total their load in the window, so bins add up to the
 // bursters' figures and, with the non-bursters, to 100%.
 
-import { addressKey, formatAddressKey } from "../defence/address-key.ts";
+import { formatPrefixKey, KEY_WORDS, parsePrefixKey } from "../defence/address-key.ts";
 import { SurveyError } from "./errors.ts";
 import type { Snapshot } from "./snapshot.ts";
 
@@ -258,10 +258,14 @@ export function coverageOf(s: Snapshot): { start: number; coverage: "since-start
   return { start: Math.max(oldest, s.startedAt), coverage: "oldest-record" };
 }
 
-/** The canonical text of an address (dotted quad for IPv4 and IPv4-mapped, RFC 5952 otherwise). */
+/**
+ * The canonical text of an address (dotted quad for IPv4 and IPv4-mapped, RFC 5952 otherwise), or of the
+ * prefix a server knows a client by ("2001:db8:1:2::/64").
+ */
 export function canonicalAddress(address: string, server: string): string {
-  const key = addressKey(address);
-  if (key === undefined)
+  const key = new Uint32Array(KEY_WORDS);
+  const bits = parsePrefixKey(address, key);
+  if (bits < 0)
     throw new SurveyError(
       "ERR_SURVEY_FORMAT",
       `${server}: client address ${JSON.stringify(address)} is not an IP address`,
@@ -269,7 +273,7 @@ export function canonicalAddress(address: string, server: string): string {
         server,
       },
     );
-  return formatAddressKey(key);
+  return formatPrefixKey(key, bits);
 }
 
 interface Acc {

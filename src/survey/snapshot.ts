@@ -4,7 +4,10 @@
 
 /** One client record of an MRU list, as of the snapshot. Times are Unix seconds (fractional). */
 export interface SnapshotClient {
-  /** Canonical text: dotted quad for IPv4 (also when it arrived IPv4-mapped), RFC 5952 for IPv6. */
+  /**
+   * Canonical text: dotted quad for IPv4 (also when it arrived IPv4-mapped), RFC 5952 for IPv6; a client
+   * known by a prefix shorter than the address is "prefix/length" ("2001:db8:1:2::/64").
+   */
   address: string;
   /** First and last packet seen from this address while its record lived. */
   firstSeen: number;

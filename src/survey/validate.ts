@@ -3,7 +3,7 @@
 // at something else must be reported as "wrong format" naming the field, not turn into NaN rates in the
 // report. Pure; the fetcher calls it on every answer, the simulator need not (it builds snapshots itself).
 
-import { addressKey } from "../defence/address-key.ts";
+import { KEY_WORDS, parsePrefixKey } from "../defence/address-key.ts";
 import { SurveyError } from "./errors.ts";
 import type { Snapshot, SnapshotClient, SnapshotCounters } from "./snapshot.ts";
 
@@ -64,7 +64,9 @@ function client(source: string, i: number, v: unknown): SnapshotClient {
   const p = `clients[${i}]`;
   const o = object(source, p, v);
   const address = string(source, `${p}.address`, o["address"]);
-  if (addressKey(address) === undefined) fail(source, `${p}.address`, `not an IP address: ${show(address)}`);
+  // An address, or the prefix a server knows a client by ("2001:db8:1:2::/64").
+  if (parsePrefixKey(address, new Uint32Array(KEY_WORDS)) < 0)
+    fail(source, `${p}.address`, `not an IP address: ${show(address)}`);
   const firstSeen = finite(source, `${p}.firstSeen`, o["firstSeen"]);
   const lastSeen = finite(source, `${p}.lastSeen`, o["lastSeen"]);
   if (lastSeen < firstSeen) fail(source, `${p}.lastSeen`, `${lastSeen} is before firstSeen ${firstSeen}`);

@@ -84,6 +84,26 @@ describe("ntpshield blocklist", () => {
     assert.match(r.stdout, /^2001:db8::7 /);
   });
 
+  it("lists and removes a prefix the server blocked; adding one by hand is refused", () => {
+    const { config, db } = setup();
+    const store = BlocklistStore.open(db, { pruneIntervalMs: 0 });
+    store.add({ address: "2001:db8:1:2::/64", reason: "kept asking", source: "auto", hits: 10 });
+    store.close();
+    let r = blocklist("list", "--config", config);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^2001:db8:1:2::\/64 +reason="kept asking"/);
+    r = blocklist("add", "2001:db8:1:3::/64", "--config", config);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /"2001:db8:1:3::\/64" is a prefix/);
+    r = blocklist("remove", "2001:db8:1:2::1/64", "--config", config);
+    assert.equal(r.status, 2, "host bits set: not an entry's text");
+    assert.match(r.stderr, /is not an address or a prefix/);
+    r = blocklist("remove", "2001:DB8:1:2::/64", "--config", config);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /unblocked 2001:db8:1:2::\/64/);
+    assert.equal(blocklist("list", "--config", config).stdout.trim(), "");
+  });
+
   it("a running server's watch sees the CLI's changes", async () => {
     const { config, db } = setup();
     assert.equal(blocklist("add", "198.51.100.1", "--config", config).status, 0);

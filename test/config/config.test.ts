@@ -50,7 +50,14 @@ describe("defaults", () => {
         holdTime: 1800,
         correctOffset: false,
       },
-      mru: { maxEntries: 100_000, maxMemory: 64 * 1024 * 1024, maxAge: 64, admitProbability: 0.5 },
+      mru: {
+        maxEntries: 100_000,
+        maxMemory: 64 * 1024 * 1024,
+        maxAge: 64,
+        admitProbability: 0.5,
+        ipv4Prefix: 32,
+        ipv6Prefix: 64,
+      },
       callgap: {
         enabled: true,
         mode: "rules",
@@ -271,6 +278,22 @@ const ROWS: Row[] = [
     wrongType: '"half"',
     outOfRange: "1.5",
     reason: "mru.admit-probability: must be a number from 0 to 1, got 1.5",
+  },
+  {
+    key: "mru.ipv4-prefix",
+    valid: "28",
+    value: 28,
+    wrongType: '"28"',
+    outOfRange: "33",
+    reason: "mru.ipv4-prefix: must be an integer from 8 to 32, got 33",
+  },
+  {
+    key: "mru.ipv6-prefix",
+    valid: "56",
+    value: 56,
+    wrongType: "56.5",
+    outOfRange: "8",
+    reason: "mru.ipv6-prefix: must be an integer from 16 to 128, got 8",
   },
   {
     key: "callgap.enabled",

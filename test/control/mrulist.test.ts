@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { parseConfig } from "../../src/config/index.ts";
 import { CERR_BADFMT, CERR_UNKNOWNVAR, CTL_OP_READ_MRU, lfpText } from "../../src/control/codec.ts";
 import { CONTROL_ANSWERED } from "../../src/control/mode6.ts";
 import {
@@ -10,9 +11,12 @@ import {
   RES_LIMITED,
   restrictionBits,
 } from "../../src/control/mrulist.ts";
+import { Defences } from "../../src/core/defences.ts";
 import { R_DROP_GAPPED, R_DROP_NOQUERY, R_KISS_RATE, R_SERVED_CLIENT } from "../../src/core/reasons.ts";
+import type { ServeState } from "../../src/core/serve-state.ts";
 import { formatAddressKey } from "../../src/defence/address-key.ts";
 import type { MruList } from "../../src/defence/mru.ts";
+import { createRng } from "../../src/defence/random.ts";
 import { exchange, key, lfpValue, mrulist, mruRows, reassemble, request } from "./client.ts";
 import { emptyMru, feed, makeCtx, NOW } from "./helpers.ts";
 
@@ -103,6 +107,125 @@ describe("READ_MRU rows", () => {
     }
     assert.equal(parseMruAddress("10.1.2.300:1"), undefined);
     assert.equal(parseMruAddress("[::1"), undefined);
+  });
+});
+
+describe("clients known by a prefix ([mru] ipv6-prefix)", () => {
+  /** A server's defences (default prefixes: IPv6 /64) that saw `packets` [address, Unix s, port]. */
+  function served(packets: [string, number, number][]): Defences {
+    const d = Defences.fromConfig(parseConfig("[callgap]\nenabled = false\n"), { rng: createRng(1) });
+    const state: ServeState = {
+      leap: 0,
+      stratum: 2,
+      precision: -20,
+      rootDelay: 0,
+      rootDispersion: 0,
+      dispersionRate: 0,
+      refId: 0,
+      refTimeMs: NOW - 1000,
+      offsetMs: 0,
+      answerSymmetric: true,
+    };
+    for (const [address, t, port] of packets) {
+      const buf = new Uint8Array(48);
+      buf[0] = (4 << 3) | 3;
+      d.decide(buf, 48, key(address), port, t * 1000, state);
+    }
+    return d;
+  }
+
+  const PACKETS: [string, number, number][] = [
+    ["192.0.2.10", S - 100, 123],
+    ["2001:db8:1:2::a", S - 90, 1001],
+    ["2001:db8:1:2::b", S - 80, 1002],
+    ["198.51.100.7", S - 70, 5555],
+    ["2001:db8:1:2:ffff::c", S - 60, 1003],
+    ["2001:db8:1:3::1", S - 50, 2000],
+  ];
+
+  test("one row per prefix: addr.N the last address and port, pfx.N the length; whole addresses have no pfx", () => {
+    const d = served(PACKETS);
+    const ctx = { ...makeCtx({ mru: d.mru }), mruClientKey: d.clientKeyOf.bind(d) };
+    const r = reassemble(
+      exchange(ctx, request(CTL_OP_READ_MRU, `nonce=${nonce(ctx)}, frags=32`), "127.0.0.1", NOW).out,
+    );
+    const { rows } = mruRows(r.text);
+    assert.deepEqual(
+      rows.map((x) => [x.addr, x.ct]),
+      [
+        ["192.0.2.10:123", 1],
+        ["198.51.100.7:5555", 1],
+        ["[2001:db8:1:2:ffff::c]:1003", 3],
+        ["[2001:db8:1:3::1]:2000", 1],
+      ],
+    );
+    const vars = new Map(r.text.split(/,\s*/).map((kv) => kv.split("=") as [string, string]));
+    assert.equal(vars.get("pfx.2"), "64");
+    assert.equal(vars.get("pfx.3"), "64");
+    assert.equal(vars.has("pfx.0") || vars.has("pfx.1"), false, "no tag where the client is its address");
+  });
+
+  test("an address ntpq quotes (the last one seen) finds its prefix's record; so does limit=1 with addr.N", () => {
+    const d = served(PACKETS);
+    const ctx = { ...makeCtx({ mru: d.mru }), mruClientKey: d.clientKeyOf.bind(d) };
+    // The next round after a reply that ended on the /64's row: it quotes that row's address and time.
+    const quote = `addr.0=[2001:db8:1:2:ffff::c]:1003, last.0=${lfpText(S - 60)}`;
+    let r = reassemble(
+      exchange(ctx, request(CTL_OP_READ_MRU, `nonce=${nonce(ctx)}, frags=32, ${quote}`), "127.0.0.1", NOW)
+        .out,
+    );
+    assert.equal(r.error, false);
+    assert.deepEqual(
+      mruRows(r.text).rows.map((x) => x.addr),
+      ["[2001:db8:1:3::1]:2000"],
+      "resumes right after the quoted record",
+    );
+    // Without the server's prefix rule the quoted address names no record: ntpq would start over.
+    const bare = makeCtx({ mru: d.mru });
+    r = reassemble(
+      exchange(bare, request(CTL_OP_READ_MRU, `nonce=${nonce(bare)}, frags=32, ${quote}`), "127.0.0.1", NOW)
+        .out,
+    );
+    assert.equal(r.errorCode, CERR_UNKNOWNVAR);
+    // Named clients: any address of the /64 names its record, once.
+    r = reassemble(
+      exchange(
+        ctx,
+        request(
+          CTL_OP_READ_MRU,
+          `nonce=${nonce(ctx)}, limit=1, addr.0=2001:db8:1:2::99, addr.1=[2001:db8:1:2::a]`,
+        ),
+        "127.0.0.1",
+        NOW,
+      ).out,
+    );
+    assert.deepEqual(
+      mruRows(r.text).rows.map((x) => [x.addr, x.ct]),
+      [["[2001:db8:1:2:ffff::c]:1003", 3]],
+    );
+  });
+
+  test("the whole retrieval loop over many prefixes and addresses gets every client once", () => {
+    const packets: [string, number, number][] = [];
+    for (let i = 0; i < 120; i++) {
+      packets.push([`2001:db8:${(i % 40).toString(16)}::${(i + 1).toString(16)}`, S - 1000 + i, 3000 + i]);
+      packets.push([`10.7.0.${i}`, S - 1000 + i, 123]);
+    }
+    const d = served(packets);
+    const ctx = { ...makeCtx({ mru: d.mru }), mruClientKey: d.clientKeyOf.bind(d) };
+    const { rows, rounds } = mrulist(
+      ctx,
+      "127.0.0.1",
+      () => NOW,
+      "",
+      () => {},
+      1,
+    );
+    assert.ok(rounds >= 10, `${rounds} rounds`);
+    assert.equal(rows.length, 160, "120 IPv4 addresses and 40 IPv6 /64s");
+    const v6 = rows.filter((r) => r.addr.startsWith("["));
+    assert.equal(v6.length, 40);
+    for (const r of v6) assert.equal(r.ct, 3);
   });
 });
 

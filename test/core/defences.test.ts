@@ -2,6 +2,7 @@
 // as clients see them, the access list's flags, the blocklist, shared state across threads, reloads.
 
 import assert from "node:assert/strict";
+import { PerformanceObserver } from "node:perf_hooks";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { type Config, parseConfig } from "../../src/config/index.ts";
@@ -41,7 +42,7 @@ import {
   RESPONSE_SERVED,
 } from "../../src/core/reasons.ts";
 import type { ServeState } from "../../src/core/serve-state.ts";
-import { addressKey, formatAddressKey } from "../../src/defence/address-key.ts";
+import { addressKey, formatAddressKey, formatPrefixKey } from "../../src/defence/address-key.ts";
 import { NAME_ALLOW, NAME_DENY } from "../../src/defence/names-rules.ts";
 import { createRng } from "../../src/defence/random.ts";
 
@@ -94,6 +95,13 @@ function send(d: Defences, address: string, t: number, mode = 3, port = 40000) {
   const buf = request(mode, (t * 1000) >>> 0);
   const reason = d.decide(buf, buf.length, key(address), port, T0 + t * 1000, state());
   return { reason, buf };
+}
+
+/** The MRU record of the client at `address` (its prefix's record), or -1. */
+function recordOf(d: Defences, address: string): number {
+  const client = new Uint32Array(4);
+  d.clientKeyOf(key(address), client);
+  return d.mru.lookup(client);
 }
 
 function count(reasons: number[], r: number): number {
@@ -325,7 +333,8 @@ flags = ["limited", "kod", "nomrulist"]
   it("nomrulist: no record, so nothing to gap", () => {
     const d = defences(ACL);
     for (let t = 0; t < 20; t++) assert.equal(send(d, "2001:db8::1", t * 0.1).reason, R_SERVED_CLIENT);
-    assert.equal(d.mru.lookup(key("2001:db8::1")), -1);
+    assert.equal(recordOf(d, "2001:db8::1"), -1);
+    assert.equal(d.mru.size, 0);
   });
 
   it("a reload replaces the rules at once", () => {
@@ -411,6 +420,231 @@ describe("blocklist (paper §11: shoot the elephants)", () => {
     const reasons: number[] = [];
     for (let t = 0; t < 60; t++) reasons.push(send(d, "192.0.2.53", t).reason);
     assert.equal(count(reasons, R_DROP_BLOCKLISTED), 0);
+  });
+});
+
+describe("a client is its prefix where addresses are cheap ([mru] ipv4-prefix, ipv6-prefix)", () => {
+  /** A random address of the /64 `prefix` ("2001:db8:1:2"), as a script rotating its source picks one. */
+  function inside(prefix: string, rng: () => number): string {
+    const g = () => Math.floor(rng() * 0x10000).toString(16);
+    return `${prefix}:${g()}:${g()}:${g()}:${g()}`;
+  }
+  function answered(reasons: number[]): number {
+    return reasons.filter((r) => REASON_RESPONSE[r] === RESPONSE_SERVED).length;
+  }
+  const LEAK0 = "[callgap]\nleak = 0\n";
+
+  it("40 requests 0.5 s apart, each from a new address of one /64, are gapped and kissed as one client", () => {
+    const d = defences(LEAK0);
+    const rng = createRng(5);
+    const draw = () => rng() / 2 ** 30;
+    const sources = new Set<string>();
+    const reasons: number[] = [];
+    let last = "";
+    for (let i = 0; i < 40; i++) {
+      last = inside("2001:db8:1:2", draw);
+      sources.add(last);
+      reasons.push(send(d, last, i * 0.5, 3, 40000 + i).reason);
+    }
+    assert.equal(sources.size, 40, "every request from a new address");
+    // At most the fast allowance is answered (callgap.fast, 3: Rule 1 holds past it); the rest are kissed or
+    // dropped, as for one address sending 40 requests 0.5 s apart.
+    assert.equal(config(LEAK0).callgap.fast, 3);
+    assert.ok(answered(reasons) <= 3, `${answered(reasons)} answered`);
+    assert.deepEqual(reasons.slice(0, answered(reasons)), new Array(answered(reasons)).fill(R_SERVED_CLIENT));
+    assert.ok(count(reasons, R_KISS_RATE) >= 2, "kissed");
+    assert.equal(count(reasons, R_KISS_RATE) + count(reasons, R_DROP_KOD_LIMITED), 40 - answered(reasons));
+    // One record: the /64, its last address, all 40 packets.
+    assert.equal(d.mru.size, 1);
+    const e = d.mru.read(recordOf(d, last))!;
+    assert.equal(e.address, "2001:db8:1:2::/64");
+    assert.equal(e.lastAddress, formatAddressKey(key(last)));
+    assert.equal(e.prefixLength, 64);
+    assert.equal(e.count, 40);
+    assert.equal(e.port, 40039);
+    assert.equal(e.gapped, 40 - answered(reasons));
+  });
+
+  it("two /64s are two clients; with ipv6-prefix = 128 every address is one", () => {
+    const d = defences(LEAK0);
+    const rng = createRng(6);
+    const draw = () => rng() / 2 ** 30;
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      a.push(send(d, inside("2001:db8:1:2", draw), i * 0.5).reason);
+      b.push(send(d, inside("2001:db8:1:3", draw), i * 0.5 + 0.25).reason);
+    }
+    for (const reasons of [a, b]) {
+      assert.ok(answered(reasons) >= 1 && answered(reasons) <= 3, `${answered(reasons)} answered`);
+      assert.ok(count(reasons, R_KISS_RATE) >= 2);
+    }
+    assert.deepEqual(
+      d.mru
+        .snapshot()
+        .map((e) => [e.address, e.count])
+        .sort(),
+      [
+        ["2001:db8:1:2::/64", 40],
+        ["2001:db8:1:3::/64", 40],
+      ],
+    );
+    const each = defences(`${LEAK0}[mru]\nipv6-prefix = 128\n`);
+    const reasons: number[] = [];
+    for (let i = 0; i < 40; i++) reasons.push(send(each, inside("2001:db8:1:2", draw), i * 0.5).reason);
+    assert.equal(answered(reasons), 40, "forty new clients, each answered");
+    assert.equal(each.mru.size, 40);
+  });
+
+  it("configurable: IPv6 /56 joins the /64s inside it; IPv4 /28 joins 16 addresses; IPv4-mapped takes the IPv4 length", () => {
+    const d = defences(`${LEAK0}[mru]\nipv6-prefix = 56\nipv4-prefix = 28\n`);
+    for (let i = 0; i < 16; i++) send(d, `2001:db8:1:2${(i * 16).toString(16).padStart(2, "0")}::1`, i);
+    for (let i = 0; i < 16; i++) send(d, `203.0.113.${192 + i}`, i);
+    send(d, "::ffff:203.0.113.200", 20);
+    send(d, "203.0.113.208", 21);
+    assert.deepEqual(
+      d.mru
+        .snapshot()
+        .map((e) => [e.address, e.count, e.prefixLength])
+        .sort(),
+      [
+        ["2001:db8:1:200::/56", 16, 56],
+        ["203.0.113.192/28", 17, 28],
+        ["203.0.113.208/28", 1, 28],
+      ],
+    );
+    // IPv4 keeps its own length whatever the IPv6 one.
+    const v4 = defences(`${LEAK0}[mru]\nipv6-prefix = 16\n`);
+    send(v4, "::ffff:192.0.2.1", 0);
+    send(v4, "192.0.2.2", 0);
+    assert.deepEqual(
+      v4.mru
+        .snapshot()
+        .map((e) => e.address)
+        .sort(),
+      ["192.0.2.1", "192.0.2.2"],
+    );
+  });
+
+  it("the IPv4 default is the address: clients of one /24 stay apart", () => {
+    const d = defences(LEAK0);
+    const reasons: number[] = [];
+    for (let i = 0; i < 40; i++) reasons.push(send(d, `198.51.100.${i + 1}`, i * 0.5).reason);
+    assert.equal(answered(reasons), 40);
+    assert.equal(d.mru.size, 40);
+    const e = d.mru.read(recordOf(d, "198.51.100.7"))!;
+    assert.deepEqual([e.address, e.lastAddress, e.prefixLength], ["198.51.100.7", "198.51.100.7", 32]);
+  });
+
+  it("the automatic blocklist entry is the prefix: every address of the /64 is dropped, the next /64 is not", () => {
+    const d = defences(`${LEAK0}[blocklist]\nenabled = true\nafter-kods = 2\n`);
+    const rng = createRng(7);
+    const draw = () => rng() / 2 ** 30;
+    const reasons: number[] = [];
+    for (let t = 0; t < 60; t++) reasons.push(send(d, inside("2001:db8:1:2", draw), t).reason);
+    assert.equal(count(reasons, R_KISS_RATE), 2);
+    const second = reasons.lastIndexOf(R_KISS_RATE);
+    assert.ok(reasons.slice(second + 1).every((r) => r === R_DROP_BLOCKLISTED));
+    const drained: string[] = [];
+    d.drainNewBlocks((k, exp, kods, bits) => drained.push(`${formatPrefixKey(k, bits)} ${exp} ${kods}`));
+    assert.deepEqual(drained, ["2001:db8:1:2::/64 Infinity 2"]);
+    assert.equal(send(d, "2001:db8:1:2::1", 61).reason, R_DROP_BLOCKLISTED);
+    assert.equal(send(d, "2001:db8:1:3::1", 61).reason, R_SERVED_CLIENT);
+    // An IPv4 client is still blocked by its address alone.
+    const v4 = defences(`${LEAK0}[blocklist]\nenabled = true\nafter-kods = 1\n`);
+    for (let t = 0; t < 30; t++) send(v4, "192.0.2.77", t);
+    const v4drained: string[] = [];
+    v4.drainNewBlocks((k, _e, _n, bits) => v4drained.push(formatPrefixKey(k, bits)));
+    assert.deepEqual(v4drained, ["192.0.2.77"]);
+    assert.equal(send(v4, "192.0.2.78", 31).reason, R_SERVED_CLIENT);
+  });
+
+  it("access lists and the blocklist still look at the whole address", () => {
+    const d = defences(
+      `${LEAK0}[[acl.rule]]\naddress = "2001:db8:1:2::bad"\nflags = ["ignore"]\n[blocklist]\nenabled = true\n`,
+    );
+    assert.equal(send(d, "2001:db8:1:2::bad", 0).reason, R_DROP_ACL_IGNORE);
+    assert.equal(send(d, "2001:db8:1:2::600d", 0).reason, R_SERVED_CLIENT);
+    d.blocklist.add(key("2001:db8:1:2::dead"));
+    assert.equal(send(d, "2001:db8:1:2::dead", 100).reason, R_DROP_BLOCKLISTED);
+    assert.equal(send(d, "2001:db8:1:2::beef", 100).reason, R_SERVED_CLIENT);
+  });
+
+  it("a reload changes the prefix lengths at once: new packets make records under the new ones", () => {
+    const d = defences(LEAK0);
+    send(d, "2001:db8:1:2::1", 0);
+    send(d, "2001:db8:1:2::2", 10);
+    d.reconfigure(config(`${LEAK0}[mru]\nipv6-prefix = 128\n`));
+    send(d, "2001:db8:1:2::1", 20);
+    send(d, "2001:db8:1:2::2", 30);
+    assert.deepEqual(
+      d.mru
+        .snapshot()
+        .map((e) => [e.address, e.count])
+        .sort(),
+      [
+        ["2001:db8:1:2::/64", 2],
+        ["2001:db8:1:2::1", 1],
+        ["2001:db8:1:2::2", 1],
+      ],
+    );
+    const out = new Uint32Array(4);
+    assert.equal(d.clientKeyOf(key("2001:db8:1:2::9"), out), 128);
+    d.reconfigure(config(`${LEAK0}[mru]\nipv6-prefix = 48\nipv4-prefix = 24\n`));
+    assert.equal(d.clientKeyOf(key("2001:db8:1:2::9"), out), 48);
+    assert.equal(formatAddressKey(out), "2001:db8:1::");
+    assert.equal(d.clientKeyOf(key("192.0.2.9"), out), 96 + 24);
+    assert.equal(formatAddressKey(out), "192.0.2.0");
+  });
+});
+
+describe("the per-packet path allocates nothing", () => {
+  /** Garbage collections while `fn` runs; a path allocating even a boxed double a packet shows many. */
+  async function gcsDuring(fn: () => void): Promise<number> {
+    const times: number[] = [];
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) times.push(e.startTime);
+    });
+    obs.observe({ entryTypes: ["gc"] });
+    const t0 = performance.now();
+    fn();
+    const t1 = performance.now();
+    await new Promise((r) => setTimeout(r, 20));
+    obs.disconnect();
+    return times.filter((t) => t >= t0 && t <= t1).length;
+  }
+
+  it("IPv6 sources masked to their /64 and IPv4 ones, with a blocklist holding a prefix and an address", async () => {
+    const d = defences("[blocklist]\nenabled = true\n");
+    const k = new Uint32Array([0x20010db8, 7, 0, 0]);
+    d.blocklist.add(k, null, 64);
+    d.blocklist.add(key("10.0.0.7"));
+    const s = state();
+    const buf = new Uint8Array(48);
+    const src = new Uint32Array(4);
+    const loop = (from: number, n: number) => {
+      for (let p = from; p < from + n; p++) {
+        buf.fill(0);
+        buf[0] = 0x23;
+        if (p % 2 === 0) {
+          src[0] = 0x20010db8;
+          src[1] = (p >> 1) % 5000;
+          src[2] = p ^ 0x5a5a5a5a;
+          src[3] = p;
+        } else {
+          src[0] = 0;
+          src[1] = 0;
+          src[2] = 0xffff;
+          src[3] = 0x0a000000 + ((p >> 1) % 5000);
+        }
+        d.time[0] = T0 + p * 10;
+        d.decideNow(buf, 48, src, 123, s);
+      }
+    };
+    loop(0, 300_000); // let V8 optimise it first
+    const gcs = await gcsDuring(() => loop(300_000, 2_000_000));
+    assert.ok(gcs <= 2, `${gcs} collections during 2,000,000 packets`);
+    assert.equal(d.mru.size, 10_000 - 2, "5,000 /64s and 5,000 addresses, one of each blocked");
   });
 });
 

@@ -4,12 +4,18 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import {
   addressKey,
+  clientPrefixBits,
   formatAddressKey,
+  formatPrefixKey,
   hashKey,
   isIPv4Key,
+  KEY_BITS,
   KEY_WORDS,
   maskIPv6Key,
+  maskKey,
   parseAddressKey,
+  parsePrefixKey,
+  prefixLengthOf,
 } from "../../src/defence/address-key.ts";
 
 /** A deliberately simple reference parser: split-based, allocating, obviously right. */
@@ -223,6 +229,97 @@ describe("maskIPv6Key", () => {
     const v4 = addressKey("192.0.2.77")!;
     maskIPv6Key(v4, 64);
     assert.equal(formatAddressKey(v4), "192.0.2.77");
+  });
+});
+
+describe("client prefixes (maskKey, clientPrefixBits, formatPrefixKey, parsePrefixKey)", () => {
+  /** The client key of `address` under the given prefix lengths, as text. */
+  function client(address: string, ipv4Prefix = 32, ipv6Prefix = 64): string {
+    const k = addressKey(address)!;
+    const bits = clientPrefixBits(k, ipv4Prefix, ipv6Prefix);
+    const out = new Uint32Array(KEY_WORDS);
+    maskKey(k, bits, out);
+    return formatPrefixKey(out, bits);
+  }
+
+  test("defaults: IPv6 by its /64, IPv4 by its address", () => {
+    assert.equal(client("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+    assert.equal(client("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+    assert.equal(client("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+    assert.equal(client("192.0.2.77"), "192.0.2.77");
+    assert.equal(client("::1"), "::/64");
+  });
+
+  test("an IPv4-mapped address takes the IPv4 length, never the IPv6 one", () => {
+    assert.equal(client("::ffff:192.0.2.77"), "192.0.2.77");
+    assert.equal(client("::ffff:192.0.2.77", 32, 16), "192.0.2.77", "a short IPv6 prefix leaves IPv4 alone");
+    assert.equal(client("::ffff:192.0.2.77", 28), "192.0.2.64/28");
+    assert.equal(client("192.0.2.77", 28, 128), "192.0.2.64/28");
+    assert.equal(clientPrefixBits(addressKey("192.0.2.1")!, 24, 64), 96 + 24);
+    assert.equal(clientPrefixBits(addressKey("2001:db8::1")!, 24, 64), 64);
+  });
+
+  test("configurable lengths: /56, /28, /8, /128, /16", () => {
+    assert.equal(client("2001:db8:1:2ff::9", 32, 56), "2001:db8:1:200::/56");
+    assert.equal(client("2001:db8:1:2::9", 32, 128), "2001:db8:1:2::9", "128 = the address");
+    assert.equal(client("2001:db8:1:2::9", 32, 16), "2001::/16");
+    assert.equal(client("203.0.113.200", 28), "203.0.113.192/28");
+    assert.equal(client("203.0.113.200", 8), "203.0.0.0/8");
+  });
+
+  test("masking works in place and into another array, on every word boundary (property)", () => {
+    fc.assert(
+      fc.property(fc.ipV6(), fc.integer({ min: 0, max: KEY_BITS }), (text, bits) => {
+        const k = addressKey(text)!;
+        const out = new Uint32Array(KEY_WORDS);
+        maskKey(k, bits, out);
+        const naive = [...k].map((w, i) => {
+          const keep = Math.max(0, Math.min(32, bits - 32 * i));
+          return keep === 0 ? 0 : (w & (0xffffffff << (32 - keep))) >>> 0;
+        });
+        assert.deepEqual([...out], naive);
+        maskKey(k, bits, k);
+        assert.deepEqual([...k], naive);
+      }),
+    );
+  });
+
+  test("a prefix's text parses back to its key and length; host bits and bad lengths are refused", () => {
+    const k = new Uint32Array(KEY_WORDS);
+    assert.equal(parsePrefixKey("2001:db8:1:2::/64", k), 64);
+    assert.equal(formatPrefixKey(k, 64), "2001:db8:1:2::/64");
+    assert.equal(parsePrefixKey("192.0.2.64/28", k), 124);
+    assert.equal(prefixLengthOf(k, 124), 28);
+    assert.equal(formatPrefixKey(k, 124), "192.0.2.64/28");
+    assert.equal(parsePrefixKey("192.0.2.7", k), KEY_BITS, "an address is a prefix of 128 bits");
+    assert.equal(parsePrefixKey("192.0.2.7/32", k), KEY_BITS);
+    assert.equal(formatPrefixKey(k, KEY_BITS), "192.0.2.7");
+    assert.equal(prefixLengthOf(k, KEY_BITS), 32);
+    assert.equal(prefixLengthOf(addressKey("2001:db8::1")!, KEY_BITS), 128);
+    for (const bad of [
+      "2001:db8:1:2::1/64",
+      "192.0.2.65/28",
+      "192.0.2.0/33",
+      "2001:db8::/129",
+      "2001:db8::/064",
+      "x/8",
+      "192.0.2.0/",
+      "fe80::%1/64",
+    ]) {
+      assert.equal(parsePrefixKey(bad, k), -1, bad);
+    }
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), fc.integer({ min: 0, max: 128 }), (text, len) => {
+        const key = addressKey(text)!;
+        const bits = isIPv4Key(key) ? 96 + (len % 33) : len;
+        maskKey(key, bits, key);
+        const back = new Uint32Array(KEY_WORDS);
+        const shown = formatPrefixKey(key, bits);
+        const parsed = parsePrefixKey(shown, back);
+        assert.equal(parsed, bits, shown);
+        assert.deepEqual(back, key, shown);
+      }),
+    );
   });
 });
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import fc from "fast-check";
-import { addressKey, KEY_WORDS } from "../../src/defence/address-key.ts";
+import { addressKey, KEY_WORDS, maskKey } from "../../src/defence/address-key.ts";
 import { DefenceError } from "../../src/defence/errors.ts";
 import {
   MRU_RECORD_BYTES,
@@ -66,6 +66,48 @@ describe("MruList basics", () => {
     assert.equal(list.count[r], 2);
   });
 
+  test("a record keyed by a prefix keeps the last source and the prefix length for displays", () => {
+    const list = make({ maxEntries: 8 });
+    // What the decision core does for a client known by its /64: touch the masked key, note the source.
+    const touch = (source: string, t: number, port: number) => {
+      const src = k(source);
+      const client = new Uint32Array(KEY_WORDS);
+      maskKey(src, 64, client);
+      list.lock();
+      try {
+        const r = list.touchLocked(client, t, 3, 4, port);
+        list.noteSourceLocked(r, src, 64);
+        return r;
+      } finally {
+        list.unlock();
+      }
+    };
+    const r = touch("2001:db8:1:2::a", 10, 1000);
+    assert.equal(touch("2001:db8:1:2:ffff::b", 11, 1001), r, "one record for the /64");
+    list.touch(k("192.0.2.9"), 12, 3, 4, 123);
+    const e = list.read(r)!;
+    assert.equal(e.address, "2001:db8:1:2::/64");
+    assert.equal(e.lastAddress, "2001:db8:1:2:ffff::b");
+    assert.equal(e.prefixLength, 64);
+    assert.equal(e.count, 2);
+    assert.equal(e.port, 1001);
+    const v4 = list.read(list.lookup(k("192.0.2.9")))!;
+    assert.deepEqual([v4.address, v4.lastAddress, v4.prefixLength], ["192.0.2.9", "192.0.2.9", 32]);
+    assert.equal(list.prefixBits[r], 64);
+    assert.equal(list.checkInvariants(), "");
+    // A record recycled for a client keyed by its whole address forgets the prefix.
+    const small = make({ maxEntries: 1, maxAge: 0 });
+    small.lock();
+    const r0 = small.touchLocked(k("2001:db8:1:2::"), 1, 3, 4, 1);
+    small.noteSourceLocked(r0, k("2001:db8:1:2::7"), 64);
+    small.unlock();
+    small.touch(k("2001:db8::9"), 5, 3, 4, 1);
+    assert.deepEqual(
+      [small.read(0)!.address, small.read(0)!.lastAddress, small.read(0)!.prefixLength],
+      ["2001:db8::9", "2001:db8::9", 128],
+    );
+  });
+
   test("full: the oldest is recycled when older than maxAge, else sampled", () => {
     const list = make({ maxEntries: 2, maxAge: 10, admitProbability: 0 });
     list.touch(k("10.0.0.1"), 0, 3, 4, 1);
@@ -105,9 +147,9 @@ describe("MruList basics", () => {
     const list = make({ maxEntries: 1e6, maxMemory: 1024 * 1024 });
     assert.equal(list.capacity, cap);
     assert.ok(list.buffer.byteLength <= 1024 * 1024);
-    // Bytes per record: fields plus 4-8 bytes of hash bucket; a million fit in ~93 MB.
-    assert.equal(MRU_RECORD_BYTES, 90);
-    assert.ok(mruBufferBytes(1_000_000) < 100 * 1024 * 1024);
+    // Bytes per record: fields plus 4-8 bytes of hash bucket; a million fit in ~110 MB.
+    assert.equal(MRU_RECORD_BYTES, 107);
+    assert.ok(mruBufferBytes(1_000_000) < 115 * 1024 * 1024);
   });
 
   test("bad options and buffers are refused with a code", () => {

@@ -2,6 +2,9 @@
 // when it refuses one) and snapshotFromMru (a snapshot built from the real MRU list after real touches).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseConfig } from "../../src/config/index.ts";
+import { Defences } from "../../src/core/defences.ts";
+import type { ServeState } from "../../src/core/serve-state.ts";
 import { addressKey } from "../../src/defence/address-key.ts";
 import { MRU_FLAG_KOD, MRU_FLAG_LIMITED, MruList } from "../../src/defence/mru.ts";
 import { createRng } from "../../src/defence/random.ts";
@@ -114,5 +117,54 @@ describe("snapshotFromMru: the real MRU list as a survey snapshot", () => {
     assert.deepEqual([survey.window.start - t0, survey.window.end - t0], [10, 14]);
     assert.equal(survey.packets, 4);
     assert.equal(survey.bursters.clients, 1);
+  });
+
+  it("a client known by a prefix is one client of the survey, shown as the prefix", () => {
+    const d = Defences.fromConfig(parseConfig("[callgap]\nenabled = false\n"), { rng: createRng(4) });
+    const t0 = 1_700_000_000;
+    const state: ServeState = {
+      leap: 0,
+      stratum: 2,
+      precision: -20,
+      rootDelay: 0,
+      rootDispersion: 0,
+      dispersionRate: 0,
+      refId: 0,
+      refTimeMs: t0 * 1000,
+      offsetMs: 0,
+      answerSymmetric: true,
+    };
+    const send = (address: string, t: number) => {
+      const buf = new Uint8Array(48);
+      buf[0] = (4 << 3) | 3;
+      d.decide(buf, 48, addressKey(address)!, 123, (t0 + t) * 1000, state);
+    };
+    for (let i = 0; i < 10; i++) send(`2001:db8:1:2::${(i + 1).toString(16)}`, i);
+    send("192.0.2.1", 3);
+    const s = snapshotFromMru(d.mru, {
+      server: "test",
+      takenAt: t0 + 20,
+      startedAt: t0 - 1,
+      counters: { received: 11, served: 11, kissed: 0, dropped: 0 },
+    });
+    assert.deepEqual(
+      s.clients.map((c) => [c.address, c.count]),
+      [
+        ["192.0.2.1", 1],
+        ["2001:db8:1:2::/64", 10],
+      ],
+      "newest (last touched) first",
+    );
+    assert.deepEqual(
+      parseSnapshot(JSON.parse(JSON.stringify(s)), "x"),
+      s,
+      "a prefix is a valid client address",
+    );
+    const bad = JSON.parse(JSON.stringify(s));
+    bad.clients[0].address = "2001:db8:1:2::1/64";
+    assert.match(refusal(bad), /clients\[0\]\.address: not an IP address: "2001:db8:1:2::1\/64"/);
+    const survey = consolidate([s]);
+    assert.equal(survey.packets, 11);
+    assert.ok(survey.elephants.some((c) => c.address === "2001:db8:1:2::/64"));
   });
 });

@@ -5,7 +5,10 @@ export type BlocklistSource = "auto" | "manual";
 
 /** One row of the blocklist. Times are ms since the epoch. */
 export interface BlocklistEntry {
-  /** Canonical text: dotted quad for IPv4 (IPv4-mapped unmapped), RFC 5952 for IPv6. */
+  /**
+   * Canonical text: dotted quad for IPv4 (IPv4-mapped unmapped), RFC 5952 for IPv6; an automatic entry is
+   * "prefix/length" where the server knows clients by a prefix shorter than the address ([mru] ipv6-prefix).
+   */
   address: string;
   reason: string;
   /** When the address was first put on the list (reset when it comes back after expiring). */
@@ -19,7 +22,7 @@ export interface BlocklistEntry {
   source: BlocklistSource;
 }
 
-/** What a writer hands in. The address may be in any text form; it is stored canonical. */
+/** What a writer hands in. The address (or prefix) may be in any text form; it is stored canonical. */
 export interface BlocklistWrite {
   address: string;
   reason: string;

@@ -15,7 +15,7 @@
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { canonicalAddress } from "../../defence/blocklist.ts";
+import { canonicalEntry } from "../../defence/blocklist.ts";
 import type { BlocklistEntry, BlocklistWrite } from "./entry.ts";
 import { BlocklistStoreError, storeError } from "./errors.ts";
 import { loadSqlite } from "./load-sqlite.ts";
@@ -235,7 +235,7 @@ export class BlocklistStore {
       throw new RangeError(`source must be "auto" or "manual", got ${String(w.source)}`);
     return {
       kind: "upsert",
-      address: canonicalAddress(w.address),
+      address: canonicalEntry(w.address),
       reason: String(w.reason),
       source: w.source,
       expires,
@@ -271,14 +271,14 @@ export class BlocklistStore {
   /** Queues a removal for the next batch. */
   enqueueRemove(address: string): void {
     this.#assertOpen();
-    this.#queue.push({ kind: "remove", address: canonicalAddress(address) });
+    this.#queue.push({ kind: "remove", address: canonicalEntry(address) });
   }
 
   /** Queues `count` more hits on an entry (ignored if the address is not on the list by then). */
   enqueueHits(address: string, count: number, atMs?: number): void {
     this.#assertOpen();
     if (!Number.isInteger(count) || count <= 0) return;
-    const a = canonicalAddress(address);
+    const a = canonicalEntry(address);
     this.#queue.addHits(a, count, checkTime("atMs", atMs ?? this.#now()));
   }
 
@@ -316,9 +316,9 @@ export class BlocklistStore {
     return entry;
   }
 
-  /** Removes an address in its own transaction. Returns whether it was on the list. */
+  /** Removes an address (or prefix) in its own transaction. Returns whether it was on the list. */
   remove(address: string): boolean {
-    const a = canonicalAddress(address);
+    const a = canonicalEntry(address);
     const changes = this.#transaction(`removing ${a}`, () => this.#delete.run(a).changes);
     this.#stats.written++;
     return Number(changes) > 0;
@@ -335,7 +335,7 @@ export class BlocklistStore {
 
   /** The entry for an address (expired or not), or undefined. */
   get(address: string): BlocklistEntry | undefined {
-    const a = canonicalAddress(address);
+    const a = canonicalEntry(address);
     return this.#read("reading", () => {
       const row = this.#prepare(`SELECT ${COLUMNS} FROM blocklist WHERE address = ?`).get(a);
       return row === undefined ? undefined : entryOf(row as unknown as Row);

@@ -303,6 +303,8 @@ export const DASHBOARD_JS = `"use strict";
         var tr = document.createElement("tr");
         tr.setAttribute("data-address", c.address);
         cell(tr, c.address);
+        // A client known by its prefix (2001:db8:1:2::/64): the address it last came from, on hover.
+        if (c.lastAddress && c.lastAddress !== c.address) tr.lastChild.title = "last from " + c.lastAddress;
         cell(tr, fmtInt(c.count), "num");
         cell(tr, fmtSeconds(c.avgint), "num");
         cell(tr, fmtSeconds(c.lstint), "num");

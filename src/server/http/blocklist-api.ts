@@ -3,13 +3,13 @@
 //
 //   GET    /api/blocklist[?limit=N]                   the entries (BLOCKLIST_DEFAULT_LIMIT of them; 0 = all)
 //   POST   /api/blocklist  {address, duration?, reason?}
-//   DELETE /api/blocklist?address=A  (or /api/blocklist/A)
+//   DELETE /api/blocklist?address=A  (or /api/blocklist/A; A may be a prefix the server blocked, "P/len")
 //
 // A write goes through the server (MonitorSource.blockAddress), which stores it and tells every worker.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseDuration } from "../../config/fields.ts";
-import { BlocklistError, canonicalAddress } from "../../defence/blocklist.ts";
+import { BlocklistError, canonicalAddress, canonicalEntry } from "../../defence/blocklist.ts";
 import type { BlocklistEntry, BlocklistWrite } from "../blocklist/index.ts";
 import { BlocklistStoreError } from "../blocklist/index.ts";
 import { ServeError } from "../errors.ts";
@@ -77,7 +77,7 @@ export function removeFromBlocklist(
   const address = fromPath !== "" ? fromPath : (url.searchParams.get("address") ?? "");
   if (address === "") throw new HttpError(400, "say which address: DELETE /api/blocklist?address=ADDR");
   requireBlocklist(ctx);
-  const canonical = guard(ctx, () => canonicalAddress(address));
+  const canonical = guard(ctx, () => canonicalEntry(address));
   const removed = guard(ctx, () => ctx.source.unblockAddress(canonical));
   if (!removed) throw new HttpError(404, `${canonical} is not on the blocklist`);
   sendJson(res, 200, { removed: true, address: canonical });

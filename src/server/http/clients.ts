@@ -3,14 +3,19 @@
 
 import { RES_KOD, RES_LIMITED, restrictionBits } from "../../control/mrulist.ts";
 import { REASON_NAMES } from "../../core/reasons.ts";
-import { parseAddressKey } from "../../defence/address-key.ts";
+import { isIPv4Key, parsePrefixKey } from "../../defence/address-key.ts";
 import type { MruEntry } from "../../defence/mru.ts";
 import { defaultRestrictionNames } from "../../survey/from-mru.ts";
 import type { ClientQuery } from "./clients-query.ts";
 
 /** One row of /api/clients: mrulist's columns, and the record's other fields. Times in Unix seconds. */
 export interface ClientRow {
+  /** The client: its address, or "prefix/length" where clients are known by a shorter prefix. */
   address: string;
+  /** The last source address seen from it (the address itself when not a prefix). */
+  lastAddress: string;
+  /** The length of the prefix it is known by (32 or 128: the whole address). */
+  prefixLength: number;
   /** Source port of the last packet (rport). */
   port: number;
   /** Seconds since the last packet. */
@@ -41,6 +46,8 @@ export function clientRow(e: MruEntry, nowS: number): ClientRow {
   const rstr = restrictionBits(e.lastReason);
   return {
     address: e.address,
+    lastAddress: e.lastAddress,
+    prefixLength: e.prefixLength,
     port: e.port,
     lstint: Math.max(0, nowS - e.lastSeen),
     avgint: e.count > 1 ? (e.lastSeen - e.firstSeen) / (e.count - 1) : 0,
@@ -59,13 +66,16 @@ export function clientRow(e: MruEntry, nowS: number): ClientRow {
   };
 }
 
-/** A text key ordering IPv4 addresses before IPv6 ones, each numerically, as ntpq's sort=addr does. */
+/**
+ * A text key ordering IPv4 addresses before IPv6 ones, each numerically, as ntpq's sort=addr does; a prefix
+ * sorts at its first address, before the addresses it covers would.
+ */
 function addressSortKey(address: string): string {
   const key = new Uint32Array(4);
-  if (!parseAddressKey(address, key)) return address;
-  const v4 = key[0] === 0 && key[1] === 0 && key[2] === 0xffff;
+  const bits = parsePrefixKey(address, key);
+  if (bits < 0) return address;
   const hex = Array.from(key, (w) => w.toString(16).padStart(8, "0")).join("");
-  return (v4 ? "0" : "1") + hex;
+  return (isIPv4Key(key) ? "0" : "1") + hex + bits.toString(16).padStart(2, "0");
 }
 
 /** Applies the filters, the sort and the limit, as ntpq would show the rows from the top. */

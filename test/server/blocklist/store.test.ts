@@ -97,6 +97,37 @@ for (const [kind, where] of kinds) {
       }
     });
 
+    it("keeps the server's prefix entries: canonical text, hits, removal, and the workers' load", () => {
+      const s = open();
+      try {
+        s.enqueue({ address: "2001:DB8:1:2:0::/64", reason: "kod", source: "auto", hits: 10 });
+        s.enqueue({ address: "192.0.2.64/28", reason: "kod", source: "auto", hits: 10 });
+        s.enqueueHits("2001:db8:1:2::/64", 5);
+        s.flush();
+        assert.deepEqual(
+          s
+            .list()
+            .map((e) => [e.address, e.hits])
+            .sort(),
+          [
+            ["192.0.2.64/28", 10],
+            ["2001:db8:1:2::/64", 15],
+          ],
+        );
+        const load = workersLoad(s);
+        assert.deepEqual([...load.bits].sort(), [124, 64]);
+        assert.throws(
+          () => s.add({ address: "2001:db8:1:2::1/64", reason: "", source: "auto" }),
+          BlocklistError,
+        );
+        assert.equal(s.remove("2001:db8:1:2::/64"), true);
+        assert.equal(s.get("192.0.2.64/28")?.hits, 10);
+        assert.equal(s.count(), 1);
+      } finally {
+        s.close();
+      }
+    });
+
     it("updates: keeps the first-added time, adds hits, and lets a manual entry win over the server", () => {
       const c = clock();
       const s = open({ now: c.now });
