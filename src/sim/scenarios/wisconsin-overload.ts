@@ -1,7 +1,8 @@
 // The Wisconsin splurge against a server with a capacity, with and without overload control (paper §12's
 // proposal; our extension: the paper gives no figure for it). §3: "a traffic splurge can occur with
-// amplitude up to 100,000 PPS"; §12: "when the load exceeds a preset redline [...] a rotating power
-// blackout where dial tone is withheld for varying periods for varying pools of customers".
+// amplitude up to 100,000 PPS"; §12: "rather like a rotating power blackout where dial tone is withheld
+// for varying periods for varying pools of customers", with the warning that "defective clients might try
+// even harder if their packets are not answered, which did in fact happen in the Wisconsin incident".
 //
 // One server that can send SPLURGE.capacity answers a second. Its mice, ntpd clients settled at polls of
 // 64 to 1,024 s, have polled it long enough for it to know them (every one twice). Then 100,000 defective
