@@ -90,6 +90,8 @@ export interface DefenceOptions {
   workers?: number;
   /** This thread's slot among them, 0-based; default 0. */
   slot?: number;
+  /** Seed of overload control's pool hash (30 bits); random unless given, as a repeatable simulation needs. */
+  hashSeed?: number;
 }
 
 /**
@@ -259,7 +261,12 @@ export class Defences {
     const overload = options.shared
       ? OverloadControl.attach(options.shared.overload, options.slot ?? 0, rng)
       : OverloadControl.create(
-          { workers: options.workers ?? 1, periodMin: o.periodMin, periodMax: o.periodMax },
+          {
+            workers: options.workers ?? 1,
+            periodMin: o.periodMin,
+            periodMax: o.periodMax,
+            hashSeed: options.hashSeed,
+          },
           rng,
         );
     // A configured redline is every worker's; 0 leaves it to the shell's measurement (nextAutoRedline).

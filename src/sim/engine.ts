@@ -13,7 +13,8 @@
 //
 // What is counted: per population, what its clients sent and got, and the server's reason for each of
 // its packets; per server, the reasons; per time bin, the traffic offered, arriving, served, kissed,
-// dropped and caught by the call-gap, and what each population offered, for the plots.
+// dropped and caught by the call-gap, and what each population offered and had answered, for the plots
+// and for figures over part of a run.
 
 import type { Config } from "../config/index.ts";
 import {
@@ -21,9 +22,6 @@ import {
   R_DROP_KOD_LIMITED,
   R_KISS_RATE,
   R_SERVED_LEAK,
-  REASON_COUNT,
-  REASON_NAMES,
-  REASON_RESPONSE,
   RESPONSE_DROPPED,
   RESPONSE_KISSED,
 } from "../core/reasons.ts";
@@ -32,7 +30,7 @@ import { Balancer, type BalancerKind } from "./balancer.ts";
 import { OUT_ANSWERED, OUT_KISSED, OUT_NOTHING, OUT_SKIPPED, type Population } from "./population.ts";
 import { EventQueue } from "./queue.ts";
 import { Random } from "./random.ts";
-import { SimServer } from "./server-model.ts";
+import { SIM_REASON_COUNT, SIM_REASON_NAMES, SIM_REASON_RESPONSE, SimServer } from "./server-model.ts";
 
 const MAX_SLOTS = 1 << 24;
 const MAX_POPULATIONS = 255;
@@ -62,8 +60,13 @@ export interface SimulationOptions {
   /** Simulated servers (default 1). */
   servers?: number;
   balancer?: BalancerKind;
-  /** Each server's configuration (the [mru], [callgap], [kod], [blocklist] and [acl] sections matter). */
+  /** Each server's configuration (the [mru], [callgap], [kod], [blocklist], [acl] and [overload] sections matter). */
   config: Config;
+  /**
+   * Answers each server can send per second; past it, answers are dropped as a full socket queue drops
+   * requests (server-model.ts). Default 0: no limit.
+   */
+  capacity?: number;
   /** Probability that a request, or a reply, is lost on the way (default 0). */
   loss?: { request?: number; reply?: number };
   outages?: Outage[];
@@ -130,6 +133,8 @@ export interface SimSeries {
   caught: Float64Array;
   /** Sent per population, by population name. */
   perPopulation: Record<string, Float64Array>;
+  /** Answered per population (the reply reached the client), by population name. */
+  answeredPerPopulation: Record<string, Float64Array>;
 }
 
 export interface SimulationResult {
@@ -160,13 +165,14 @@ export function isCaughtReason(reason: number): boolean {
   );
 }
 
-// Per reason, as typed arrays for the per-packet path: the response, and whether the call-gap fired.
-const RESPONSE_OF = Uint8Array.from(REASON_RESPONSE);
-const CAUGHT = Uint8Array.from({ length: REASON_COUNT }, (_, r) => (isCaughtReason(r) ? 1 : 0));
+// Per reason (the core's and the server model's), as typed arrays for the per-packet path: the response,
+// and whether the call-gap fired.
+const RESPONSE_OF = Uint8Array.from(SIM_REASON_RESPONSE);
+const CAUGHT = Uint8Array.from({ length: SIM_REASON_COUNT }, (_, r) => (isCaughtReason(r) ? 1 : 0));
 
 function reasonRecord(counts: Float64Array): Record<string, number> {
   const out: Record<string, number> = {};
-  for (let r = 0; r < REASON_COUNT; r++) if (counts[r]! > 0) out[REASON_NAMES[r]!] = counts[r]!;
+  for (let r = 0; r < SIM_REASON_COUNT; r++) if (counts[r]! > 0) out[SIM_REASON_NAMES[r]!] = counts[r]!;
   return out;
 }
 
@@ -212,8 +218,9 @@ export class Simulation {
   private readonly series: SimSeries;
   private readonly bins: number;
   private readonly perBin: number;
-  /** series.perPopulation by population index. */
+  /** series.perPopulation and series.answeredPerPopulation by population index. */
   private popSeries: Float64Array[] = [];
+  private popAnswered: Float64Array[] = [];
 
   constructor(options: SimulationOptions) {
     const { seed, duration } = options;
@@ -233,7 +240,13 @@ export class Simulation {
     this.servers = [];
     for (let i = 0; i < n; i++) {
       this.servers.push(
-        new SimServer(`server-${i + 1}`, options.config, this.rnd.derive(`server-${i}`), this.startMs),
+        new SimServer(
+          `server-${i + 1}`,
+          options.config,
+          this.rnd.derive(`server-${i}`),
+          this.startMs,
+          options.capacity ?? 0,
+        ),
       );
     }
     const lr = options.loss?.request ?? 0;
@@ -261,6 +274,7 @@ export class Simulation {
       dropped: bin(),
       caught: bin(),
       perPopulation: {},
+      answeredPerPopulation: {},
     };
     this.onProgress = options.onProgress;
   }
@@ -279,11 +293,14 @@ export class Simulation {
     if (this.nextAddress > 0xdfffffff)
       throw new RangeError("the populations need more addresses than IPv4 unicast has");
     this.populations.push(pop);
-    this.popReasons.push(new Float64Array(REASON_COUNT));
+    this.popReasons.push(new Float64Array(SIM_REASON_COUNT));
     this.popLost.push(0);
     const bins = new Float64Array(this.bins);
     this.series.perPopulation[pop.name] = bins;
     this.popSeries.push(bins);
+    const answered = new Float64Array(this.bins);
+    this.series.answeredPerPopulation[pop.name] = answered;
+    this.popAnswered.push(answered);
     return this;
   }
 
@@ -407,6 +424,7 @@ export class Simulation {
       p.kiss = server.lastKiss;
       return OUT_KISSED;
     }
+    this.popAnswered[pi]![bin]!++;
     return OUT_ANSWERED;
   }
 
@@ -421,7 +439,7 @@ export class Simulation {
       const reasons = this.popReasons[i]!;
       let caught = 0;
       let arrived = 0;
-      for (let r = 0; r < REASON_COUNT; r++) {
+      for (let r = 0; r < SIM_REASON_COUNT; r++) {
         arrived += reasons[r]!;
         if (isCaughtReason(r)) caught += reasons[r]!;
       }
@@ -443,7 +461,7 @@ export class Simulation {
     });
     const serverResults = this.servers.map((s): ServerResult => {
       let caught = 0;
-      for (let r = 0; r < REASON_COUNT; r++) if (isCaughtReason(r)) caught += s.reasons[r]!;
+      for (let r = 0; r < SIM_REASON_COUNT; r++) if (isCaughtReason(r)) caught += s.reasons[r]!;
       const st = s.defences.mru.stats();
       return {
         name: s.name,

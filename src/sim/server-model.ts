@@ -1,18 +1,37 @@
 // One simulated time server: the SAME decision pipeline the real server runs (src/core/defences.ts: access
-// list, blocklist, packet checks, MRU list, call-gap, kiss-o'-death limiter), fed with requests built by the
-// protocol code and virtual receive times. This file is the only place where the simulator calls the
-// decision core, so that a change to the core's interface is adapted here and nowhere else.
+// list, blocklist, packet checks, MRU list, call-gap, kiss-o'-death limiter, overload control), fed with
+// requests built by the protocol code and virtual receive times. This file is the only place where the
+// simulator calls the decision core, so that a change to the core's interface is adapted here and nowhere
+// else.
 //
 // Each simulated server owns its own Defences (its own MRU list, KoD limiter and blocklist), as each
 // machine behind the paper's load balancers did (§5, §12): that is what makes balancing matter. Their
-// random numbers (MRU admission sampling, call-gap leak) come from the run's seeded stream.
+// random numbers (MRU admission sampling, call-gap leak, overload periods) come from the run's seeded
+// stream, and so does the seed of overload control's pool hash.
+//
+// A server may have a capacity: the answers it can send per second (§2: "about 5,000 PPS" at half a
+// processor). Past it, answers are lost the way a socket's receive queue loses requests when the server
+// drains it more slowly than they arrive: whoever's request arrives when the queue is full is dropped,
+// which to the clients is loss at random, mice and elephants alike. The queue is a budget of answers
+// earned at `capacity` a second and held up to a tenth of a second's worth (a socket buffer of a few
+// hundred kilobytes at that rate); an answer the core decided on finds a unit of budget or is dropped as
+// R_OVER_CAPACITY. The decision runs first, so the MRU list sees every request where a real kernel would
+// have dropped some before the server read them; what overload control counts as demand is the same
+// either way (requests about to be answered).
 //
 // Per packet: the 48-byte request template is copied into one reused buffer (the core writes the reply or
 // the kiss-o'-death over it), the core decides, and the reason is counted. Nothing is allocated.
 
 import { type Config, defaultConfig } from "../config/index.ts";
 import { Defences } from "../core/defences.ts";
-import { REASON_COUNT, REASON_RESPONSE, RESPONSE_KISSED, RESPONSE_SERVED } from "../core/reasons.ts";
+import {
+  REASON_COUNT,
+  REASON_NAMES,
+  REASON_RESPONSE,
+  RESPONSE_DROPPED,
+  RESPONSE_KISSED,
+  RESPONSE_SERVED,
+} from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import {
   MODE_CLIENT,
@@ -24,6 +43,19 @@ import {
 import { snapshotFromMru } from "../survey/from-mru.ts";
 import type { Snapshot } from "../survey/snapshot.ts";
 import type { Random } from "./random.ts";
+
+/**
+ * The simulator's own reason, after the core's: the core would have answered, but the server was past its
+ * capacity (a full socket queue). Counted like the core's reasons, by the name "drop_capacity".
+ */
+export const R_OVER_CAPACITY = REASON_COUNT;
+/** The core's reasons and the simulator's: what the engine counts by. */
+export const SIM_REASON_COUNT = REASON_COUNT + 1;
+export const SIM_REASON_NAMES: readonly string[] = Object.freeze([...REASON_NAMES, "drop_capacity"]);
+export const SIM_REASON_RESPONSE: readonly number[] = Object.freeze([...REASON_RESPONSE, RESPONSE_DROPPED]);
+
+/** Seconds of answers the capacity's queue holds: a burst it absorbs before it drops. */
+export const QUEUE_SECONDS = 0.1;
 
 /** A partial configuration laid over another: every section and key optional. */
 export type ConfigPatch = { [S in keyof Config]?: Partial<Config[S]> };
@@ -72,8 +104,8 @@ export class SimServer {
   readonly config: Config;
   readonly defences: Defences;
   readonly state: ServeState;
-  /** Packets received, by reason (src/core/reasons.ts). */
-  readonly reasons = new Float64Array(REASON_COUNT);
+  /** Packets received, by reason (src/core/reasons.ts, then R_OVER_CAPACITY). */
+  readonly reasons = new Float64Array(SIM_REASON_COUNT);
   received = 0;
   served = 0;
   kissed = 0;
@@ -84,15 +116,32 @@ export class SimServer {
   readonly startedAt: number;
   /** The kiss code (refid) of the last kissed reply. */
   lastKiss = 0;
+  /** Answers per second it can send; 0 = no limit. */
+  readonly capacity: number;
+  /** Answers it would have sent past its capacity (R_OVER_CAPACITY). */
+  overCapacity = 0;
 
   private readonly buf = new Uint8Array(NTP_HEADER_LENGTH);
   private readonly buf32: Uint32Array;
   private readonly template32: Uint32Array;
+  // The capacity's queue: units of budget held (at most `depth`), and the virtual Unix ms they were counted at.
+  private budget: number;
+  private budgetAt: number;
+  private readonly depth: number;
 
-  constructor(name: string, config: Config, rnd: Random, startMs: number) {
+  constructor(name: string, config: Config, rnd: Random, startMs: number, capacity = 0) {
+    if (!(capacity >= 0 && Number.isFinite(capacity))) {
+      throw new RangeError(`capacity must be a number of answers per second >= 0, got ${capacity}`);
+    }
     this.name = name;
     this.config = config;
-    this.defences = Defences.fromConfig(config, { rng: rnd.rng30() });
+    // The pool hash's seed from a stream of its own, so that the server's stream draws as before.
+    const hashSeed = rnd.derive("overload-pools").next32() & 0x3fffffff;
+    this.defences = Defences.fromConfig(config, { rng: rnd.rng30(), hashSeed });
+    this.capacity = capacity;
+    this.depth = Math.max(1, capacity * QUEUE_SECONDS);
+    this.budget = this.depth;
+    this.budgetAt = startMs;
     this.state = serveState(startMs);
     this.startedAt = startMs / 1000;
     // A plain NTPv4 client request, as ntpd, chrony or an SNTP client sends it: mode 3, poll 6, and a
@@ -107,16 +156,22 @@ export class SimServer {
 
   /**
    * One client request from `key` (address key, 4 words) and `port`, received at `nowMs` (virtual Unix ms).
-   * Returns the reason the core gave; for a kiss, `lastKiss` holds its code.
+   * Returns the reason the core gave, or R_OVER_CAPACITY for an answer past the capacity; for a kiss,
+   * `lastKiss` holds its code.
    */
   handle(key: Uint32Array, port: number, nowMs: number): number {
     const b = this.buf32;
     const t = this.template32;
     for (let i = 0; i < 12; i++) b[i] = t[i]!;
-    const reason = this.defences.decide(this.buf, NTP_HEADER_LENGTH, key, port, nowMs, this.state);
+    let reason = this.defences.decide(this.buf, NTP_HEADER_LENGTH, key, port, nowMs, this.state);
+    let response = REASON_RESPONSE[reason];
+    if (response === RESPONSE_SERVED && this.capacity > 0 && !this.spend(nowMs)) {
+      reason = R_OVER_CAPACITY;
+      response = RESPONSE_DROPPED;
+      this.overCapacity++;
+    }
     this.reasons[reason]!++;
     this.received++;
-    const response = REASON_RESPONSE[reason];
     if (response === RESPONSE_SERVED) this.served++;
     else if (response === RESPONSE_KISSED) {
       this.kissed++;
@@ -130,6 +185,17 @@ export class SimServer {
       }
     } else this.dropped++;
     return reason;
+  }
+
+  /** Takes one answer's budget at `nowMs` if there is any (the queue drained meanwhile at `capacity`). */
+  private spend(nowMs: number): boolean {
+    if (nowMs > this.budgetAt) {
+      this.budget = Math.min(this.budget + ((nowMs - this.budgetAt) * this.capacity) / 1000, this.depth);
+      this.budgetAt = nowMs;
+    }
+    if (this.budget < 1) return false;
+    this.budget -= 1;
+    return true;
   }
 
   /**

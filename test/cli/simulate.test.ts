@@ -31,6 +31,22 @@ describe("ntpshield simulate", () => {
     assert.equal(r.stderr, "", "no progress bar when stderr is not a terminal");
   });
 
+  it("runs the Wisconsin splurge with and without overload control beside the paper's figures", () => {
+    const r = cli("wisconsin", "--scale", "0.02", "--duration", "60");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /seed 1, scale 0\.02; 4 runs/);
+    assert.match(
+      r.stdout,
+      /^The splurge against a server with a capacity \(.*our extension, the paper has no figure\)$/m,
+    );
+    assert.match(r.stdout, /figure\s+paper\s+no overload control\s+overload control\s+note/);
+    assert.match(
+      r.stdout,
+      /mice served during the splurge\s+none \(§12 proposes overload control and gives no figure\)/,
+    );
+    assert.match(r.stdout, /Populations, run "splurge, overload control"/);
+  });
+
   it("gives the same report as JSON, and the same JSON for the same seed", () => {
     const a = cli("nist", "--scale", "0.05", "--duration", "40", "--json");
     const b = cli("nist", "--scale", "0.05", "--duration", "40", "--json");

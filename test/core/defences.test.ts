@@ -751,6 +751,23 @@ describe("overload control in the pipeline (paper §12: past the redline, mice f
     assert.equal(count(mouse, R_DROP_OVERLOAD), 0);
   });
 
+  it("a given hash seed makes the pools, and so the run, repeatable (the simulator's runs)", () => {
+    const seeded = (hashSeed: number) => {
+      const d = Defences.fromConfig(config("[overload]\nredline = 100\nperiod-min = 2\nperiod-max = 4\n"), {
+        rng: createRng(1),
+        hashSeed,
+      });
+      const reasons: number[] = [];
+      for (let n = 0; n < 4000; n++)
+        reasons.push(send(d, `11.0.${(n >> 8) & 255}.${n & 255}`, n * 0.001).reason);
+      return { seed: d.overload.seed, reasons: reasons.join(",") };
+    };
+    const a = seeded(12345);
+    assert.equal(a.seed, 12345);
+    assert.equal(a.reasons, seeded(12345).reasons);
+    assert.notEqual(a.reasons, seeded(54321).reasons);
+  });
+
   it("a reload that raises the redline past the load ends the withholding at the next window", () => {
     const { d } = run("");
     d.reconfigure(config("[overload]\nredline = 1000000\nmouse-interval = 4\n"));

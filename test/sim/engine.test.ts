@@ -120,6 +120,45 @@ describe("Simulation", () => {
     assert.equal(p.reasons["served_client"], 100);
   });
 
+  it("a server with a capacity answers at most that many a second and loses the rest at random", () => {
+    // 2,000 PPS of mice at a server that answers 500 a second: three answers in four are lost, whoever asks.
+    const sim = new Simulation({
+      seed: 4,
+      duration: 20,
+      config: defaultConfig(),
+      binSeconds: 1,
+      capacity: 500,
+    });
+    sim.add(new MiceStream("a", { count: 10_000, poll: 10 }));
+    sim.add(new MiceStream("b", { count: 10_000, poll: 10 }));
+    const r = sim.run();
+    for (let b = 1; b < 20; b++) {
+      assert.ok(r.series.served[b]! <= 500 + 50, `second ${b}: ${r.series.served[b]} answered`);
+      assert.ok(r.series.served[b]! >= 490, `second ${b}: ${r.series.served[b]} answered`);
+    }
+    for (const p of r.populations) {
+      const share = p.answered / p.sent;
+      assert.ok(share > 0.23 && share < 0.27, `${p.name} answered ${share}`);
+      assert.equal(p.reasons["drop_capacity"], p.sent - p.answered);
+      // The answered series counts what came back, per population and second.
+      assert.equal(
+        r.series.answeredPerPopulation[p.name]!.reduce((x, y) => x + y, 0),
+        p.answered,
+      );
+    }
+    assert.equal(r.serverResults[0]!.reasons["drop_capacity"], sim.servers[0]!.overCapacity);
+    // Without a capacity, everything is answered and the reason never appears.
+    const free = new Simulation({ seed: 4, duration: 20, config: defaultConfig() });
+    free.add(new MiceStream("a", { count: 10_000, poll: 10 }));
+    const p = free.run().populations[0]!;
+    assert.equal(p.answered, p.sent);
+    assert.equal(p.reasons["drop_capacity"], undefined);
+    assert.throws(
+      () => new Simulation({ seed: 1, duration: 1, config: defaultConfig(), capacity: -1 }),
+      /capacity/,
+    );
+  });
+
   it("clients that obey an RSTR kiss stop; those that ignore it go on", () => {
     const config = simConfig({ acl: { rule: [{ address: "16.0.0.0/8", flags: ["noserve", "kod"] }] } });
     const sim = new Simulation({ seed: 2, duration: 600, config, servers: 1 });

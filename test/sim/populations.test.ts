@@ -54,6 +54,28 @@ describe("NtpdClients (ntpd mice)", () => {
     }
   });
 
+  it("settled ones start at polls of 64 to 1,024 s, every step as likely, each within its own poll", () => {
+    const sim = new Simulation({ seed: 1, duration: 2100, config: defaultConfig(), binSeconds: 1 });
+    sim.add(new NtpdClients("mice", { count: 5000, settled: true }));
+    const r = sim.run();
+    const snap = sim.snapshots()[0]!;
+    // Every client has polled at least twice by 2,100 s (1,024 s at most, 5% jitter).
+    assert.equal(snap.clients.length, 5000);
+    assert.ok(snap.clients.every((c) => c.count >= 2));
+    // Their first intervals: a fifth of them at each of 64, 128, 256, 512 and 1,024 s.
+    const first = new Map<number, number>();
+    for (const c of snap.clients.filter((x) => x.count === 2)) {
+      const step = 2 ** Math.round(Math.log2(c.avgInterval));
+      first.set(step, (first.get(step) ?? 0) + 1);
+    }
+    assert.ok((first.get(1024) ?? 0) > 800, JSON.stringify([...first]));
+    // No wave of load as they step up together: the rate over the last ten minutes is steady.
+    const late = Array.from(r.series.offered.subarray(1500, 2100));
+    const minute = (i: number) => late.slice(i * 60, i * 60 + 60).reduce((a, b) => a + b, 0);
+    const minutes = Array.from({ length: 10 }, (_, i) => minute(i));
+    assert.ok(Math.max(...minutes) < 1.5 * Math.min(...minutes), `per minute ${minutes}`);
+  });
+
   it("back off when unanswered", () => {
     const sim = new Simulation({
       seed: 1,
@@ -182,6 +204,19 @@ describe("Routers (§3)", () => {
     );
     assert.ok(good.series.offered[200]! < 10, `${good.series.offered[200]}`);
     assert.ok(good.packets < bad.packets / 10);
+  });
+
+  it("can be switched on later, all within a given spread", () => {
+    const sim = new Simulation({ seed: 1, duration: 60, config: noGap(), binSeconds: 1 });
+    sim.add(new Routers("r", { count: 200, startAt: 30, startWithin: 1 }));
+    const r = sim.run();
+    assert.equal(
+      r.series.offered.subarray(0, 30).reduce((a, b) => a + b, 0),
+      0,
+    );
+    assert.equal(r.series.offered[30], 200);
+    assert.equal(r.packets, 200); // answered, they poll again a minute later
+    assert.throws(() => new Routers("r", { startAt: -1 }), /r\.startAt/);
   });
 
   it("poll their one hard-coded server whatever the balancer", () => {

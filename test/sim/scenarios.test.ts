@@ -7,6 +7,7 @@ import { defaultConfig } from "../../src/config/index.ts";
 import { textReport } from "../../src/sim/report.ts";
 import { balancerRun } from "../../src/sim/scenarios/balancer.ts";
 import { SCENARIOS } from "../../src/sim/scenarios/index.ts";
+import { splurgeRuns } from "../../src/sim/scenarios/wisconsin-overload.ts";
 
 const config = defaultConfig();
 
@@ -63,6 +64,41 @@ describe("wisconsin scenario (§3)", () => {
     assert.ok(pps(end[3]!) < pps(end[2]!) / 10, `fixed ${end[3]} vs defective ${end[2]}`);
     const fw = row(r, "routers whose firewall rejects the replies (1.0%)");
     assert.ok(pct(fw[2]!.split("catches ")[1]!) > 0.7, `caught ${fw[2]}`);
+    // The splurge runs have their own table, beside the paper's figures and saying it has none of its own.
+    const splurge = r.tables[1]!;
+    assert.match(splurge.title, /our extension, the paper has no figure/);
+    assert.deepEqual(splurge.columns.slice(2, 4), ["no overload control", "overload control"]);
+    assert.ok(splurge.rows.some((x) => x[0] === "mice served during the splurge"));
+    assert.equal(r.runs.length, 4);
+  });
+
+  it("the splurge at a server of limited capacity: overload control keeps its mice served", () => {
+    // A tenth of the paper's sizes: 10,000 routers at a server that answers 100 a second, 5,000 mice.
+    const { off, on } = splurgeRuns({ seed: 1, scale: 0.1, config }, 240);
+    const miceOn = on.miceAnswered / on.miceSent;
+    const miceOff = off.miceAnswered / off.miceSent;
+    assert.ok(on.miceSent > 2000 && off.miceSent > 2000, `mice sent ${on.miceSent}, ${off.miceSent}`);
+    assert.ok(miceOn >= 0.99, `mice served with overload control: ${miceOn}`);
+    assert.ok(miceOff < 0.2, `mice served without it: ${miceOff}`);
+    // The flood gets what the capacity lets through, never more (its queue holds a tenth of a second).
+    for (const r of [off, on]) {
+      assert.equal(r.capacity, 100);
+      assert.ok(r.peakOffered > 9_900, `splurge ${r.peakOffered}`);
+      assert.ok(r.peakAnswered <= 110, `answered in one second ${r.peakAnswered}`);
+      assert.ok(r.floodAnswered <= 100 * 240 + 10, `routers answered ${r.floodAnswered}`);
+      assert.ok(r.allAnswered / r.allSent < 0.03, `all served ${r.allAnswered / r.allSent}`);
+    }
+    // Without overload control nothing is withheld and the mice lose their answers past the capacity;
+    // with it the routers are withheld and the mice hardly ever meet a full queue.
+    assert.equal(off.floodWithheld + off.miceWithheld, 0);
+    assert.ok(off.miceDropped > 0.8 * off.miceSent, `mice dropped ${off.miceDropped}`);
+    assert.ok(on.floodWithheld > 1_000_000, `routers withheld ${on.floodWithheld}`);
+    assert.equal(on.miceWithheld, 0);
+    assert.ok(on.miceDropped < 0.01 * on.miceSent, `mice dropped ${on.miceDropped}`);
+    assert.ok(
+      on.miceLossSeconds < 20 && off.miceLossSeconds > 200,
+      `${on.miceLossSeconds}, ${off.miceLossSeconds}`,
+    );
   });
 });
 

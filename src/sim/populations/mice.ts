@@ -136,8 +136,17 @@ export interface NtpdClientsOptions {
   iburst?: number;
   /** Relative jitter of each interval, +-(default 0.05). */
   jitter?: number;
-  /** Start times spread uniformly over [0, startWithin) s (default: minPoll). */
+  /**
+   * Start times spread uniformly over [0, startWithin) s (default: minPoll; settled clients: each within its
+   * own poll, so under maxPoll).
+   */
   startWithin?: number;
+  /**
+   * Clients that have been running a while (default false: all just started, at minPoll): each starts at a
+   * poll drawn from minPoll, 2 minPoll, ... up to maxPoll, every step as likely, as a server's clients are
+   * when they were switched on at different times (§4: "increases in steps to 1,024 s").
+   */
+  settled?: boolean;
   /** Whether they obey kiss-o'-death (default true). */
   obeyKod?: boolean;
   /** All clients share one address (a NAT firewall, §4), each on its own port (default false). */
@@ -151,6 +160,8 @@ export class NtpdClients extends Clients {
   private readonly steps: Uint16Array;
   private readonly misses: Uint16Array;
   private readonly burst: Uint8Array;
+  /** Settled clients without a startWithin: each starts within its own poll, at a phase of its own. */
+  private readonly ownPhase: boolean;
 
   constructor(name: string, o: NtpdClientsOptions = {}, description?: string) {
     super(name, "ntpd-clients", o.count ?? 1000, o.sharedAddress ?? false);
@@ -165,12 +176,14 @@ export class NtpdClients extends Clients {
       missesPerStep: this.intParam("missesPerStep", o.missesPerStep ?? 4, 1, 65535),
       iburst: this.intParam("iburst", o.iburst ?? 0, 0, 16),
       jitter: this.param("jitter", o.jitter ?? 0.05, 0, 0.5),
-      startWithin: this.param("startWithin", o.startWithin ?? minPoll, 0),
+      startWithin: this.param("startWithin", o.startWithin ?? (o.settled ? maxPoll : minPoll), 0),
+      settled: o.settled ?? false,
       obeyKod: o.obeyKod ?? true,
       sharedAddress: o.sharedAddress ?? false,
     };
     this.description =
       description ?? "ntpd clients: 64 s rising to 1,024 s, backing off, obeying KoD (§2, §4)";
+    this.ownPhase = this.o.settled && o.startWithin === undefined;
     this.poll = new Float64Array(count);
     this.steps = new Uint16Array(count);
     this.misses = new Uint16Array(count);
@@ -182,9 +195,20 @@ export class NtpdClients extends Clients {
   }
 
   protected start(ctx: PopulationContext): void {
-    this.poll.fill(this.o.minPoll);
-    this.burst.fill(this.o.iburst > 0 ? this.o.iburst - 1 : 0);
-    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, this.rnd.float() * this.o.startWithin);
+    const o = this.o;
+    this.poll.fill(o.minPoll);
+    this.burst.fill(o.iburst > 0 ? o.iburst - 1 : 0);
+    // Steps from minPoll to maxPoll by doubling (the last one capped at maxPoll).
+    const steps = Math.ceil(Math.log2(o.maxPoll / o.minPoll) - 1e-9);
+    for (let i = 0; i < o.count; i++) {
+      if (o.settled) {
+        // Each somewhere along its climb, so that they do not step up together (a wave of load every step).
+        this.poll[i] = Math.min(o.minPoll * 2 ** this.rnd.int(steps + 1), o.maxPoll);
+        this.steps[i] = this.rnd.int(o.pollsPerStep);
+      }
+      const within = this.ownPhase ? this.poll[i]! : o.startWithin;
+      ctx.schedule(i, this.rnd.float() * within);
+    }
   }
 
   override replyWait(slot: number): number {

@@ -30,8 +30,10 @@ export interface RoutersOptions {
   obeyKod?: boolean;
   /** Index of the hard-coded server (default 0). */
   server?: number;
-  /** First polls spread uniformly over [0, startWithin) s (default: the poll: a steady state). */
+  /** First polls spread uniformly over [startAt, startAt + startWithin) s (default: the poll: a steady state). */
   startWithin?: number;
+  /** When they are switched on, seconds from the start of the run (default 0: already on). */
+  startAt?: number;
 }
 
 /** The routers' one source port: every router used the same, which is how the ISP could filter them (§3). */
@@ -56,6 +58,7 @@ export class Routers extends Clients {
       obeyKod: o.obeyKod ?? false,
       server: this.intParam("server", o.server ?? 0, 0, 1023),
       startWithin: this.param("startWithin", o.startWithin ?? o.poll ?? 60, 0),
+      startAt: this.param("startAt", o.startAt ?? 0, 0),
     };
     this.server = this.o.server;
     this.description =
@@ -68,7 +71,8 @@ export class Routers extends Clients {
 
   protected start(ctx: PopulationContext): void {
     this.poll.fill(this.o.poll);
-    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, this.rnd.float() * this.o.startWithin);
+    const { startAt, startWithin } = this.o;
+    for (let i = 0; i < this.o.count; i++) ctx.schedule(i, startAt + this.rnd.float() * startWithin);
   }
 
   override replyWait(_slot: number): number {

@@ -56,6 +56,8 @@ export interface ReportBody {
   summary: string[];
   /** The paper's figures beside the simulated ones. */
   table: ReportTable;
+  /** More such tables (a second experiment of the scenario), after the first. */
+  moreTables?: ReportTable[];
   charts: ReportChart[];
   runs: RunSummary[];
 }
@@ -111,7 +113,7 @@ export function defineScenario<R>(spec: ScenarioSpec<R>): Scenario {
         seed: o.seed,
         scale: o.scale,
         summary: body.summary,
-        tables: [body.table, ...body.runs.map((r) => populationTable(r))],
+        tables: [body.table, ...(body.moreTables ?? []), ...body.runs.map((r) => populationTable(r))],
         charts: body.charts,
         notes: [...spec.notes],
         runs: body.runs,

@@ -10,10 +10,22 @@
 // defective firmware retries every second and takes a kiss-o'-death for no answer; the fixed one backs off
 // exponentially and obeys kisses, as the paper's lessons ask ("backing off the request rate when the server
 // does not respond", §3; KoD, §11).
+//
+// Then the splurge once more, against a server that can answer only so much, with the server's mice
+// beside the routers: without overload control and with it (§12's proposal, our extension; the paper has
+// no figure for it). That part is wisconsin-overload.ts.
 
 import { Routers } from "../populations/routers.ts";
 import { fmtInt, fmtPct, fmtPps, type ReportChart, type RunSummary, ratio } from "../report.ts";
 import { defineScenario, maxOf, meanOf, type ReportBody, type ScenarioOptions, simulate } from "./common.ts";
+import {
+  SPLURGE,
+  type SplurgeRuns,
+  splurgeCharts,
+  splurgeRuns,
+  splurgeSizes,
+  splurgeTable,
+} from "./wisconsin-overload.ts";
 
 export const WISCONSIN_PAPER = Object.freeze({
   routersSold: 700_000,
@@ -106,9 +118,11 @@ interface WiscRuns {
   out: [number, number];
   bad: WiscRun;
   good: WiscRun;
+  /** The splurge against a server with a capacity, without and with overload control. */
+  splurge: SplurgeRuns;
 }
 
-/** The same timeline twice: the defective firmware, then the fixed one. */
+/** The same timeline twice: the defective firmware, then the fixed one; then the splurge runs. */
 function wiscRuns(o: ScenarioOptions, duration: number): WiscRuns {
   // Reachable for the first quarter, unreachable until 5/8, reachable again: long enough for every
   // router to have noticed the break (each notices at its next poll, up to a minute later).
@@ -117,10 +131,11 @@ function wiscRuns(o: ScenarioOptions, duration: number): WiscRuns {
     out,
     bad: wiscRun("defective firmware", false, o, duration, out),
     good: wiscRun("fixed firmware", true, o, duration, out),
+    splurge: splurgeRuns(o, duration),
   };
 }
 
-function wiscReport({ out, bad, good }: WiscRuns, o: ScenarioOptions, duration: number): ReportBody {
+function wiscReport({ out, bad, good, splurge }: WiscRuns, o: ScenarioOptions, duration: number): ReportBody {
   const routers = Math.max(2, Math.round(WISCONSIN_PAPER.routersSold * o.scale));
   const both = (f: (r: WiscRun) => string) => [f(bad), f(good)];
   const rec = (r: WiscRun) =>
@@ -186,18 +201,22 @@ function wiscReport({ out, bad, good }: WiscRuns, o: ScenarioOptions, duration: 
       { x: out[1], label: "path returns" },
     ],
   };
+  const size = splurgeSizes(o.scale);
   return {
     summary: [
       `${fmtInt(routers)} routers poll one hard-coded server; the path to it is down from ${out[0]} s to ${out[1]} s of a ${duration} s run. ` +
         "Run once with the defective firmware (retry every second, a kiss is no answer) and once with the fixed one (back off, obey KoD).",
+      `Then the splurge: a server that answers at most ${fmtPps(size.capacity)} has known its ${fmtInt(size.mice)} mice for ${fmtInt(SPLURGE.prelude)} s when ${fmtInt(size.routers)} defective routers are switched on; ${duration} s of splurge, ` +
+        "once without overload control and once with it (§12's proposal: our extension, the paper gives no figure for it).",
     ],
     table: {
       title: "Wisconsin (§3)",
       columns: ["figure", "paper", "defective firmware", "fixed firmware", "note"],
       rows,
     },
-    charts: [chart],
-    runs: [bad.summary, good.summary],
+    moreTables: [splurgeTable(splurge, o.scale)],
+    charts: [chart, ...splurgeCharts(splurge)],
+    runs: [bad.summary, good.summary, splurge.off.summary, splurge.on.summary],
   };
 }
 
@@ -206,13 +225,15 @@ export const wisconsin = defineScenario({
   title: "Wisconsin: routers with a hard-coded server",
   sections: "§3, §11, §12",
   about:
-    "700,000 routers poll one hard-coded server; the path breaks for a while and comes back. Defective firmware retries every second and ignores KoD; fixed firmware backs off and obeys. 1% of the routers reject the replies in their own firewall.",
+    "700,000 routers poll one hard-coded server; the path breaks for a while and comes back. Defective firmware retries every second and ignores KoD; fixed firmware backs off and obeys. 1% of the routers reject the replies in their own firewall. Then the 100,000 PPS splurge against a server of limited capacity and its mice, with and without overload control.",
   notes: [
     "The poll while answered (60 s) and the share of routers behind a reply-rejecting firewall (1%) are assumptions: the paper gives neither.",
     "The paper's 250,000 PPS is what the ISP discarded on average over a day from the routers switched on at the time (over 500,000 distinct in a day); the simulation has all of its routers on at once, so its worst second is the 700,000 x 1 PPS the paper calls 'over 400 Mbps' (504 Mbps at 90 bytes a packet).",
     "The renderings of the paper disagree on the splurge: 'up to 100,000 PPS' (000, the reference) and 'up to 700,000 PPS' (001, 002). 700,000 PPS is what 700,000 routers retrying every second send; 100,000 PPS is what a seventh of them would. The table shows both.",
     "The outage synchronises the defective routers: all of them are answered in the first second back and poll again together a minute later (spread only by their 2% jitter), an echo of the splurge at the server. The fixed firmware's back-off spreads their return.",
     "No server defence helps while the path is down: the packets never arrive. Once it returns, the defective routers are answered and go back to their poll. The routers behind reply-rejecting firewalls send 1 PPS for ever: the call-gap catches them (after each record's first 3 requests, its fast allowance) but cannot slow them, since they never see a kiss; only the fixed firmware's back-off does.",
+    "The splurge runs are our extension: the paper proposes overload control (§12) and gives no figure for it, so their 'paper' column quotes the figures they start from. The server's capacity (1,000 answers a second at scale 1) is an assumption, chosen below the 1,667 PPS the routers send once answered, so that answering cannot quiet them and the splurge lasts, as the real one did; past it, answers are lost at random, as a full socket queue loses requests. With overload control the redline is the capacity. Their MRU list is the configured one scaled with --scale.",
+    "Overload control measures each second and acts on the next: the mice lose most of their requests in the splurge's first second (nothing measured yet), some in its second (routers that were newcomers in the first are known clients in the second, a class not withheld yet), and a few whenever a second's demand outgrows the one before. The routers it withholds are unanswered, so the defective ones retry every second: the splurge is larger with it, and fewer routers are answered and quieted.",
   ],
   defaultDuration: 240,
   minDuration: 40,
