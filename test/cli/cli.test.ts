@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import dgram from "node:dgram";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -69,6 +69,69 @@ describe("ntpshield check-config", () => {
     const r = cli("check-config", join(dir, "missing.toml"));
     assert.equal(r.status, 2);
     assert.match(r.stderr, /missing\.toml/);
+  });
+
+  it("with [blocklist] enabled, refuses a database path serve could not open, naming blocklist.path", async () => {
+    mkdirSync(join(dir, "a-directory"), { recursive: true });
+    writeFileSync(join(dir, "a-file"), "");
+    const cases: [string, RegExp][] = [
+      [join(dir, "no-such-dir", "x.db"), /the directory .*no-such-dir does not exist/],
+      [join(dir, "a-directory"), /it is a directory, not a database file/],
+      ["/dev/null", /it is a character device, not a database file/],
+      [join(dir, "a-file", "x.db"), /a part of .*a-file is not a directory/],
+    ];
+    for (const [path, why] of cases) {
+      const conf = file("blocklist.toml", `[blocklist]\nenabled = true\npath = ${JSON.stringify(path)}\n`);
+      const r = cli("check-config", conf);
+      assert.equal(r.status, 2, `${path}: ${r.stdout}`);
+      assert.match(r.stderr, /blocklist\.toml: blocklist\.path: cannot open or create /, path);
+      assert.match(r.stderr, why, path);
+      assert.match(r.stderr, /checked because \[blocklist\] enabled = true/);
+      assert.equal(r.stdout, "");
+    }
+    // serve refuses the same path for the same reason.
+    const port = await freeUdpPort();
+    const conf = file(
+      "blocklist.toml",
+      `[server]\nlisten = ["127.0.0.1:${port}"]\n[blocklist]\nenabled = true\npath = ${JSON.stringify(join(dir, "a-directory"))}\n`,
+    );
+    const served = cli("serve", "--config", conf, "--threads", "1", "--http", "off");
+    assert.equal(served.status, 1);
+    assert.match(served.stderr, /blocklist\.path: .*it is a directory, not a database file/);
+  });
+
+  it("checks a blocklist path only when the blocklist is on, and creates nothing", () => {
+    const sub = join(dir, "relative");
+    mkdirSync(sub, { recursive: true });
+    const on = cli(
+      "check-config",
+      file("relative/on.toml", '[blocklist]\nenabled = true\npath = "list.db"\n'),
+    );
+    assert.equal(on.status, 0, on.stderr);
+    assert.ok(on.stdout.includes(`; blocklist ${join(sub, "list.db")})`), on.stdout);
+    assert.equal(existsSync(join(sub, "list.db")), false, "nothing created");
+    const off = cli("check-config", file("off.toml", '[blocklist]\npath = "/dev/null"\n'));
+    assert.equal(off.status, 0, off.stderr);
+    assert.doesNotMatch(off.stdout, /blocklist/);
+  });
+
+  it("refuses a blocklist directory that does not take a new file", {
+    skip: process.getuid?.() === 0 && "root may write anywhere",
+  }, () => {
+    const locked = join(dir, "locked");
+    mkdirSync(locked, { recursive: true });
+    chmodSync(locked, 0o555);
+    try {
+      const conf = file(
+        "locked.toml",
+        `[blocklist]\nenabled = true\npath = ${JSON.stringify(join(locked, "x.db"))}\n`,
+      );
+      const r = cli("check-config", conf);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /blocklist\.path: .*permission denied to create a file in .*locked/);
+    } finally {
+      chmodSync(locked, 0o755);
+    }
   });
 
   it("prints the configuration's JSON Schema with --json-schema, and says so in its usage", () => {
