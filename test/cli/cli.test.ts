@@ -1,10 +1,11 @@
 // The `ntpshield` command as an operator runs it: check-config, serve with flags and a file, SIGHUP reloads
 // (a bad file changes nothing), clear start-up errors.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import dgram from "node:dgram";
+import { once } from "node:events";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { configJsonSchema } from "../../src/config/index.ts";
@@ -212,6 +213,62 @@ describe("ntpshield serve", () => {
       assert.equal(reply?.toString("latin1", 12, 15), "GPS");
     } finally {
       await s.stop();
+    }
+  });
+
+  it("stops cleanly on a SIGTERM at any point of start-up: workers gone, stopping and stopped logged, exit 0", async () => {
+    // "starting" is its first line (at debug level), before the monitoring endpoint or any worker; the
+    // warning for more threads than cores comes once the first of the 8 workers is up, the others spawning.
+    const triggers = ["starting"];
+    if (availableParallelism() < 8) triggers.push("more worker threads than cores");
+    for (const trigger of triggers) {
+      const port = await freeUdpPort();
+      const args = ["serve", "--threads", "8", "--listen", `127.0.0.1:${port}`, "--http", "127.0.0.1:0"];
+      const child = spawn(process.execPath, ["src/cli/main.ts", ...args, "--log-level", "debug"], {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const records: Record<string, unknown>[] = [];
+      let partial = "";
+      let sentAt = 0;
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        const lines = (partial + d).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) {
+          const record = JSON.parse(line) as Record<string, unknown>;
+          records.push(record);
+          if (sentAt === 0 && String(record["msg"]).startsWith(trigger)) {
+            sentAt = Date.now();
+            child.kill("SIGTERM");
+          }
+        }
+      });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (d: string) => {
+        stderr += d;
+      });
+      const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+      clearTimeout(killer);
+      const what = `${trigger}: ${records.map((r) => r["msg"]).join(" | ")} ${stderr}`;
+      assert.ok(sentAt > 0, `the trigger came: ${what}`);
+      assert.ok(Date.now() - sentAt < 10_000, `exits within 10 s of the signal: ${what}`);
+      assert.equal(signal, null, what);
+      assert.equal(code, 0, `exit status as for a normal stop: ${what}`);
+      assert.deepEqual(
+        records.slice(-2).map((r) => r["msg"]),
+        ["stopping", "stopped"],
+        what,
+      );
+      assert.equal(records.at(-2)!["signal"], "SIGTERM");
+      assert.ok(!records.some((r) => r["level"] === "error"), what);
+      // No worker left holding the port: it binds again, exclusively.
+      const probe = dgram.createSocket("udp4");
+      await new Promise<void>((res, rej) => {
+        probe.once("error", rej);
+        probe.bind({ port, address: "127.0.0.1", exclusive: true }, () => res());
+      });
+      probe.close();
     }
   });
 
