@@ -1,15 +1,20 @@
 // `ntpshield check-config FILE`: validates a configuration without serving. Exit 0 and a one-line summary
-// when it is valid; exit 2 and one line per problem, each naming its key, when it is not.
+// when it is valid; exit 2 and one line per problem, each naming its key, when it is not. With [blocklist]
+// enabled, the database path is looked at too (what serve would refuse to open), without creating anything;
+// while the blocklist is off serve never opens it, so neither is it checked.
 // `ntpshield check-config --json-schema`: prints the file's JSON Schema, written from the same table the
 // validator reads, for editors' TOML support (docs/configuration.md).
 
 import { ConfigError, configJsonSchema, loadConfigFile } from "../config/index.ts";
+import { blocklistPathProblem, resolveBlocklistPath } from "../server/blocklist/index.ts";
 import { settingsFromConfig } from "./serve.ts";
 
 export const CHECK_USAGE = `usage: ntpshield check-config FILE
        ntpshield check-config --json-schema
 
-  FILE           validate a configuration file without serving; each problem names its key (exit 2)
+  FILE           validate a configuration file without serving; each problem names its key (exit 2).
+                 With [blocklist] enabled, also checks that its database can be opened or created
+                 (nothing is created)
   --json-schema  print the configuration's JSON Schema (draft 2020-12), for editors and other tools`;
 
 export function checkConfigCommand(argv: string[]): number {
@@ -29,7 +34,23 @@ export function checkConfigCommand(argv: string[]): number {
       settings.clock.upstream.length > 0
         ? `upstream ${settings.clock.upstream.join(", ")}`
         : `local stratum ${settings.clock.stratum}`;
-    process.stdout.write(`${file}: valid (listen ${config.server.listen.join(", ")}; clock ${source})\n`);
+    let blocklist = "";
+    if (config.blocklist.enabled) {
+      // Resolved as serve resolves it: a relative path is taken from the file's directory.
+      const path = resolveBlocklistPath(config.blocklist.path, file);
+      const why = blocklistPathProblem(path);
+      if (why !== undefined) {
+        process.stderr.write(
+          `${file}: blocklist.path: cannot open or create ${path}: ${why} ` +
+            "(checked because [blocklist] enabled = true)\n",
+        );
+        return 2;
+      }
+      blocklist = `; blocklist ${path}`;
+    }
+    process.stdout.write(
+      `${file}: valid (listen ${config.server.listen.join(", ")}; clock ${source}${blocklist})\n`,
+    );
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

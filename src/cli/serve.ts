@@ -1,6 +1,7 @@
 // `ntpshield serve`: load and validate the configuration, start the server, and handle signals: SIGTERM and
-// SIGINT stop it gracefully, SIGHUP reloads the configuration file (an invalid one is logged with its
-// reasons and the running configuration stays as it was).
+// SIGINT stop it gracefully, at any point of start-up too, SIGHUP reloads the configuration file (an invalid
+// one is logged with its reasons and the running configuration stays as it was; one during start-up is
+// applied once the server runs).
 
 import { parseArgs } from "node:util";
 import { VERSION } from "../base/version.ts";
@@ -78,7 +79,47 @@ function loadConfig(flags: ServeFlags): Config {
   return applyOverrides(base, overrides);
 }
 
+/** What serve needs of the process's signals, taken before anything else is done. */
+interface Signals {
+  /** Settles with the first SIGTERM or SIGINT. */
+  readonly stop: Promise<string>;
+  /** Hands over what a SIGHUP does once the server runs; a SIGHUP that came before is applied now. */
+  running(reload: () => void): void;
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
+  // Taken first, before the configuration is read: from here on a SIGTERM or SIGINT stops whatever has
+  // started and logs as any stop does. (Before, while Node loads the modules, nothing has started, and the
+  // signal's default action ends the process.)
+  let onStop: (signal: string) => void = () => {};
+  const stop = new Promise<string>((resolve) => {
+    onStop = resolve;
+  });
+  let reload: (() => void) | undefined;
+  let reloadAsked = false;
+  const term = () => onStop("SIGTERM");
+  const int = () => onStop("SIGINT");
+  const hup = () => {
+    if (reload) reload();
+    else reloadAsked = true;
+  };
+  process.once("SIGTERM", term);
+  process.once("SIGINT", int);
+  process.on("SIGHUP", hup);
+  const running = (r: () => void) => {
+    reload = r;
+    if (reloadAsked) r();
+  };
+  try {
+    return await serve(argv, { stop, running });
+  } finally {
+    process.off("SIGTERM", term);
+    process.off("SIGINT", int);
+    process.off("SIGHUP", hup);
+  }
+}
+
+async function serve(argv: string[], signals: Signals): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -115,16 +156,35 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(config.log.level as LogLevel);
+  log.debug("starting", { version: VERSION, threads: config.server.threads, config: flags.config });
   const server = new NtpServer(settings, log);
   // The monitoring endpoint is bound first, while the process may still hold the privileges a low port
   // needs ([server] user drops them inside server.start()); until the server runs it answers 503.
   const monitor = config.http.enabled
     ? new HttpMonitor({ source: server, config, log, startedAtMs: Date.now() })
     : undefined;
-  try {
+  let signalled = false;
+  let startup: Promise<void> = Promise.resolve();
+  const stopped = signals.stop.then(async (signal) => {
+    signalled = true;
+    log.info("stopping", { signal });
+    // server.stop() first: it ends a start() under way (workers still spawning, say), which must settle
+    // before the monitor is closed.
+    const serverStopped = server.stop();
+    await startup.catch(() => {});
+    await Promise.all([monitor?.close(), serverStopped]);
+    log.info("stopped", { counters: server.stats() });
+    return 0;
+  });
+  startup = (async () => {
     await monitor?.listen();
-    await server.start();
+    if (!signalled) await server.start();
+  })();
+  try {
+    await startup;
   } catch (err) {
+    // Stopped by a signal during start-up: that stop logs and sets the exit status.
+    if (signalled) return await stopped;
     await monitor?.close();
     if (err instanceof ServeError) {
       log.error(err.message, { code: err.code });
@@ -133,6 +193,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  if (signalled) return await stopped;
   log.info("listening", {
     version: VERSION,
     node: process.version,
@@ -146,18 +207,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     clock: server.describeClock(),
     config: flags.config ?? "(embedded defaults)",
   });
-  return await new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      log.info("stopping", { signal });
-      void Promise.all([monitor?.close(), server.stop()]).then(() => {
-        log.info("stopped", { counters: server.stats() });
-        resolve(0);
-      });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => reload(server, monitor, flags, log));
-  });
+  signals.running(() => reload(server, monitor, flags, log));
+  return await stopped;
 }
 
 function reload(server: NtpServer, monitor: HttpMonitor | undefined, flags: ServeFlags, log: Logger): void {

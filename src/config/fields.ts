@@ -93,6 +93,46 @@ export function isTable(x: unknown): x is Record<string, unknown> {
   return proto === null || proto === Object.prototype;
 }
 
+/**
+ * A TOML float whose value is a whole number (`1e3`, `2.0`, `-0.0`). TOML tells integers from floats
+ * (TOML 1.0 "Integer", "Float"), but a JavaScript number does not: parseConfig reads integers as BigInt
+ * and boxes these floats (tomlNumbers), so that an integer field can refuse them while a number field
+ * takes their value. A float with a fraction stays a plain number: no integer field could take it anyway.
+ */
+export class WholeFloat {
+  readonly value: number;
+  constructor(value: number) {
+    this.value = value;
+  }
+}
+
+/**
+ * Turns a tree from smol-toml's parse with `integersAsBigInt: true` into the values the fields check, in
+ * place: an integer becomes a number (kept as a BigInt beyond 2^53, which every range refuses by its exact
+ * digits), a whole-valued float a WholeFloat. Tables are smol-toml's null-prototype objects, so assigning
+ * any key (even "__proto__") only sets that key.
+ */
+export function tomlNumbers(v: unknown): unknown {
+  if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+  if (typeof v === "number") return Number.isInteger(v) ? new WholeFloat(v) : v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = tomlNumbers(v[i]);
+  } else if (isTable(v)) {
+    for (const k of Object.keys(v)) v[k] = tomlNumbers(v[k]);
+  }
+  return v;
+}
+
+/**
+ * The number a number field takes: a whole-valued float's value, and +0 for -0 (TOML's `-0.0`). -0 is
+ * accepted where 0 is (it is equal to it, and TOML 1.0 allows it), but not kept: 1/-0 is -Infinity and
+ * Object.is(-0, 0) is false, so nothing downstream should ever see it.
+ */
+function numberOf(v: unknown): unknown {
+  const n = v instanceof WholeFloat ? v.value : v;
+  return n === 0 ? 0 : n;
+}
+
 /** Shows a rejected value the way it was written, short enough for one log line. */
 export function describeValue(v: unknown): string {
   switch (typeof v) {
@@ -112,6 +152,10 @@ export function describeValue(v: unknown): string {
     case "bigint":
       return String(v);
     default:
+      if (v instanceof WholeFloat) {
+        const text = Object.is(v.value, -0) ? "-0" : String(v.value);
+        return `${/[e.]/.test(text) ? text : `${text}.0`} (a float)`;
+      }
       if (Array.isArray(v)) return v.length === 0 ? "an empty array" : "an array";
       if (isTable(v)) return "a table";
       if (v instanceof Date || (typeof v === "object" && v !== null)) return "a date/time";
@@ -151,11 +195,15 @@ function stringTest(pattern: string | undefined, test: ((s: string) => boolean) 
     typeof v === "string" && (re === undefined || re.test(v)) && (test === undefined || test(v));
 }
 
-/** An integer from min to max inclusive. */
+/**
+ * An integer from min to max inclusive. A TOML float is refused even when whole (`burst = 1e3`): TOML
+ * writes counts as integers, so a float is a slip, said rather than guessed at. `+ 0` turns a flag's -0
+ * into 0.
+ */
 export function int(o: FieldOptions & { min: number; max: number; default: number }): Field<number> {
   const expect = `an integer from ${o.min} to ${o.max}`;
   return makeField({ ...o, type: "integer", expect }, (v, key, ctx) =>
-    inRange(v, o.min, o.max) && Number.isInteger(v) ? v : fail(ctx, key, expect, v),
+    inRange(v, o.min, o.max) && Number.isInteger(v) ? v + 0 : fail(ctx, key, expect, v),
   );
 }
 
@@ -164,9 +212,10 @@ export function num(
   o: FieldOptions & { min: number; max: number; default: number; unit?: string },
 ): Field<number> {
   const expect = `a number${o.unit ? ` of ${o.unit}` : ""} from ${o.min} to ${o.max}`;
-  return makeField({ ...o, type: "number", expect }, (v, key, ctx) =>
-    inRange(v, o.min, o.max) ? v : fail(ctx, key, expect, v),
-  );
+  return makeField({ ...o, type: "number", expect }, (v, key, ctx) => {
+    const n = numberOf(v);
+    return inRange(n, o.min, o.max) ? n : fail(ctx, key, expect, n);
+  });
 }
 
 export function bool(o: FieldOptions & { default: boolean }): Field<boolean> {
@@ -213,7 +262,8 @@ const DURATION_RE = new RegExp(DURATION_PATTERN);
 
 /** Seconds from a TOML number (seconds) or a string with a unit: "90s", "15m", "1.5h", "1d". */
 export function parseDuration(v: unknown): number | undefined {
-  if (typeof v === "number") return Number.isFinite(v) ? v : undefined;
+  const n = numberOf(v);
+  if (typeof n === "number") return Number.isFinite(n) ? n : undefined;
   if (typeof v !== "string") return undefined;
   const m = DURATION_RE.exec(v);
   if (m === null) return undefined;
@@ -227,12 +277,15 @@ export function duration(o: FieldOptions & { min: number; max: number; default: 
     { ...o, type: "duration", expect, unit: "seconds", pattern: DURATION_PATTERN },
     (v, key, ctx) => {
       const s = parseDuration(v);
-      return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, v);
+      return s !== undefined && inRange(s, o.min, o.max) ? s : fail(ctx, key, expect, numberOf(v));
     },
   );
 }
 
-/** Checks that a value is an array with a length in range; reports and returns undefined otherwise. */
+/**
+ * Checks that a value is an array with a length in range; reports and returns undefined otherwise. A list
+ * of the wrong length says how long it is, so that the operator knows how many items to take out.
+ */
 export function checkList(
   v: unknown,
   key: string,
@@ -242,8 +295,18 @@ export function checkList(
   max: number,
 ): readonly unknown[] | undefined {
   const expect = `a list of ${min === 0 ? "up to" : `${min} to`} ${max} ${what}`;
-  if (!Array.isArray(v) || v.length < min || v.length > max) {
+  if (!Array.isArray(v)) {
     fail(ctx, key, expect, v);
+    return undefined;
+  }
+  const items = (n: number) => `${n} item${n === 1 ? "" : "s"}`;
+  const got = v.length === 0 ? "an empty array" : `an array of ${v.length}`;
+  if (v.length > max) {
+    ctx.problems.push({ key, reason: `must have at most ${items(max)}, got ${got}` });
+    return undefined;
+  }
+  if (v.length < min) {
+    ctx.problems.push({ key, reason: `must have at least ${items(min)}, got ${got}` });
     return undefined;
   }
   return v;
@@ -326,9 +389,12 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
 export const SIZE_PATTERN = "^([0-9]{1,12}(?:\\.[0-9]{1,6})?)\\s?(B|KB|MB|GB|KiB|MiB|GiB)$";
 const SIZE_RE = new RegExp(SIZE_PATTERN);
 
-/** Bytes from a TOML integer (bytes) or a string with a unit: "64MiB", "200MB", "512KiB". */
+/**
+ * Bytes from a TOML integer (bytes) or a string with a unit: "64MiB", "200MB", "512KiB". A float is refused
+ * even when whole (`4e6`), as an integer field refuses it: a byte count is an integer.
+ */
 export function parseSize(v: unknown): number | undefined {
-  if (typeof v === "number") return Number.isInteger(v) ? v : undefined;
+  if (typeof v === "number") return Number.isInteger(v) ? v + 0 : undefined;
   if (typeof v !== "string") return undefined;
   const m = SIZE_RE.exec(v);
   if (m === null) return undefined;

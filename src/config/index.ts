@@ -4,7 +4,7 @@ import { parse, TomlError } from "smol-toml";
 import { AclError, parseAclRules } from "../defence/acl.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import type { CheckContext, Field } from "./fields.ts";
-import { INVALID } from "./fields.ts";
+import { INVALID, tomlNumbers } from "./fields.ts";
 import { SCHEMA } from "./schema.ts";
 import {
   type ConfigChange,
@@ -44,7 +44,10 @@ export function defaultConfig(): Config {
 export function parseConfig(text: string, source?: string): Config {
   let raw: unknown;
   try {
-    raw = parse(String(text), { maxDepth: MAX_DEPTH, unsafeKeyBehaviour: "keep" });
+    // Integers as BigInt: the only way to tell `1000` from `1e3` once parsed (tomlNumbers).
+    raw = tomlNumbers(
+      parse(String(text), { maxDepth: MAX_DEPTH, unsafeKeyBehaviour: "keep", integersAsBigInt: true }),
+    );
   } catch (e) {
     throw syntaxError(e, source);
   }

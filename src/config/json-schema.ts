@@ -17,7 +17,7 @@ export const JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema
  * description; unknown keys are refused everywhere, as the validator refuses them. What the schema cannot
  * say is left to `check-config`: the range of a duration or size written as a string ("15m"), the meaning
  * of an address or an access-list flag, duplicates after canonical form, and TOML's float-versus-integer
- * distinction (JSON has one number type: 2.0 passes as an integer, as it does in the validator).
+ * distinction (JSON has one number type: 2.0 passes the schema as an integer; the validator refuses it).
  */
 export function configJsonSchema(schema: Schema = SCHEMA): JsonSchema {
   return {

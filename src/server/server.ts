@@ -109,7 +109,11 @@ interface WorkerSlot {
   worker: Worker;
   counters: Float64Array;
   restarts: number;
+  /** Its sockets are bound; until then it has served nothing, and a stop terminates it at once. */
+  ready: boolean;
 }
+
+const MIB = 1024 * 1024;
 
 /**
  * `next` with the running value of every key that needs a restart ([server] io, [mru] sizes, ...), whose
@@ -142,7 +146,9 @@ export class NtpServer {
   private overloadSeen = { entered: 0, left: 0 };
   private sharedOffset = measureSharedOffset();
   private precision = 0;
+  /** Set by stop(), which start() looks at after each wait: a signal may come at any point of start-up. */
   private stopping = false;
+  private stopped: Promise<void> | undefined;
   private errorLog = new Map<string, { last: number; suppressed: number }>();
   /** The addresses actually bound (port 0 resolved). */
   addresses: ListenAddress[] = [];
@@ -172,9 +178,14 @@ export class NtpServer {
     return this.clock?.state;
   }
 
+  /**
+   * Binds, spawns the workers and starts the clock source. A stop() at any point of it (a signal during
+   * start-up) ends it with ServeError ERR_STOPPED once whatever was started is stopped again.
+   */
   async start(): Promise<void> {
     this.precision = this.settings.precision !== 0 ? this.settings.precision : measurePrecision();
     this.addresses = await probe(this.settings.listen);
+    if (this.stopping) await this.abandonStart();
     this.chooseIo();
     // One overload-control slot per worker thread (src/defence/overload.ts): each measures its own load.
     this.defences = Defences.fromConfig(this.settings.config, { workers: this.threads });
@@ -182,19 +193,31 @@ export class NtpServer {
     this.clock = this.makeClock();
     const state = this.clock.state;
     const threads = this.threads;
-    const bound: Promise<void>[] = [];
     for (let i = 0; i < threads; i++) {
       const counters = createCounters();
-      this.slots.push({ worker: undefined as unknown as Worker, counters, restarts: 0 });
+      this.slots.push({ worker: undefined as unknown as Worker, counters, restarts: 0, ready: false });
     }
     // Spawned once every slot has its counters: each worker sees all of them (ntpq's ss_* variables).
-    for (const [i, slot] of this.slots.entries()) bound.push(this.spawn(i, slot, state));
+    const cores = availableParallelism();
     try {
-      await Promise.all(bound);
+      let first = 0;
+      if (threads > cores) {
+        // More workers than cores only share the cores, and each is a whole V8 instance: one is started
+        // alone to measure what it costs, so that the warning says it before the others are started.
+        const rss = process.memoryUsage.rss();
+        await this.spawn(0, this.slots[0]!, state);
+        if (this.stopping) await this.abandonStart();
+        this.warnThreads(threads, cores, process.memoryUsage.rss() - rss);
+        first = 1;
+      }
+      await Promise.all(this.slots.slice(first).map((slot, i) => this.spawn(first + i, slot, state)));
     } catch (err) {
+      // A stop() during the wait terminated the workers still loading: that is why they failed.
+      if (this.stopping) await this.abandonStart();
       await this.stop();
       throw err;
     }
+    if (this.stopping) await this.abandonStart();
     this.clock.start();
     this.calibrateTimer = setInterval(() => this.calibrate(), CALIBRATE_EVERY_MS);
     this.calibrateTimer.unref();
@@ -207,6 +230,26 @@ export class NtpServer {
       process.setuid?.(uid);
       this.log.info("dropped privileges", { user: this.settings.user, uid, gid });
     }
+  }
+
+  /** Ends a start() that stop() overtook, once the stop is done: what its caller sees in place of a server. */
+  private async abandonStart(): Promise<never> {
+    await this.stop();
+    throw new ServeError("ERR_STOPPED", "stopped during start-up");
+  }
+
+  /**
+   * server.threads above os.availableParallelism(): legal (a test runs 4 workers on 2 cores) but rarely
+   * useful, since a worker only adds throughput while it has a core of its own; said with its memory cost.
+   */
+  private warnThreads(threads: number, cores: number, oneWorkerBytes: number): void {
+    const each = Math.max(1, Math.round(oneWorkerBytes / MIB));
+    this.log.warn("more worker threads than cores: they share the cores, and each costs memory", {
+      threads,
+      cores,
+      memory: `about ${each} MiB each, about ${each * threads} MiB for ${threads}`,
+      advice: "server.threads = 0 starts one per core",
+    });
   }
 
   /** [server] io: the native addon when asked for or when `auto` finds it loadable, else node:dgram. */
@@ -318,12 +361,14 @@ export class NtpServer {
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ntpshield-worker-${index}` });
     slot.worker = worker;
+    slot.ready = false;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       worker.on("message", (msg: FromWorker) => {
         switch (msg.type) {
           case "bound":
             ready = true;
+            slot.ready = true;
             resolve();
             break;
           case "blocked":
@@ -348,6 +393,9 @@ export class NtpServer {
         if (!ready) reject(err);
       });
       worker.on("exit", (code) => {
+        // Before its sockets were bound: start() must not wait for it (stopped, or failed without an error).
+        if (!ready)
+          reject(new ServeError("ERR_WORKER", `worker ${index} exited (code ${code}) before binding`));
         if (this.stopping || !ready) return;
         // A worker should never die; if one does, serve on with a new one (its counters live on).
         slot.restarts++;
@@ -446,17 +494,31 @@ export class NtpServer {
     return this.clock?.describe() ?? {};
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the workers (each closes its sockets and reports its last blocked addresses), the clock source and
+   * the database. Safe at any point of start(), which it ends, and more than once: every call waits for the
+   * one stop.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.stopNow();
+    return this.stopped;
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopping = true;
     clearInterval(this.calibrateTimer);
     clearInterval(this.overloadTimer);
     this.clock?.stop();
     this.stopWatch?.();
+    // Slots start() has yet to fill are left empty: it looks at `stopping` before it spawns again.
     await Promise.all(
       this.slots.map(
         (s) =>
           new Promise<void>((resolve) => {
             if (!s.worker) return resolve();
+            // Not yet bound: it has served nothing and has nothing to report, and a worker still loading
+            // would read the message only once bound.
+            if (!s.ready) return void s.worker.terminate().then(() => resolve());
             const timer = setTimeout(() => void s.worker.terminate().then(() => resolve()), 2000);
             s.worker.once("exit", () => {
               clearTimeout(timer);

@@ -1,10 +1,11 @@
 // The `ntpshield` command as an operator runs it: check-config, serve with flags and a file, SIGHUP reloads
 // (a bad file changes nothing), clear start-up errors.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import dgram from "node:dgram";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { once } from "node:events";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { configJsonSchema } from "../../src/config/index.ts";
@@ -69,6 +70,69 @@ describe("ntpshield check-config", () => {
     const r = cli("check-config", join(dir, "missing.toml"));
     assert.equal(r.status, 2);
     assert.match(r.stderr, /missing\.toml/);
+  });
+
+  it("with [blocklist] enabled, refuses a database path serve could not open, naming blocklist.path", async () => {
+    mkdirSync(join(dir, "a-directory"), { recursive: true });
+    writeFileSync(join(dir, "a-file"), "");
+    const cases: [string, RegExp][] = [
+      [join(dir, "no-such-dir", "x.db"), /the directory .*no-such-dir does not exist/],
+      [join(dir, "a-directory"), /it is a directory, not a database file/],
+      ["/dev/null", /it is a character device, not a database file/],
+      [join(dir, "a-file", "x.db"), /a part of .*a-file is not a directory/],
+    ];
+    for (const [path, why] of cases) {
+      const conf = file("blocklist.toml", `[blocklist]\nenabled = true\npath = ${JSON.stringify(path)}\n`);
+      const r = cli("check-config", conf);
+      assert.equal(r.status, 2, `${path}: ${r.stdout}`);
+      assert.match(r.stderr, /blocklist\.toml: blocklist\.path: cannot open or create /, path);
+      assert.match(r.stderr, why, path);
+      assert.match(r.stderr, /checked because \[blocklist\] enabled = true/);
+      assert.equal(r.stdout, "");
+    }
+    // serve refuses the same path for the same reason.
+    const port = await freeUdpPort();
+    const conf = file(
+      "blocklist.toml",
+      `[server]\nlisten = ["127.0.0.1:${port}"]\n[blocklist]\nenabled = true\npath = ${JSON.stringify(join(dir, "a-directory"))}\n`,
+    );
+    const served = cli("serve", "--config", conf, "--threads", "1", "--http", "off");
+    assert.equal(served.status, 1);
+    assert.match(served.stderr, /blocklist\.path: .*it is a directory, not a database file/);
+  });
+
+  it("checks a blocklist path only when the blocklist is on, and creates nothing", () => {
+    const sub = join(dir, "relative");
+    mkdirSync(sub, { recursive: true });
+    const on = cli(
+      "check-config",
+      file("relative/on.toml", '[blocklist]\nenabled = true\npath = "list.db"\n'),
+    );
+    assert.equal(on.status, 0, on.stderr);
+    assert.ok(on.stdout.includes(`; blocklist ${join(sub, "list.db")})`), on.stdout);
+    assert.equal(existsSync(join(sub, "list.db")), false, "nothing created");
+    const off = cli("check-config", file("off.toml", '[blocklist]\npath = "/dev/null"\n'));
+    assert.equal(off.status, 0, off.stderr);
+    assert.doesNotMatch(off.stdout, /blocklist/);
+  });
+
+  it("refuses a blocklist directory that does not take a new file", {
+    skip: process.getuid?.() === 0 && "root may write anywhere",
+  }, () => {
+    const locked = join(dir, "locked");
+    mkdirSync(locked, { recursive: true });
+    chmodSync(locked, 0o555);
+    try {
+      const conf = file(
+        "locked.toml",
+        `[blocklist]\nenabled = true\npath = ${JSON.stringify(join(locked, "x.db"))}\n`,
+      );
+      const r = cli("check-config", conf);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /blocklist\.path: .*permission denied to create a file in .*locked/);
+    } finally {
+      chmodSync(locked, 0o755);
+    }
   });
 
   it("prints the configuration's JSON Schema with --json-schema, and says so in its usage", () => {
@@ -149,6 +213,62 @@ describe("ntpshield serve", () => {
       assert.equal(reply?.toString("latin1", 12, 15), "GPS");
     } finally {
       await s.stop();
+    }
+  });
+
+  it("stops cleanly on a SIGTERM at any point of start-up: workers gone, stopping and stopped logged, exit 0", async () => {
+    // "starting" is its first line (at debug level), before the monitoring endpoint or any worker; the
+    // warning for more threads than cores comes once the first of the 8 workers is up, the others spawning.
+    const triggers = ["starting"];
+    if (availableParallelism() < 8) triggers.push("more worker threads than cores");
+    for (const trigger of triggers) {
+      const port = await freeUdpPort();
+      const args = ["serve", "--threads", "8", "--listen", `127.0.0.1:${port}`, "--http", "127.0.0.1:0"];
+      const child = spawn(process.execPath, ["src/cli/main.ts", ...args, "--log-level", "debug"], {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const records: Record<string, unknown>[] = [];
+      let partial = "";
+      let sentAt = 0;
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        const lines = (partial + d).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) {
+          const record = JSON.parse(line) as Record<string, unknown>;
+          records.push(record);
+          if (sentAt === 0 && String(record["msg"]).startsWith(trigger)) {
+            sentAt = Date.now();
+            child.kill("SIGTERM");
+          }
+        }
+      });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (d: string) => {
+        stderr += d;
+      });
+      const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+      clearTimeout(killer);
+      const what = `${trigger}: ${records.map((r) => r["msg"]).join(" | ")} ${stderr}`;
+      assert.ok(sentAt > 0, `the trigger came: ${what}`);
+      assert.ok(Date.now() - sentAt < 10_000, `exits within 10 s of the signal: ${what}`);
+      assert.equal(signal, null, what);
+      assert.equal(code, 0, `exit status as for a normal stop: ${what}`);
+      assert.deepEqual(
+        records.slice(-2).map((r) => r["msg"]),
+        ["stopping", "stopped"],
+        what,
+      );
+      assert.equal(records.at(-2)!["signal"], "SIGTERM");
+      assert.ok(!records.some((r) => r["level"] === "error"), what);
+      // No worker left holding the port: it binds again, exclusively.
+      const probe = dgram.createSocket("udp4");
+      await new Promise<void>((res, rej) => {
+        probe.once("error", rej);
+        probe.bind({ port, address: "127.0.0.1", exclusive: true }, () => res());
+      });
+      probe.close();
     }
   });
 

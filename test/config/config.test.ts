@@ -701,6 +701,91 @@ describe("validation of every key", () => {
     }
   });
 
+  test("an integer key refuses a float, even a whole one: TOML tells 1e3 from 1000", () => {
+    const e = configError(() => parseConfig("[callgap]\nburst = 1e3\n"));
+    assert.equal(e.message, "callgap.burst: must be an integer from 1 to 1000, got 1000.0 (a float)");
+    for (const [text, shown] of [
+      ["8.0", "8.0"],
+      ["2e0", "2.0"],
+      ["-0.0", "-0.0"],
+      ["1e300", "1e+300"],
+    ] as const) {
+      const f = configError(() => parseConfig(doc("server.threads", text)));
+      assert.equal(f.reason, `must be an integer from 0 to 256, got ${shown} (a float)`, text);
+    }
+    // A byte count is an integer too.
+    const size = configError(() => parseConfig(doc("server.recv-buffer", "4e6")));
+    assert.match(size.reason, /, got 4000000\.0 \(a float\)$/);
+    // Integers in every TOML form are still integers; one beyond 2^53 is out of range, digit for digit.
+    assert.equal(parseConfig("[callgap]\nburst = 1_000\n").callgap.burst, 1000);
+    assert.equal(parseConfig("[callgap]\nburst = 0x10\n").callgap.burst, 16);
+    assert.equal(parseConfig("[callgap]\nburst = +8\n").callgap.burst, 8);
+    assert.equal(parseConfig("[server]\nrecv-buffer = 4000000\n").server.recvBuffer, 4_000_000);
+    assert.equal(
+      configError(() => parseConfig(doc("server.threads", "99999999999999999999"))).reason,
+      "must be an integer from 0 to 256, got 99999999999999999999",
+    );
+  });
+
+  test("number and duration keys take a whole float for its value", () => {
+    const c = parseConfig(
+      "[clock]\nroot-delay = 1e3\npoll = 128.0\n[mru]\nadmit-probability = 1.0\n[callgap]\nminimum = 2.0\n",
+    );
+    assert.equal(c.clock.rootDelay, 1000);
+    assert.equal(c.clock.poll, 128);
+    assert.equal(c.mru.admitProbability, 1);
+    assert.equal(c.callgap.minimum, 2);
+    const e = configError(() => parseConfig(doc("clock.root-delay", "7e4")));
+    assert.equal(e.reason, "must be a number of seconds from 0 to 65535, got 70000");
+  });
+
+  test("a negative zero is taken as zero, and never kept as -0", () => {
+    const c = parseConfig(
+      "[callgap]\nminimum = -0.0\ntolerance = -0.0\n[clock]\nroot-delay = -0.0\n" +
+        "[blocklist]\nduration = -0.0\n[overload]\nredline = -0.0\n",
+    );
+    for (const [key, v] of [
+      ["callgap.minimum", c.callgap.minimum],
+      ["callgap.tolerance", c.callgap.tolerance],
+      ["clock.root-delay", c.clock.rootDelay],
+      ["blocklist.duration", c.blocklist.duration],
+      ["overload.redline", c.overload.redline],
+    ] as const) {
+      assert.ok(Object.is(v, 0), `${key} is +0, got ${Object.is(v, -0) ? "-0" : v}`);
+    }
+    // An integer -0 is an integer zero; a flag's -0 is a zero too.
+    assert.ok(Object.is(parseConfig(doc("clock.precision", "-0")).clock.precision, 0));
+    assert.ok(Object.is(applyOverrides(defaultConfig(), { threads: -0 }).server.threads, 0));
+  });
+
+  test("a list of the wrong length says how long it is", () => {
+    const list = (n: number, item: (i: number) => string) =>
+      `[${Array.from({ length: n }, (_, i) => item(i)).join(", ")}]`;
+    for (const [key, text, reason] of [
+      [
+        "server.listen",
+        list(65, (i) => `"127.0.0.${i}:123"`),
+        "must have at most 64 items, got an array of 65",
+      ],
+      ["server.listen", "[]", "must have at least 1 item, got an empty array"],
+      ["clock.upstream", list(33, (i) => `"192.0.2.${i}"`), "must have at most 32 items, got an array of 33"],
+      ["acl.default", list(17, () => '"kod"'), "must have at most 16 items, got an array of 17"],
+      [
+        "names.rule",
+        list(1001, (i) => `{ suffix = "n${i}.example", action = "deny" }`),
+        "must have at most 1000 items, got an array of 1001",
+      ],
+    ] as const) {
+      const e = configError(() => parseConfig(doc(key, text)));
+      assert.deepEqual(e.problems, [{ key, reason }]);
+    }
+    // Not a list at all: what a list must be.
+    assert.equal(
+      configError(() => parseConfig(doc("clock.upstream", '"192.0.2.1"'))).reason,
+      'must be a list of up to 32 "HOST:PORT" strings, got "192.0.2.1"',
+    );
+  });
+
   test("durations accept seconds or a unit", () => {
     const cases: [string, number][] = [
       ["100", 100],

@@ -2,6 +2,7 @@
 // never stops it.
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
+import { availableParallelism } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { defaultConfig } from "../../src/config/index.ts";
 import { ServeError } from "../../src/server/errors.ts";
@@ -146,6 +147,94 @@ describe("NtpServer start-up errors", () => {
       await s.stop();
     }
   });
+});
+
+describe("NtpServer threads and cores", () => {
+  /** Starts a server with `threads` workers, and returns the warnings it logged, then stops it. */
+  async function warnings(threads: number): Promise<Record<string, unknown>[]> {
+    const lines: string[] = [];
+    const s = new NtpServer(
+      settings({ threads }),
+      createLogger("warn", (l) => lines.push(l)),
+    );
+    await s.start();
+    try {
+      const [reply] = await exchange(s.addresses[0]!.port, [clientRequest()]);
+      assert.equal(reply?.[1], 7, "it serves");
+    } finally {
+      await s.stop();
+    }
+    return lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  it("more workers than cores is legal, with a warning saying what each costs in memory", async () => {
+    const cores = availableParallelism();
+    const logged = await warnings(cores + 2);
+    assert.equal(logged.length, 1, JSON.stringify(logged));
+    const w = logged[0]!;
+    assert.equal(w["level"], "warn");
+    assert.match(String(w["msg"]), /more worker threads than cores/);
+    assert.equal(w["threads"], cores + 2);
+    assert.equal(w["cores"], cores);
+    const m = /^about (\d+) MiB each, about (\d+) MiB for (\d+)$/.exec(String(w["memory"]));
+    assert.ok(m, String(w["memory"]));
+    assert.ok(Number(m[1]) >= 1 && Number(m[1]) < 1024, `a worker's memory is plausible: ${m[1]} MiB`);
+    assert.equal(Number(m[2]), Number(m[1]) * (cores + 2));
+  });
+
+  it("as many workers as cores, or fewer, says nothing", async () => {
+    assert.deepEqual(await warnings(Math.min(2, availableParallelism())), []);
+  });
+});
+
+describe("NtpServer stopped during start-up", () => {
+  /** Binds the port alone (no SO_REUSEPORT): fails while any worker still holds a socket on it. */
+  async function portIsFree(port: number): Promise<boolean> {
+    const sock = dgram.createSocket("udp4");
+    const ok = await new Promise<boolean>((r) => {
+      sock.once("error", () => r(false));
+      sock.bind({ port, address: "127.0.0.1", exclusive: true }, () => r(true));
+    });
+    sock.close();
+    return ok;
+  }
+
+  // 8 workers on this machine's cores: at 0 ms the addresses are being probed, later the workers spawn
+  // (one alone first when they outnumber the cores), at the longest start() may have finished.
+  for (const delayMs of [0, 20, 100, 250, 500]) {
+    it(`a stop() ${delayMs} ms into start() ends it with ERR_STOPPED and leaves no worker`, async () => {
+      const s = new NtpServer(settings({ threads: 8 }), quiet);
+      let finished = false;
+      const started = s.start().then(
+        () => {
+          finished = true;
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, delayMs));
+      const overtaken = !finished;
+      const t0 = Date.now();
+      await s.stop();
+      const outcome = await Promise.race([
+        started,
+        new Promise((r) => setTimeout(() => r("start() never settled"), 10_000)),
+      ]);
+      assert.ok(Date.now() - t0 < 10_000, "stops within 10 s");
+      if (overtaken) {
+        assert.ok(
+          outcome instanceof ServeError && outcome.code === "ERR_STOPPED",
+          `start() ends with ERR_STOPPED, got ${String(outcome)}`,
+        );
+      } else {
+        assert.equal(outcome, undefined, "start() had finished");
+      }
+      if (s.addresses.length > 0)
+        assert.ok(await portIsFree(s.addresses[0]!.port), "no worker holds the port");
+      // A second stop is the same stop.
+      await s.stop();
+    });
+  }
 });
 
 describe("NtpServer worker restart", () => {

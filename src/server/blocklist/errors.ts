@@ -1,9 +1,8 @@
 // The blocklist database's one error class, its codes, and the translation of what node:sqlite throws (an
 // SQLite result code) into it, so that the server's start-up line and the CLI say which file and what to do.
 
-import { accessSync, existsSync, constants as fsConstants } from "node:fs";
-import { dirname } from "node:path";
 import { CodedError } from "../../base/errors.ts";
+import { blocklistPathProblem } from "./path-check.ts";
 
 export type BlocklistStoreErrorCode =
   | "ERR_BLOCKLIST_MISSING"
@@ -28,15 +27,13 @@ function errcodeOf(e: unknown): number | undefined {
   return typeof c === "number" ? c & 0xff : undefined;
 }
 
-function whyCannotOpen(path: string): string {
-  const dir = dirname(path);
-  if (!existsSync(dir)) return `the directory ${dir} does not exist`;
-  try {
-    accessSync(existsSync(path) ? path : dir, fsConstants.R_OK | fsConstants.W_OK);
-  } catch {
-    return existsSync(path) ? "permission denied" : `permission denied to create a file in ${dir}`;
-  }
-  return "unable to open the database file";
+function cannotOpen(path: string, why: string, cause: unknown): BlocklistStoreError {
+  return new BlocklistStoreError(
+    "ERR_BLOCKLIST_OPEN",
+    path,
+    `cannot open blocklist database ${path}: ${why}`,
+    cause,
+  );
 }
 
 /** A BlocklistStoreError for what node:sqlite threw while `doing` something with the file at `path`. */
@@ -54,12 +51,7 @@ export function storeError(e: unknown, path: string, doing: string, busyMs: numb
         e,
       );
     case 14: // SQLITE_CANTOPEN
-      return new BlocklistStoreError(
-        "ERR_BLOCKLIST_OPEN",
-        path,
-        `cannot open blocklist database ${path}: ${whyCannotOpen(path)}`,
-        e,
-      );
+      return cannotOpen(path, blocklistPathProblem(path) ?? "unable to open the database file", e);
     case 8: // SQLITE_READONLY
     case 3: // SQLITE_PERM
     case 23: // SQLITE_AUTH
@@ -77,12 +69,16 @@ export function storeError(e: unknown, path: string, doing: string, busyMs: numb
         `${path} is not a usable blocklist database: ${what}`,
         e,
       );
-    default:
+    default: {
+      // A device such as /dev/null opens, then fails as "disk I/O error": the path says why.
+      const why = doing === "opening it" ? blocklistPathProblem(path) : undefined;
+      if (why !== undefined) return cannotOpen(path, why, e);
       return new BlocklistStoreError(
         "ERR_BLOCKLIST_IO",
         path,
         `blocklist database ${path}: ${what} while ${doing}`,
         e,
       );
+    }
   }
 }

@@ -2,12 +2,16 @@
 // there, a file that is not SQLite, another program's database, a newer schema. Each error has its code
 // and a message that names the file.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
-import { BlocklistStore, type BlocklistStoreError } from "../../../src/server/blocklist/index.ts";
+import {
+  BlocklistStore,
+  type BlocklistStoreError,
+  blocklistPathProblem,
+} from "../../../src/server/blocklist/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ntpshield-blocklist-errors-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,5 +55,35 @@ describe("BlocklistStoreError", () => {
       () => BlocklistStore.open(newer),
       isStoreError("ERR_BLOCKLIST_NOT_OURS", /newer ntpshield/),
     );
+  });
+
+  it("says what a path is when it is not a file SQLite can open: a directory, a device", () => {
+    assert.throws(
+      () => BlocklistStore.open(dir),
+      isStoreError("ERR_BLOCKLIST_OPEN", /: it is a directory, not a database file$/),
+    );
+    assert.throws(
+      () => BlocklistStore.open("/dev/null"),
+      isStoreError(
+        "ERR_BLOCKLIST_OPEN",
+        /^cannot open blocklist database \/dev\/null: it is a character device/,
+      ),
+    );
+  });
+
+  it("blocklistPathProblem finds the same without opening or creating anything", () => {
+    const fresh = freshFile();
+    assert.equal(blocklistPathProblem(fresh), undefined, "a new file in a writable directory");
+    assert.equal(existsSync(fresh), false);
+    assert.equal(blocklistPathProblem(":memory:"), undefined);
+    assert.match(blocklistPathProblem(join(dir, "no-such-dir", "x.db")) ?? "", /does not exist/);
+    assert.equal(blocklistPathProblem(dir), "it is a directory, not a database file");
+    assert.equal(blocklistPathProblem("/dev/null"), "it is a character device, not a database file");
+    const junk = join(dir, "junk-header.db");
+    writeFileSync(junk, "not SQLite at all");
+    assert.equal(blocklistPathProblem(junk), "it is not an SQLite database");
+    const ours = freshFile();
+    BlocklistStore.open(ours, { pruneIntervalMs: 0 }).close();
+    assert.equal(blocklistPathProblem(ours), undefined, "an existing blocklist");
   });
 });
