@@ -43,11 +43,21 @@ export const CLASS_NEW = 2;
 export const CLASS_COUNT = 3;
 export const CLASS_NAMES: readonly string[] = Object.freeze(["mice", "known", "new"]);
 
-/** Pools per class: a power of two, so a pool is the low bits of a hash. 1/64 of a class is the grain. */
+/**
+ * Pools per class: a power of two, so a pool is the low bits of a hash. 1/256 of a class is the grain: a
+ * flood of 100,000/s against a redline of 1,000/s still has a pool or two served rather than none.
+ */
 export const POOLS = 64;
-/** Pools by which a run may grow before its period ends (a surge of more than 1/16 of the class). */
-const GROW_NOW = POOLS / 16;
-/** Seconds per measurement window. */
+/**
+ * Pools by which a run may grow or shrink before its period ends (a change of more than 1/32 of the class):
+ * smaller changes wait for the period's end, so the window-to-window jitter of the demand does not let a
+ * pool at the run's edge in or out for a moment.
+ */
+const CHANGE_NOW = POOLS / 32;
+/**
+ * Seconds per measurement window. A quarter of a second: a flood is met within half a second of its start
+ * (the first window measures it, the next acts), and a window still holds enough requests to measure.
+ */
 export const WINDOW = 1;
 /** Most worker slots one buffer holds. */
 export const MAX_WORKERS = 256;
@@ -77,7 +87,7 @@ export interface OverloadStats {
   left: number;
   /** Requests per second all workers can carry (sum of their redlines); 0 = no redline known. */
   capacity: number;
-  /** Requests of the last whole window, by class (mice, known, new). */
+  /** Requests per second of the last whole window, by class (mice, known, new). */
   demand: number[];
   /** Pools withheld now, by class, out of POOLS. */
   withheldPools: number[];
@@ -281,10 +291,12 @@ export class OverloadControl {
       d2 += s[base + 2]!;
     }
     f[F_CAPACITY] = capacity;
-    f[F_DEMAND] = d0;
-    f[F_DEMAND + 1] = d1;
-    f[F_DEMAND + 2] = d2;
+    f[F_DEMAND] = d0 / WINDOW;
+    f[F_DEMAND + 1] = d1 / WINDOW;
+    f[F_DEMAND + 2] = d2 / WINDOW;
     const total = d0 + d1 + d2;
+    // The redlines are per second; the counts are per window.
+    capacity *= WINDOW;
     const was = h[I_OVERLOADED] === 1;
     // Enter past the redline; leave only below 90% of it, so a load that hovers at the redline does not
     // flap in and out (each change is logged).
@@ -312,9 +324,10 @@ export class OverloadControl {
         const span = f[F_PERIOD_MAX]! - f[F_PERIOD_MIN]!;
         f[F_PERIOD_END + k] = now + f[F_PERIOD_MIN]! + (span * this.rng()) / RNG_RANGE;
         h[I_POOLS_WITHHELD + k] = held;
-      } else if (held > before + GROW_NOW) {
+      } else if (held > before + CHANGE_NOW) {
         // Mid-period the run keeps its length, so that a pool at its edge is not let in or shut out for a
-        // moment by the window-to-window jitter of the demand; only a real surge lengthens it at once.
+        // moment by the window-to-window jitter of the demand; a real surge lengthens it at once, and a real
+        // fall shortens it (else the server would sit idle while clients it could serve are held off).
         h[I_POOLS_WITHHELD + k] = held;
       }
     }
@@ -322,6 +335,11 @@ export class OverloadControl {
       h[I_OVERLOADED] = over ? 1 : 0;
       h[over ? I_ENTERED : I_LEFT]!++;
     }
+  }
+
+  /** Requests per second a class asked in the last whole window (the automatic redline's floor). */
+  demandOf(klass: number): number {
+    return this.f[F_DEMAND + klass]!;
   }
 
   /** The shared figures (allocates: for monitoring). */
@@ -362,36 +380,45 @@ export const AUTO_REDLINE = Object.freeze({
   cut: 0.85,
   /** A second past the redline without saturation lifts it by this factor (probing for room). */
   raise: 1.05,
-  /** Batches this full, on average, mean the worker no longer keeps up. */
+  /** Batches this full, on average, mean the worker is at its edge: the redline is not raised then. */
   fullBatches: 0.5,
-  /** A cut helped if the next second's drops are below this share of the last one's. */
-  helped: 0.75,
+  /** Answers shed per request the kernel dropped, in a saturated second. */
+  perDrop: 1.5,
+  /** The redline stays this much above the mice's demand. */
+  floorMargin: 1.2,
 });
 
 /**
- * The automatic redline of one worker (requests per second), from what it measured over the last second and
- * the second before, cut sharply and raised slowly, as a congestion window is. A worker that is saturated
- * (the kernel dropped requests, or its batches come back full) answers at most what it just managed, less a
- * margin, so the queue drains and the requests it does take are the ones the classes choose rather than the
- * ones the kernel happened to keep. But answers are only part of a request's cost: when a cut did not
- * lessen the drops (they fell by less than a quarter), the worker is bound by what it receives, not by
- * what it answers, and cutting again would only starve the clients it can serve; the redline then holds.
- * A worker past its redline but no longer saturated probes upward. Returns 0 (no redline) until the first
- * saturated second: a server that never saturates is never limited. Pure.
+ * The automatic redline of one worker (requests per second), from what it measured over the last second: cut
+ * sharply and raised slowly, as a congestion window is. A worker that is saturated (the kernel dropped
+ * requests from its sockets, and so lost mice with everything else) answers at most what it just managed,
+ * less a margin, and again each second the drops go on: answers are the one cost it can shed (a reply costs
+ * about what the receive it answers costs, or more), and each cut leaves more of the worker for taking
+ * requests off the queue. The more it lost, the deeper the cut: one and a half answers per dropped request. It never cuts below `floor`, what the mice asked in the last second (with a margin): the redline
+ * is there to serve them, and if the drops go on even then, the worker is bound by what it receives and
+ * withholding more would only starve the clients it can serve. A worker past its redline but no longer
+ * saturated probes upward, unless its batches come back full (it is at its edge). Returns 0 (no redline)
+ * until the first saturated second: a server that never saturates is never limited. Pure.
  */
 export function nextAutoRedline(
   redline: number,
   second: WorkerSecond,
   overloaded: boolean,
-  before?: WorkerSecond,
+  floor = 0,
 ): number {
-  const saturated = second.kernelDrops > 0 || second.fullBatches >= AUTO_REDLINE.fullBatches;
-  if (saturated) {
-    const cut = Math.max(1, Math.floor(second.answered * AUTO_REDLINE.cut));
-    if (redline === 0) return cut;
-    const helped = before === undefined || second.kernelDrops < before.kernelDrops * AUTO_REDLINE.helped;
-    return helped ? Math.min(redline, cut) : redline;
+  // Only drops say the worker lost requests; full batches alone are what a busy worker that keeps up sees
+  // too (a burst, or a scheduler pause), so they only stop the redline from being raised.
+  if (second.kernelDrops > 0) {
+    const least = Math.ceil(floor * AUTO_REDLINE.floorMargin) + 1;
+    // At least 15% off, and more the more was lost: a withheld answer frees about what taking one more
+    // request off the queue costs, so the drops say how many answers to shed (with half again as margin).
+    const byShare = second.answered * AUTO_REDLINE.cut;
+    const byDrops = second.answered - AUTO_REDLINE.perDrop * second.kernelDrops;
+    const cut = Math.max(least, Math.floor(Math.min(byShare, byDrops)));
+    return redline === 0 ? cut : Math.max(least, Math.min(redline, cut));
   }
-  if (redline > 0 && overloaded) return Math.ceil(redline * AUTO_REDLINE.raise);
+  if (redline > 0 && overloaded && second.fullBatches < AUTO_REDLINE.fullBatches) {
+    return Math.ceil(redline * AUTO_REDLINE.raise);
+  }
   return redline;
 }

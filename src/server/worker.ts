@@ -31,7 +31,7 @@ import {
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
-import { nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
+import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
 import {
@@ -124,14 +124,13 @@ function measureSecond(): void {
   lastSecond.processed = processed;
   lastSecond.answered = answered;
   lastSecond.drops = drops;
-  const before = previousSecond;
-  previousSecond = second;
   if (!overloadSettings.enabled || overloadSettings.redline > 0 || seconds <= 0) return;
   const o = defences.overload;
-  const next = nextAutoRedline(o.redline, second, o.overloaded, before);
+  // The floor: this worker's share of what the mice asked (every worker sees the whole server's demand).
+  const floor = o.demandOf(CLASS_MOUSE) / o.workers;
+  const next = nextAutoRedline(o.redline, second, o.overloaded, floor);
   if (next !== o.redline) o.setRedline(next);
 }
-let previousSecond: WorkerSecond | undefined;
 const redlineTimer = setInterval(measureSecond, REDLINE_EVERY_MS);
 
 function post(msg: FromWorker): void {
