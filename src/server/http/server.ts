@@ -6,9 +6,10 @@
 // - loopback by default ([http] listen); reads are open to whoever can reach the socket;
 // - writes only from the [control] allow list, and only ones a web page of another site could not have made
 //   through the operator's browser (security.ts);
-// - bounded: request bodies (4 KiB, body.ts), and here headers, connections, and timeouts on every phase of
-//   a request. A connection is destroyed, not ended, when a limit is hit: end() closes only our side, and
-//   a client that keeps sending would keep its slot. Slow and silent clients are thus bounded in time ([http] header-timeout, idle-timeout) and one
+// - bounded: request bodies (4 KiB, body.ts, refused before `100 Continue` invites one declared larger),
+//   and here headers, connections, and timeouts on every phase of a request. A connection is destroyed, not
+//   ended, when a limit is hit: end() closes only our side, and a client that keeps sending would keep its
+//   slot. Slow and silent clients are thus bounded in time ([http] header-timeout, idle-timeout) and one
 //   address in number ([http] max-connections-per-address), as nginx and Go's net/http bound theirs.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -19,6 +20,7 @@ import { compileControlAllow } from "../control.ts";
 import { ServeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { formatAddress } from "../messages.ts";
+import { declaredTooLarge, tooLarge } from "./body.ts";
 import type { MonitorContext, MonitorSource } from "./context.ts";
 import { explainHttpBindError, HttpError } from "./errors.ts";
 import { sendError, sendJson } from "./reply.ts";
@@ -50,6 +52,8 @@ const CHECK_INTERVAL_MS = 250;
 
 /** The answers written straight to the socket when the parser refuses a request (node:http's own choice). */
 const REFUSALS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: "431 Request Header Fields Too Large",
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: "413 Content Too Large",
   ERR_HTTP_REQUEST_TIMEOUT: "408 Request Timeout",
 };
 
@@ -142,6 +146,7 @@ export class HttpMonitor {
     // node:http's own listener (added by createServer) has run: the socket is the parser's by now.
     server.on("connection", (socket: Socket) => this.admit(socket));
     server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.refuse(err, socket));
+    server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => this.checkContinue(req, res));
     this.server = server;
     const a = server.address() as AddressInfo;
     this.address = formatAddress(a.address, a.port);
@@ -184,8 +189,8 @@ export class HttpMonitor {
   }
 
   /**
-   * What the parser refused, or a header or request past its time: answered (408 for a late one, else 400)
-   * unless an answer is already on its way, then destroyed.
+   * What the parser refused, or a header or request past its time: answered (431 for an oversized header,
+   * 408 for a late one, else 400) unless an answer is already on its way, then destroyed.
    */
   private refuse(err: NodeJS.ErrnoException, socket: Duplex): void {
     if (socket.writable && err.code !== "ECONNRESET" && !this.answering.has(socket)) {
@@ -193,6 +198,19 @@ export class HttpMonitor {
       socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     }
     socket.destroy();
+  }
+
+  /**
+   * `Expect: 100-continue`: a body declared larger than the endpoint takes is refused before the client is
+   * invited to send it (RFC 9110 §10.1.1); any other request is invited and answered as usual.
+   */
+  private checkContinue(req: IncomingMessage, res: ServerResponse): void {
+    if (declaredTooLarge(req)) {
+      sendError(res, tooLarge());
+      return;
+    }
+    res.writeContinue();
+    this.handle(req, res);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
