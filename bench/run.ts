@@ -281,7 +281,18 @@ function launchFor(name: ServerName, port: number, dir: string): Launch {
       const main = join(ROOT, "src", "cli", "main.ts");
       if (!existsSync(main))
         throw new BenchError("ERR_BENCH_NO_NTPSHIELD", "src/cli/main.ts does not exist yet");
-      const argv = [process.execPath, main, "serve", "--listen", `127.0.0.1:${port}`, "--threads", "1"];
+      // --http off: the monitoring endpoint is not measured, and its default port may be taken.
+      const argv = [
+        process.execPath,
+        main,
+        "serve",
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--threads",
+        "1",
+        "--http",
+        "off",
+      ];
       if (name !== "ntpshield") {
         const conf = join(dir, "ntpshield.toml");
         writeFileSync(conf, name === "ntpshield-bare" ? BARE_CONFIG : acl1000Config());
