@@ -584,7 +584,9 @@ export function ntpshieldLaunch(
 ): Launch {
   const main = join(ROOT, "src", "cli", "main.ts");
   if (!existsSync(main)) throw new BenchError("ERR_BENCH_NO_NTPSHIELD", "src/cli/main.ts does not exist");
-  const argv = [process.execPath, main, "serve", "--listen", `127.0.0.1:${port}`, "--threads", "1"];
+  // --http off unless asked for: the monitoring endpoint is not measured, and its default port may be taken.
+  const http = options.extra?.includes("--http") ? [] : ["--http", "off"];
+  const argv = [process.execPath, main, "serve", "--listen", `127.0.0.1:${port}`, "--threads", "1", ...http];
   if (options.config !== undefined) {
     const conf = join(dir, "ntpshield.toml");
     writeFileSync(conf, options.config);

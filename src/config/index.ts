@@ -182,7 +182,7 @@ export function applyOverrides(config: Config, o: Overrides): Config {
   let http = config.http;
   if (o.http === "off") http = { ...http, enabled: false };
   else if (o.http !== undefined)
-    http = { enabled: true, listen: take("http", FLAGS.http.field, http.listen) };
+    http = { ...http, enabled: true, listen: take("http", FLAGS.http.field, http.listen) };
   if (problems.length > 0) throw ConfigError.of(problems);
   return deepFreeze({
     ...config,

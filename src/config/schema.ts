@@ -421,6 +421,36 @@ export const SCHEMA = {
       restart: true,
       description: "Where the monitoring endpoint listens; port 0 takes any free port (logged).",
     }),
+    // The endpoint's own limits (docs/monitoring.md, "Limits"): slow or silent clients cannot keep the
+    // connection slots, and one address cannot take them all, as nginx and Go's net/http bound theirs.
+    "max-connections": int({
+      min: 1,
+      max: 65_536,
+      default: 128,
+      description: "Connections the endpoint holds at once; a new one beyond them is closed unanswered.",
+    }),
+    "max-connections-per-address": int({
+      min: 1,
+      max: 65_536,
+      default: 8,
+      description:
+        "Connections one client address may hold at once, so that one address cannot take every slot; " +
+        "a new one beyond them is closed unanswered.",
+    }),
+    "header-timeout": duration({
+      min: 0.5,
+      max: 5,
+      default: 5,
+      description:
+        "Seconds a client has to send a request's whole header, from connecting (or from the first byte " +
+        "of a later request on the connection); then it is answered 408 and closed.",
+    }),
+    "idle-timeout": duration({
+      min: 0.1,
+      max: 5,
+      default: 2,
+      description: "Seconds a new connection may stay silent before its first byte; then it is closed.",
+    }),
   },
   // Who may use the control features: HTTP writes (the blocklist) and ntpq's mode 6 (docs/monitoring.md).
   control: {

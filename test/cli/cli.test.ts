@@ -277,7 +277,8 @@ describe("ntpshield serve", () => {
     await new Promise<void>((r) => holder.bind(0, "127.0.0.1", () => r()));
     const port = holder.address().port;
     try {
-      const r = cli("serve", "--listen", `127.0.0.1:${port}`, "--threads", "1");
+      // --http off: the monitoring endpoint's default port may be held too (a server started by `npm start`).
+      const r = cli("serve", "--listen", `127.0.0.1:${port}`, "--threads", "1", "--http", "off");
       assert.equal(r.status, 1);
       assert.match(r.stderr, /in use/);
       assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`));

@@ -82,7 +82,14 @@ describe("defaults", () => {
       kod: { enabled: true, maxRate: 100 },
       blocklist: { enabled: false, path: "ntpshield-blocklist.db", afterKods: 10, duration: 0 },
       acl: { default: ["limited", "kod"], rule: [] },
-      http: { enabled: true, listen: "127.0.0.1:11124" },
+      http: {
+        enabled: true,
+        listen: "127.0.0.1:11124",
+        maxConnections: 128,
+        maxConnectionsPerAddress: 8,
+        headerTimeout: 5,
+        idleTimeout: 2,
+      },
       control: { allow: ["127.0.0.1", "::1"] },
       names: {
         rule: [],
@@ -511,6 +518,38 @@ const ROWS: Row[] = [
     outOfRange: '"127.0.0.1:65536"',
     reason:
       'http.listen: must be an IP address and port (0 = any free port), as "ADDR:PORT" or "[IPv6]:PORT", got "127.0.0.1:65536"',
+  },
+  {
+    key: "http.max-connections",
+    valid: "512",
+    value: 512,
+    wrongType: '"512"',
+    outOfRange: "0",
+    reason: "http.max-connections: must be an integer from 1 to 65536, got 0",
+  },
+  {
+    key: "http.max-connections-per-address",
+    valid: "2",
+    value: 2,
+    wrongType: "2.5",
+    outOfRange: "70000",
+    reason: "http.max-connections-per-address: must be an integer from 1 to 65536, got 70000",
+  },
+  {
+    key: "http.header-timeout",
+    valid: '"1.5s"',
+    value: 1.5,
+    wrongType: "[5]",
+    outOfRange: "10",
+    reason: "http.header-timeout: must be a duration from 0.5 to 5 seconds",
+  },
+  {
+    key: "http.idle-timeout",
+    valid: "0.5",
+    value: 0.5,
+    wrongType: "true",
+    outOfRange: '"1m"',
+    reason: "http.idle-timeout: must be a duration from 0.1 to 5 seconds",
   },
   {
     key: "control.allow",
@@ -1025,16 +1064,28 @@ describe("applyOverrides", () => {
   });
 
   test("--http moves the monitoring endpoint (port 0 = any free port) and turns it on; off turns it off", () => {
+    const limits = { maxConnections: 128, maxConnectionsPerAddress: 8, headerTimeout: 5, idleTimeout: 2 };
     const off = parseConfig("[http]\nenabled = false\n");
     const moved = applyOverrides(off, { http: "127.0.0.1:0" });
-    assert.deepEqual(moved.http, { enabled: true, listen: "127.0.0.1:0" });
+    assert.deepEqual(moved.http, { enabled: true, listen: "127.0.0.1:0", ...limits });
     assert.deepEqual(applyOverrides(base, { http: "[::1]:9100" }).http, {
       enabled: true,
       listen: "[::1]:9100",
+      ...limits,
     });
     assert.deepEqual(applyOverrides(base, { http: "off" }).http, {
       enabled: false,
       listen: "127.0.0.1:11124",
+      ...limits,
+    });
+    // --http moves the socket only: the file's limits stay.
+    const limited = parseConfig("[http]\nmax-connections-per-address = 2\nheader-timeout = 1\n");
+    assert.deepEqual(applyOverrides(limited, { http: "127.0.0.1:0" }).http, {
+      ...limits,
+      enabled: true,
+      listen: "127.0.0.1:0",
+      maxConnectionsPerAddress: 2,
+      headerTimeout: 1,
     });
     const e = configError(() => applyOverrides(base, { http: "localhost:80" }));
     assert.equal(e.key, "--http");

@@ -34,7 +34,8 @@ export function listBlocklist(
   if (url.pathname !== PATH) throw new HttpError(404, "GET /api/blocklist lists the whole blocklist");
   requireBlocklist(ctx);
   const limit = numberOr400(url.searchParams, "limit", BLOCKLIST_DEFAULT_LIMIT);
-  const entries = ctx.source.blocklistStore!.list();
+  const store = ctx.source.blocklistStore!;
+  const entries = guard(ctx, () => store.list());
   sendJson(res, 200, {
     enabled: true,
     count: entries.length,
