@@ -295,7 +295,7 @@ export const SCHEMA = {
       unit: "requests per second",
       description:
         "Requests per second one worker thread can answer; `0` = automatic, measured from kernel receive " +
-        "drops and full receive batches (no limit until the worker is first saturated).",
+        "drops (no limit until the worker first drops requests).",
     }),
     "mouse-interval": duration({
       min: 0.001,

@@ -25,7 +25,7 @@
 // the window number) sums every worker's counts of the window just ended and sets, for each class, how many
 // pools to withhold: demand is counted before withholding, so the figures do not chase their own effect.
 // The capacity is the sum of the workers' redlines (requests per second each; a worker's redline is set by
-// the operator or measured by the shell from kernel drops and batch fill, see src/server/worker.ts). No
+// the operator or measured by the shell from kernel drops, see nextAutoRedline and src/server/worker.ts). No
 // redline, no overload control.
 //
 // Pure: time comes in through `clock[0]` (seconds), randomness from the caller's Rng; O(1) and
