@@ -398,22 +398,8 @@ export class Defences {
       maskKey(key, bits, client);
     }
     let r = -1;
-    // Past the redline, a newcomer whose pool is withheld is dropped before the MRU list records it: it costs
-    // a lookup rather than an insertion, and a flood of new sources cannot sweep the list while it is held
-    // off (its demand is still counted). `early` says the overload decision was taken here.
-    const early = served && live.overloadEnabled && this.overload.overloaded;
-    let admitted = false;
     mru.lock();
     try {
-      if (early && mru.lookupLocked(client) < 0) {
-        const ov = this.overload;
-        ov.clock[0] = nowS;
-        const pool = hashKeyWords(client[0]!, client[1]!, client[2]!, client[3]!, ov.seed);
-        if (ov.admitNow(CLASS_NEW, pool) === OVERLOAD_WITHHOLD) {
-          return R_DROP_OVERLOAD;
-        }
-        admitted = true;
-      }
       if ((flags & ACL_NOMRULIST) === 0) {
         const first = buf[0]!;
         r = mru.touchNowLocked(client, first & 7, (first >> 3) & 7, port);
@@ -423,7 +409,7 @@ export class Defences {
       }
       if (served) {
         reason = this.restrict(flags, client, bits, r, reason, buf, state);
-        if (live.overloadEnabled && !admitted && REASON_RESPONSE[reason] === RESPONSE_SERVED) {
+        if (live.overloadEnabled && REASON_RESPONSE[reason] === RESPONSE_SERVED) {
           reason = this.admit(client, r, reason);
         }
       }

@@ -106,6 +106,8 @@ const I_ENTERED = 6;
 const I_LEFT = 7;
 const I_POOLS_WITHHELD = 8; // + class
 const I_OFFSET = 12; // + class
+/** Set when a redline changed enough that the pools must be set again now, not at the window's end. */
+const I_FORCE = 20;
 const F_PERIOD_END = 16; // + class
 const F_CAPACITY = 20;
 const F_DEMAND = 21; // + class
@@ -219,8 +221,12 @@ export class OverloadControl {
 
   /** This worker's redline in requests per second (0: none known; the worker then adds no capacity). */
   setRedline(requestsPerSecond: number): void {
-    this.s[this.base + S_REDLINE] =
-      requestsPerSecond > 0 && Number.isFinite(requestsPerSecond) ? requestsPerSecond : 0;
+    const next = requestsPerSecond > 0 && Number.isFinite(requestsPerSecond) ? requestsPerSecond : 0;
+    const was = this.s[this.base + S_REDLINE]!;
+    this.s[this.base + S_REDLINE] = next;
+    // A redline that appears, vanishes or moves by more than a tenth acts at the next request, from what
+    // this window has counted so far: a flood is met within a measurement of its start, not a window later.
+    if ((was === 0) !== (next === 0) || Math.abs(next - was) > 0.1 * was) Atomics.store(this.h, I_FORCE, 1);
   }
 
   get redline(): number {
@@ -239,11 +245,13 @@ export class OverloadControl {
   admitNow(klass: number, hash: number): number {
     const s = this.s;
     const b = this.base;
+    const h = this.h;
     const now = this.clock[0]!;
     const window = Math.floor(now / WINDOW);
     if (window !== s[b + S_WINDOW]) this.roll(window, now);
+    else if (h[I_FORCE] !== 0 && Atomics.compareExchange(h, I_FORCE, 1, 0) === 1)
+      this.recompute(window, now, true);
     s[b + S_CUR + klass]!++;
-    const h = this.h;
     if (h[I_OVERLOADED] === 0) return OVERLOAD_ADMIT;
     const held = h[I_POOLS_WITHHELD + klass]!;
     if (held === 0) return OVERLOAD_ADMIT;
@@ -267,11 +275,16 @@ export class OverloadControl {
     const seen = Atomics.load(h, I_WINDOW);
     if (seen >= window) return;
     if (Atomics.compareExchange(h, I_WINDOW, seen, window) !== seen) return;
-    this.recompute(window, now);
+    Atomics.store(h, I_FORCE, 0);
+    this.recompute(window, now, false);
   }
 
-  /** Sums every worker's last window and sets the pools withheld per class. Run by one worker a window. */
-  private recompute(window: number, now: number): void {
+  /**
+   * Sums every worker's last window and sets the pools withheld per class. Run by one worker a window, or,
+   * `partial`, mid-window after a redline changed: then from the current window's counts so far, scaled to
+   * the whole window (the last whole window, if less than a tenth of this one has passed).
+   */
+  private recompute(window: number, now: number, partial: boolean): void {
     const s = this.s;
     const f = this.f;
     const h = this.h;
@@ -279,16 +292,27 @@ export class OverloadControl {
     let d0 = 0;
     let d1 = 0;
     let d2 = 0;
+    const elapsed = now - window * WINDOW;
+    const sofar = partial && elapsed >= 0.1 * WINDOW;
     for (let w = 0; w < this.workers; w++) {
       const o = w * SLOT_WORDS;
       const at = s[o + S_WINDOW]!;
-      // A worker still in the window just ended has it in CUR; one already past it, in PREV.
-      const base = at === window - 1 ? o + S_CUR : at === window ? o + S_PREV : -1;
+      // A worker still in the window just ended has it in CUR; one already past it, in PREV. Mid-window, the
+      // current window is CUR of the workers in it.
+      let base = -1;
+      if (sofar) base = at === window ? o + S_CUR : -1;
+      else base = at === window - 1 ? o + S_CUR : at === window ? o + S_PREV : -1;
       if (at >= window - 1) capacity += s[o + S_REDLINE]!;
       if (base < 0) continue;
       d0 += s[base]!;
       d1 += s[base + 1]!;
       d2 += s[base + 2]!;
+    }
+    if (sofar) {
+      const scale = WINDOW / elapsed;
+      d0 *= scale;
+      d1 *= scale;
+      d2 *= scale;
     }
     f[F_CAPACITY] = capacity;
     f[F_DEMAND] = d0 / WINDOW;
@@ -385,7 +409,7 @@ export const AUTO_REDLINE = Object.freeze({
   /** Answers shed per request the kernel dropped, in a saturated second. */
   perDrop: 1.5,
   /** The redline stays this much above the mice's demand. */
-  floorMargin: 1.2,
+  floorMargin: 1.5,
 });
 
 /**

@@ -100,7 +100,10 @@ const blockTimer = setInterval(() => {
 // pure rule what it took from its sockets, what it answered, what the kernel dropped meanwhile and how full
 // its receive batches came back, and takes the redline it returns. A configured redline is left alone.
 let overloadSettings = init.config.overload;
-const REDLINE_EVERY_MS = 1000;
+const REDLINE_EVERY_MS = 250; // a quarter second: a flood's first drops are answered within it
+/** Per measurement, the remembered mice demand falls to this share of itself (a half-life of 8 s). */
+const FLOOR_DECAY = 0.978;
+let miceFloor = 0;
 const lastSecond = { at: performance.now(), processed: 0, answered: 0, drops: 0 };
 function measureSecond(): void {
   const now = performance.now();
@@ -117,7 +120,7 @@ function measureSecond(): void {
   const second: WorkerSecond = {
     processed: (processed - lastSecond.processed) / seconds,
     answered: (answered - lastSecond.answered) / seconds,
-    kernelDrops: drops - lastSecond.drops,
+    kernelDrops: (drops - lastSecond.drops) / seconds,
     fullBatches: full,
   };
   lastSecond.at = now;
@@ -126,9 +129,11 @@ function measureSecond(): void {
   lastSecond.drops = drops;
   if (!overloadSettings.enabled || overloadSettings.redline > 0 || seconds <= 0) return;
   const o = defences.overload;
-  // The floor: this worker's share of what the mice asked (every worker sees the whole server's demand).
-  const floor = o.demandOf(CLASS_MOUSE) / o.workers;
-  const next = nextAutoRedline(o.redline, second, o.overloaded, floor);
+  // The floor: this worker's share of what the mice asked (every worker sees the whole server's demand),
+  // the most of recent measurements, decaying slowly: while the kernel drops requests, the mice that reach
+  // the count are fewer than the mice that ask, and the floor must not follow them down.
+  miceFloor = Math.max(o.demandOf(CLASS_MOUSE) / o.workers, miceFloor * FLOOR_DECAY);
+  const next = nextAutoRedline(o.redline, second, o.overloaded, miceFloor);
   if (next !== o.redline) o.setRedline(next);
 }
 const redlineTimer = setInterval(measureSecond, REDLINE_EVERY_MS);

@@ -260,9 +260,9 @@ describe("the automatic redline (a worker's own measure of what it can carry)", 
 
   test("never below what the mice ask (with a margin): past that the worker is bound by what it receives", () => {
     const dropped = { processed: 120_000, answered: 3000, kernelDrops: 8000, fullBatches: 1 };
-    // The mice asked 2,900/s: 20% above that is the least the redline may be.
-    assert.equal(nextAutoRedline(3000, dropped, true, 2900), 3481);
-    assert.equal(nextAutoRedline(0, { ...dropped, answered: 1000 }, true, 2900), 3481);
+    // The mice asked 2,900/s: half again as much is the least the redline may be.
+    assert.equal(nextAutoRedline(3000, dropped, true, 2900), 4351);
+    assert.equal(nextAutoRedline(0, { ...dropped, answered: 1000 }, true, 2900), 4351);
     // Without mice the floor is one request a second, so the redline stays a redline.
     assert.equal(nextAutoRedline(2, { ...dropped, answered: 0 }, true, 0), 1);
   });
