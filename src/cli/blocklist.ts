@@ -7,11 +7,13 @@ import { parseArgs } from "node:util";
 import { CodedError } from "../base/errors.ts";
 import { parseDuration } from "../config/fields.ts";
 import { ConfigError, loadConfigFile } from "../config/index.ts";
-import { BlocklistError, canonicalAddress, canonicalEntry } from "../defence/blocklist.ts";
+import { BlocklistError, canonicalEntry } from "../defence/blocklist.ts";
+import { checkManualEntry } from "../defence/blocklist-input.ts";
 import {
   type BlocklistEntry,
   BlocklistStore,
   BlocklistStoreError,
+  ownAddresses,
   resolveBlocklistPath,
 } from "../server/blocklist/index.ts";
 
@@ -114,6 +116,30 @@ function locate(values: { config?: string | undefined; db?: string | undefined }
   return { path, note };
 }
 
+/**
+ * The server's listen hosts, for the warning before an operator blocks the server's own address: from
+ * --config's [server] listen when given; otherwise the wildcard, every address of this machine.
+ */
+function ownHosts(values: { config?: string | undefined }): string[] {
+  if (values.config !== undefined) {
+    try {
+      const listen = (loadConfigFile(values.config) as { server?: { listen?: unknown } }).server?.listen;
+      if (Array.isArray(listen)) return listen.map((l) => hostOf(String(l)));
+    } catch {
+      // locate() reports a bad configuration file.
+    }
+  }
+  return ["::"];
+}
+
+/** "[::1]:123" -> "::1", "192.0.2.1:123" -> "192.0.2.1", "::1" -> "::1". */
+function hostOf(listen: string): string {
+  const b = /^\[(.*)\](?::\d+)?$/.exec(listen);
+  if (b) return b[1]!;
+  const v4 = /^([^:]*):\d+$/.exec(listen);
+  return v4 ? v4[1]! : listen;
+}
+
 /** Runs `ntpshield blocklist ...`. Exit 0 done, 1 the database failed or the address is not listed, 2 usage. */
 export async function blocklistCommand(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -158,13 +184,15 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
       waitMs = Math.round(s * 1000);
     }
     // Check the address before touching any file, so a typo never creates a database. An entry is added by
-    // address; removing also takes a prefix, since the server's automatic entries may be prefixes.
+    // address, checked as the HTTP API checks it; removing also takes a prefix, since the server's
+    // automatic entries may be prefixes (and any entry an older version let in).
+    const manual =
+      action === "add"
+        ? checkManualEntry(address!, values.reason ?? DEFAULT_REASON, ownAddresses(ownHosts(values)))
+        : undefined;
+    for (const w of manual?.warnings ?? []) err(`warning: ${w}`);
     const canonical =
-      address === undefined
-        ? undefined
-        : action === "add"
-          ? canonicalAddress(address)
-          : canonicalEntry(address);
+      address === undefined ? undefined : manual !== undefined ? manual.address : canonicalEntry(address);
     let expiresMs: number | null = null;
     if (values.duration !== undefined) {
       const s = durationSeconds(values.duration);
@@ -204,7 +232,7 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
       const live = before !== undefined && (before.expiresMs === null || before.expiresMs > Date.now());
       const e = store.add({
         address: canonical!,
-        reason: values.reason ?? DEFAULT_REASON,
+        reason: manual!.reason,
         source: "manual",
         expiresMs,
       });

@@ -142,6 +142,28 @@ describe("ntpshield blocklist", () => {
     assert.match(r.stderr, /"1\.2\.3" is not a valid IPv4 address/);
   });
 
+  it("checks an entry as the HTTP API does: refusals with a reason, warnings on stderr", () => {
+    const { config, db } = setup();
+    const refused: [string[], RegExp][] = [
+      [["0.0.0.0"], /"0\.0\.0\.0" is the unspecified address/],
+      [["255.255.255.255"], /broadcast/],
+      [["ff02::1"], /multicast/],
+      [["fe80::1%eth0"], /zones are not kept/],
+      [["192.0.2.1", "--reason", "x".repeat(201)], /reason: 201 characters, at most 200/],
+      [["192.0.2.1", "--reason", "a\u0007b"], /reason: control character U\+0007 at position 2/],
+    ];
+    for (const [args, why] of refused) {
+      const r = blocklist("add", ...args, "--config", config);
+      assert.equal(r.status, 2, args.join(" "));
+      assert.match(r.stderr, why);
+    }
+    assert.equal(existsSync(db), false, "nothing was created");
+    const r = blocklist("add", "::ffff:127.0.0.1", "--config", config);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /blocked 127\.0\.0\.1 for ever/);
+    assert.match(r.stderr, /warning: 127\.0\.0\.1 is a loopback address \(given as ::ffff:127\.0\.0\.1/);
+  });
+
   it("says when the database is missing, and when it is locked", () => {
     const { config, db } = setup();
     let r = blocklist("list", "--config", config);
