@@ -282,6 +282,13 @@ export class NtpServer {
     try {
       this.blocklistStore = BlocklistStore.open(path, {
         onError: (err) => this.log.error("blocklist database", { path, code: err.code, error: err.message }),
+        // Hit counts only: queued entries are kept however long the database fails (write-queue.ts).
+        onQueueFull: (dropped, queued) =>
+          this.log.warn("blocklist database: write queue full, dropping hit counts until a batch commits", {
+            path,
+            dropped,
+            queued,
+          }),
       });
       this.stopWatch = this.blocklistStore.watch(
         (change) => {

@@ -30,7 +30,10 @@ export interface BlocklistStoreStats {
   written: number;
   /** Writes waiting for the next flush. */
   queued: number;
-  /** Writes refused because the queue was full (the database kept failing). */
+  /**
+   * Hit-count updates thrown away because the queue was full (the database kept failing). Only those:
+   * queued entries (adds, removals) are kept whatever the queue holds.
+   */
   dropped: number;
   /** Expired entries deleted. */
   pruned: number;
@@ -47,7 +50,10 @@ export interface BlocklistStoreOptions {
   flushIntervalMs?: number;
   /** A batch this large is committed at once, without waiting for the timer (default 1000). */
   maxBatch?: number;
-  /** Queued writes beyond this are dropped and counted (only while the database keeps failing). */
+  /**
+   * Beyond this many queued writes (only while the database keeps failing), hit counts are dropped,
+   * oldest first, and counted; entries are kept (default 100000).
+   */
   maxQueue?: number;
   /** Delete expired entries this often, in ms; 0 = only when prune() is called (default 60000). */
   pruneIntervalMs?: number;
@@ -55,6 +61,8 @@ export interface BlocklistStoreOptions {
   now?: () => number;
   /** Background failures (timed flushes, polls, prunes); they are retried, never thrown. */
   onError?: (err: BlocklistStoreError) => void;
+  /** The write queue is full and hit counts are being dropped; called once until a batch commits again. */
+  onQueueFull?: (dropped: number, queued: number) => void;
 }
 
 // An entry that has expired is a new entry when the address comes back. An automatic write never
@@ -130,6 +138,7 @@ export class BlocklistStore {
           for (const [address, h] of hits) this.#hit.run({ address, count: h.count, at: h.at });
         }),
       due: () => this.#background(() => this.flush(), "writing a batch"),
+      ...(options.onQueueFull === undefined ? {} : { full: options.onQueueFull }),
     });
     if (this.path !== ":memory:" && options.create === false && !existsSync(this.path)) {
       throw new BlocklistStoreError(
