@@ -18,7 +18,7 @@ import {
 } from "../server/blocklist/index.ts";
 
 export const BLOCKLIST_USAGE = `usage: ntpshield blocklist list [--json] (--config FILE | --db PATH)
-       ntpshield blocklist add ADDR [--reason TEXT] [--duration S] (--config FILE | --db PATH)
+       ntpshield blocklist add ADDR [--reason TEXT] [--duration S] [--create] (--config FILE | --db PATH)
        ntpshield blocklist remove ADDR (--config FILE | --db PATH)
 
   list        one entry a line: address, reason, added, expiry, hits, source (--json: a JSON array)
@@ -26,6 +26,8 @@ export const BLOCKLIST_USAGE = `usage: ntpshield blocklist list [--json] (--conf
   remove      unblock ADDR (an address, or a prefix the server blocked, as list shows it: 2001:db8:1:2::/64)
   --config    the server's configuration file: its [blocklist] path is used
   --db        the blocklist database file itself, instead of --config
+  --create    with add: create the database when it does not exist (a server already running does not
+              read a file made after it started: restart it, or add over HTTP instead)
   --wait      seconds to wait for a database another process is writing (default 5)`;
 
 /** The [blocklist] section (camelCase), as the configuration schema defines it. */
@@ -156,6 +158,7 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
         reason: { type: "string" },
         duration: { type: "string" },
         json: { type: "boolean" },
+        create: { type: "boolean" },
         wait: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -176,6 +179,7 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
       throw new UsageError("--reason and --duration go with add");
     }
     if (action !== "list" && values.json) throw new UsageError("--json goes with list");
+    if (action !== "add" && values.create) throw new UsageError("--create goes with add");
     let waitMs = 5000;
     if (values.wait !== undefined) {
       const s = durationSeconds(values.wait);
@@ -207,7 +211,9 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
     const where = locate(values);
     if (where.note !== undefined) process.stderr.write(`${where.note}\n`);
     store = BlocklistStore.open(where.path, {
-      create: action === "add",
+      // Never by accident: a file made beside (or instead of) the one a running server holds is one the
+      // server never reads, and entries written there would seem to be on the list and are not.
+      create: action === "add" && values.create === true,
       busyTimeoutMs: waitMs,
       pruneIntervalMs: 0,
     });

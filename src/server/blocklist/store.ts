@@ -12,7 +12,7 @@
 // Beside it in this folder: the tables (schema.ts), the batching (write-queue.ts), the polling for other
 // processes' changes (watch.ts), the errors (errors.ts).
 
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { canonicalEntry } from "../../defence/blocklist.ts";
@@ -114,6 +114,8 @@ export class BlocklistStore {
   readonly #watches: Watches;
   #pruneTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The file's device and inode when opened: the path may later be deleted or name another file. */
+  #identity: { dev: number; ino: number } | undefined;
   /** The counters of stats() that are the store's own (the queue keeps queued and dropped). */
   readonly #stats = { transactions: 0, written: 0, pruned: 0, errors: 0 };
 
@@ -144,8 +146,9 @@ export class BlocklistStore {
       throw new BlocklistStoreError(
         "ERR_BLOCKLIST_MISSING",
         this.path,
-        `no blocklist database at ${this.path} (it is created by the first \`ntpshield blocklist add\`, ` +
-          "or by the server when [blocklist] enabled = true)",
+        `no blocklist database at ${this.path} (the server creates it when [blocklist] enabled = true; ` +
+          "`ntpshield blocklist add --create` creates it by hand, but a server already running reads only " +
+          "the file it opened when it started)",
       );
     }
     const { DatabaseSync } = loadSqlite();
@@ -175,6 +178,10 @@ export class BlocklistStore {
     } catch (e) {
       db.close();
       throw storeError(e, this.path, "opening it", this.#busyMs);
+    }
+    if (this.path !== ":memory:") {
+      const st = statSync(this.path);
+      this.#identity = { dev: st.dev, ino: st.ino };
     }
     const pruneMs = options.pruneIntervalMs ?? 60_000;
     if (pruneMs > 0) {
@@ -399,6 +406,47 @@ export class BlocklistStore {
    */
   watch(onChange: (change: BlocklistChange) => void, options: BlocklistWatchOptions = {}): () => void {
     return this.#watches.start(onChange, options);
+  }
+
+  /**
+   * Why the path no longer names the file this store has open, or undefined while it does: someone
+   * deleted it (the store would go on writing into a file nobody else can see, lost at the next start)
+   * or put another file in its place. One stat() of the path; the server calls it before each direct
+   * write and every couple of seconds.
+   */
+  fileProblem(): string | undefined {
+    if (this.#identity === undefined || this.#closed) return undefined;
+    let st: { dev: number; ino: number; nlink: number };
+    try {
+      st = statSync(this.path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === "ENOENT" ? "the file was deleted" : `the file cannot be checked (${code})`;
+    }
+    if (st.dev !== this.#identity.dev || st.ino !== this.#identity.ino)
+      return "the path now names another file";
+    return undefined;
+  }
+
+  /**
+   * Every entry with all its fields, expired ones included, read from the open file (still readable when
+   * its path was deleted): what recreating the file at the path writes back.
+   */
+  dump(): BlocklistEntry[] {
+    return this.list({ includeExpired: true });
+  }
+
+  /** Writes entries as they were (times, hits, source kept) in one transaction: a recreated file's contents. */
+  restore(entries: readonly BlocklistEntry[]): void {
+    const st = this.#prepare(
+      `INSERT OR REPLACE INTO blocklist (address, reason, added_ms, updated_ms, expires_ms, hits, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#transaction("restoring entries", () => {
+      for (const e of entries)
+        st.run(e.address, e.reason, e.addedMs, e.updatedMs, e.expiresMs, e.hits, e.source);
+    });
+    this.#stats.written += entries.length;
   }
 
   /** Counters since open. */
