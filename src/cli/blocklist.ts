@@ -7,16 +7,18 @@ import { parseArgs } from "node:util";
 import { CodedError } from "../base/errors.ts";
 import { parseDuration } from "../config/fields.ts";
 import { ConfigError, loadConfigFile } from "../config/index.ts";
-import { BlocklistError, canonicalAddress, canonicalEntry } from "../defence/blocklist.ts";
+import { BlocklistError, canonicalEntry } from "../defence/blocklist.ts";
+import { checkManualEntry } from "../defence/blocklist-input.ts";
 import {
   type BlocklistEntry,
   BlocklistStore,
   BlocklistStoreError,
+  ownAddresses,
   resolveBlocklistPath,
 } from "../server/blocklist/index.ts";
 
 export const BLOCKLIST_USAGE = `usage: ntpshield blocklist list [--json] (--config FILE | --db PATH)
-       ntpshield blocklist add ADDR [--reason TEXT] [--duration S] (--config FILE | --db PATH)
+       ntpshield blocklist add ADDR [--reason TEXT] [--duration S] [--create] (--config FILE | --db PATH)
        ntpshield blocklist remove ADDR (--config FILE | --db PATH)
 
   list        one entry a line: address, reason, added, expiry, hits, source (--json: a JSON array)
@@ -24,6 +26,8 @@ export const BLOCKLIST_USAGE = `usage: ntpshield blocklist list [--json] (--conf
   remove      unblock ADDR (an address, or a prefix the server blocked, as list shows it: 2001:db8:1:2::/64)
   --config    the server's configuration file: its [blocklist] path is used
   --db        the blocklist database file itself, instead of --config
+  --create    with add: create the database when it does not exist (a server already running does not
+              read a file made after it started: restart it, or add over HTTP instead)
   --wait      seconds to wait for a database another process is writing (default 5)`;
 
 /** The [blocklist] section (camelCase), as the configuration schema defines it. */
@@ -114,6 +118,30 @@ function locate(values: { config?: string | undefined; db?: string | undefined }
   return { path, note };
 }
 
+/**
+ * The server's listen hosts, for the warning before an operator blocks the server's own address: from
+ * --config's [server] listen when given; otherwise the wildcard, every address of this machine.
+ */
+function ownHosts(values: { config?: string | undefined }): string[] {
+  if (values.config !== undefined) {
+    try {
+      const listen = (loadConfigFile(values.config) as { server?: { listen?: unknown } }).server?.listen;
+      if (Array.isArray(listen)) return listen.map((l) => hostOf(String(l)));
+    } catch {
+      // locate() reports a bad configuration file.
+    }
+  }
+  return ["::"];
+}
+
+/** "[::1]:123" -> "::1", "192.0.2.1:123" -> "192.0.2.1", "::1" -> "::1". */
+function hostOf(listen: string): string {
+  const b = /^\[(.*)\](?::\d+)?$/.exec(listen);
+  if (b) return b[1]!;
+  const v4 = /^([^:]*):\d+$/.exec(listen);
+  return v4 ? v4[1]! : listen;
+}
+
 /** Runs `ntpshield blocklist ...`. Exit 0 done, 1 the database failed or the address is not listed, 2 usage. */
 export async function blocklistCommand(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -130,6 +158,7 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
         reason: { type: "string" },
         duration: { type: "string" },
         json: { type: "boolean" },
+        create: { type: "boolean" },
         wait: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -150,6 +179,7 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
       throw new UsageError("--reason and --duration go with add");
     }
     if (action !== "list" && values.json) throw new UsageError("--json goes with list");
+    if (action !== "add" && values.create) throw new UsageError("--create goes with add");
     let waitMs = 5000;
     if (values.wait !== undefined) {
       const s = durationSeconds(values.wait);
@@ -158,13 +188,15 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
       waitMs = Math.round(s * 1000);
     }
     // Check the address before touching any file, so a typo never creates a database. An entry is added by
-    // address; removing also takes a prefix, since the server's automatic entries may be prefixes.
+    // address, checked as the HTTP API checks it; removing also takes a prefix, since the server's
+    // automatic entries may be prefixes (and any entry an older version let in).
+    const manual =
+      action === "add"
+        ? checkManualEntry(address!, values.reason ?? DEFAULT_REASON, ownAddresses(ownHosts(values)))
+        : undefined;
+    for (const w of manual?.warnings ?? []) err(`warning: ${w}`);
     const canonical =
-      address === undefined
-        ? undefined
-        : action === "add"
-          ? canonicalAddress(address)
-          : canonicalEntry(address);
+      address === undefined ? undefined : manual !== undefined ? manual.address : canonicalEntry(address);
     let expiresMs: number | null = null;
     if (values.duration !== undefined) {
       const s = durationSeconds(values.duration);
@@ -179,7 +211,9 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
     const where = locate(values);
     if (where.note !== undefined) process.stderr.write(`${where.note}\n`);
     store = BlocklistStore.open(where.path, {
-      create: action === "add",
+      // Never by accident: a file made beside (or instead of) the one a running server holds is one the
+      // server never reads, and entries written there would seem to be on the list and are not.
+      create: action === "add" && values.create === true,
       busyTimeoutMs: waitMs,
       pruneIntervalMs: 0,
     });
@@ -204,7 +238,7 @@ export async function blocklistCommand(argv: string[]): Promise<number> {
       const live = before !== undefined && (before.expiresMs === null || before.expiresMs > Date.now());
       const e = store.add({
         address: canonical!,
-        reason: values.reason ?? DEFAULT_REASON,
+        reason: manual!.reason,
         source: "manual",
         expiresMs,
       });

@@ -11,6 +11,7 @@ import { createNonceSecret } from "../control/nonce.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
+import { formatPrefixKey } from "../defence/address-key.ts";
 import { Blocklist, type BlocklistUpdate, canonicalEntry } from "../defence/blocklist.ts";
 import {
   type BlocklistEntry,
@@ -162,6 +163,10 @@ export class NtpServer {
   /** The blocklist database, open while [blocklist] is enabled. */
   blocklistStore: BlocklistStore | undefined;
   private stopWatch: (() => void) | undefined;
+  /** Checks every 2 s that the blocklist's path still names the open file (checkBlocklistFile). */
+  private fileTimer: NodeJS.Timeout | undefined;
+  /** Why the blocklist file could not be recreated; writes are refused (503) while it is set. */
+  private blocklistLost: BlocklistStoreError | undefined;
   /** The current blocklist, as every worker holds it, for workers started later. */
   private readonly blocklistMirror = new Blocklist();
 
@@ -280,24 +285,127 @@ export class NtpServer {
   private openBlocklist(): void {
     const path = resolveBlocklistPath(this.settings.config.blocklist.path, this.settings.configFile);
     try {
-      this.blocklistStore = BlocklistStore.open(path, {
-        onError: (err) => this.log.error("blocklist database", { path, code: err.code, error: err.message }),
-      });
-      this.stopWatch = this.blocklistStore.watch(
-        (change) => {
-          for (const update of updatesOf(change)) {
-            this.shareBlocklist(update);
-          }
-        },
-        { initial: true, intervalMs: 1000 },
-      );
+      this.blocklistStore = this.openStoreAt(path);
+      this.watchStore(this.blocklistStore, true);
     } catch (err) {
       if (err instanceof BlocklistStoreError) {
         throw new ServeError(err.code, `blocklist.path: ${err.message}`);
       }
       throw err;
     }
+    this.fileTimer ??= setInterval(() => this.checkBlocklistFileLogged(), 2000);
+    this.fileTimer.unref();
     this.log.info("blocklist", { path, entries: this.blocklistStore.count() });
+  }
+
+  private openStoreAt(path: string): BlocklistStore {
+    return BlocklistStore.open(path, {
+      onError: (err) => this.log.error("blocklist database", { path, code: err.code, error: err.message }),
+      // Hit counts only: queued entries are kept however long the database fails (write-queue.ts).
+      onQueueFull: (dropped, queued) =>
+        this.log.warn("blocklist database: write queue full, dropping hit counts until a batch commits", {
+          path,
+          dropped,
+          queued,
+        }),
+    });
+  }
+
+  private watchStore(store: BlocklistStore, initial: boolean): void {
+    this.stopWatch = store.watch(
+      (change) => {
+        for (const update of updatesOf(change)) {
+          this.shareBlocklist(update);
+        }
+      },
+      { initial, intervalMs: 1000 },
+    );
+  }
+
+  private checkBlocklistFileLogged(): void {
+    try {
+      this.checkBlocklistFile();
+    } catch {
+      // Logged once where it was found; writes answer 503 until the file can be made again.
+    }
+  }
+
+  /**
+   * Makes sure the blocklist's path still names the file the store has open (before each direct write and
+   * every 2 s). Deleted or replaced under a running server, the store would go on writing into a file
+   * nobody sees, lost at the next start, while the CLI made a new one the server never reads. So: log it,
+   * recreate the file at the path from the open one (an unlinked file stays readable through its open
+   * descriptor; the main thread's copy of the list is the fallback), and go on with it. Throws
+   * BlocklistStoreError ERR_BLOCKLIST_GONE (503 over HTTP) while that is impossible, so no write is
+   * acknowledged that would be lost.
+   */
+  private checkBlocklistFile(): void {
+    const store = this.blocklistStore;
+    if (store === undefined) return;
+    const problem = store.fileProblem();
+    if (problem === undefined && this.blocklistLost === undefined) return;
+    if (problem !== undefined && this.blocklistLost === undefined)
+      this.log.error("blocklist database: the file in use is no longer at its path; recreating it", {
+        path: store.path,
+        problem,
+      });
+    let entries: BlocklistEntry[];
+    try {
+      store.flush();
+      entries = store.dump();
+    } catch {
+      // What every worker holds: addresses and expiries, without reasons or hits.
+      const now = Date.now();
+      const snap = this.blocklistMirror.snapshot(now);
+      entries = [];
+      for (let i = 0; i < snap.bits.length; i++) {
+        const expires = snap.expiresMs[i]!;
+        entries.push({
+          address: formatPrefixKey(snap.words, snap.bits[i]!, i * 4),
+          reason: "restored after the database file was lost",
+          addedMs: now,
+          updatedMs: now,
+          expiresMs: Number.isFinite(expires) ? expires : null,
+          hits: 0,
+          source: "manual",
+        });
+      }
+    }
+    let next: BlocklistStore | undefined;
+    try {
+      next = this.openStoreAt(store.path);
+      next.restore(entries);
+    } catch (err) {
+      try {
+        next?.close();
+      } catch {
+        // Already failing: the first error is the one to report.
+      }
+      const why = err instanceof Error ? err.message : String(err);
+      if (this.blocklistLost === undefined)
+        this.log.error("blocklist database: cannot recreate the file; refusing writes until it can", {
+          path: store.path,
+          error: why,
+        });
+      this.blocklistLost = new BlocklistStoreError(
+        "ERR_BLOCKLIST_GONE",
+        store.path,
+        `blocklist database ${store.path} was deleted or replaced and cannot be recreated (${why}); ` +
+          "writes are refused until it can",
+        err,
+      );
+      throw this.blocklistLost;
+    }
+    this.stopWatch?.();
+    try {
+      store.close();
+    } catch {
+      // Its entries are in the new file already.
+    }
+    this.blocklistStore = next;
+    this.watchStore(next, false);
+    this.blocklistLost = undefined;
+    this.log.warn("blocklist database: recreated at its path", { path: next.path, entries: entries.length });
   }
 
   /**
@@ -508,6 +616,7 @@ export class NtpServer {
     this.stopping = true;
     clearInterval(this.calibrateTimer);
     clearInterval(this.overloadTimer);
+    clearInterval(this.fileTimer);
     this.clock?.stop();
     this.stopWatch?.();
     // Slots start() has yet to fill are left empty: it looks at `stopping` before it spawns again.
@@ -573,6 +682,8 @@ export class NtpServer {
         "the blocklist is disabled ([blocklist] enabled = false)",
       );
     }
+    // An acknowledged write must land in the file at the path, the one the CLI and the next start read.
+    this.checkBlocklistFile();
     return this.blocklistStore;
   }
 }

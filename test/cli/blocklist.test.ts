@@ -45,6 +45,7 @@ describe("ntpshield blocklist", () => {
       "1h",
       "--config",
       config,
+      "--create",
     );
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /blocked 192\.0\.2\.1 until \d{4}-\d\d-\d\dT/);
@@ -106,7 +107,7 @@ describe("ntpshield blocklist", () => {
 
   it("a running server's watch sees the CLI's changes", async () => {
     const { config, db } = setup();
-    assert.equal(blocklist("add", "198.51.100.1", "--config", config).status, 0);
+    assert.equal(blocklist("add", "198.51.100.1", "--config", config, "--create").status, 0);
     const server = BlocklistStore.open(db, { pruneIntervalMs: 0 });
     const changes: BlocklistChange[] = [];
     const stop = server.watch((c) => changes.push(c), { intervalMs: 20 });
@@ -142,6 +143,28 @@ describe("ntpshield blocklist", () => {
     assert.match(r.stderr, /"1\.2\.3" is not a valid IPv4 address/);
   });
 
+  it("checks an entry as the HTTP API does: refusals with a reason, warnings on stderr", () => {
+    const { config, db } = setup();
+    const refused: [string[], RegExp][] = [
+      [["0.0.0.0"], /"0\.0\.0\.0" is the unspecified address/],
+      [["255.255.255.255"], /broadcast/],
+      [["ff02::1"], /multicast/],
+      [["fe80::1%eth0"], /zones are not kept/],
+      [["192.0.2.1", "--reason", "x".repeat(201)], /reason: 201 characters, at most 200/],
+      [["192.0.2.1", "--reason", "a\u0007b"], /reason: control character U\+0007 at position 2/],
+    ];
+    for (const [args, why] of refused) {
+      const r = blocklist("add", ...args, "--config", config);
+      assert.equal(r.status, 2, args.join(" "));
+      assert.match(r.stderr, why);
+    }
+    assert.equal(existsSync(db), false, "nothing was created");
+    const r = blocklist("add", "::ffff:127.0.0.1", "--config", config, "--create");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /blocked 127\.0\.0\.1 for ever/);
+    assert.match(r.stderr, /warning: 127\.0\.0\.1 is a loopback address \(given as ::ffff:127\.0\.0\.1/);
+  });
+
   it("says when the database is missing, and when it is locked", () => {
     const { config, db } = setup();
     let r = blocklist("list", "--config", config);
@@ -149,7 +172,17 @@ describe("ntpshield blocklist", () => {
     assert.match(r.stderr, /no blocklist database at .*ntpshield-blocklist\.db/);
     assert.equal(existsSync(db), false, "list does not create it");
 
-    assert.equal(blocklist("add", "192.0.2.1", "--db", db).status, 0);
+    r = blocklist("add", "192.0.2.1", "--db", db);
+    assert.equal(r.status, 1, "add creates no database without --create");
+    assert.match(
+      r.stderr,
+      /no blocklist database at .*--create.*a server already running reads only the file/,
+    );
+    assert.equal(existsSync(db), false);
+    r = blocklist("remove", "192.0.2.1", "--db", db, "--create");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--create goes with add/);
+    assert.equal(blocklist("add", "192.0.2.1", "--db", db, "--create").status, 0);
     const locker = new DatabaseSync(db);
     try {
       locker.exec("BEGIN IMMEDIATE");
@@ -196,7 +229,7 @@ describe("ntpshield blocklist", () => {
   it("uses the configured [blocklist] path, relative to the configuration file", () => {
     const { d, config } = setup('[blocklist]\nenabled = true\npath = "lists/bl.db"\n');
     mkdirSync(join(d, "lists"));
-    const r = blocklist("add", "192.0.2.1", "--config", config);
+    const r = blocklist("add", "192.0.2.1", "--config", config, "--create");
     assert.equal(r.status, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /enabled = false/);
     assert.ok(existsSync(join(d, "lists", "bl.db")));

@@ -10,7 +10,8 @@ export type BlocklistStoreErrorCode =
   | "ERR_BLOCKLIST_LOCKED"
   | "ERR_BLOCKLIST_NOT_OURS"
   | "ERR_BLOCKLIST_IO"
-  | "ERR_BLOCKLIST_CLOSED";
+  | "ERR_BLOCKLIST_CLOSED"
+  | "ERR_BLOCKLIST_GONE";
 
 /** Every way the database can fail us; the message names the file and says what to do. */
 export class BlocklistStoreError extends CodedError<BlocklistStoreErrorCode> {

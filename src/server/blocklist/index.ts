@@ -3,6 +3,7 @@
 export type { BlocklistEntry, BlocklistSource, BlocklistWrite } from "./entry.ts";
 export type { BlocklistStoreErrorCode } from "./errors.ts";
 export { BlocklistStoreError } from "./errors.ts";
+export { ownAddresses } from "./own-addresses.ts";
 export { blocklistPathProblem } from "./path-check.ts";
 export type { BlocklistStoreOptions, BlocklistStoreStats } from "./store.ts";
 export { BlocklistStore, resolveBlocklistPath } from "./store.ts";

@@ -12,7 +12,7 @@
 // Beside it in this folder: the tables (schema.ts), the batching (write-queue.ts), the polling for other
 // processes' changes (watch.ts), the errors (errors.ts).
 
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { canonicalEntry } from "../../defence/blocklist.ts";
@@ -30,7 +30,10 @@ export interface BlocklistStoreStats {
   written: number;
   /** Writes waiting for the next flush. */
   queued: number;
-  /** Writes refused because the queue was full (the database kept failing). */
+  /**
+   * Hit-count updates thrown away because the queue was full (the database kept failing). Only those:
+   * queued entries (adds, removals) are kept whatever the queue holds.
+   */
   dropped: number;
   /** Expired entries deleted. */
   pruned: number;
@@ -47,7 +50,10 @@ export interface BlocklistStoreOptions {
   flushIntervalMs?: number;
   /** A batch this large is committed at once, without waiting for the timer (default 1000). */
   maxBatch?: number;
-  /** Queued writes beyond this are dropped and counted (only while the database keeps failing). */
+  /**
+   * Beyond this many queued writes (only while the database keeps failing), hit counts are dropped,
+   * oldest first, and counted; entries are kept (default 100000).
+   */
   maxQueue?: number;
   /** Delete expired entries this often, in ms; 0 = only when prune() is called (default 60000). */
   pruneIntervalMs?: number;
@@ -55,6 +61,8 @@ export interface BlocklistStoreOptions {
   now?: () => number;
   /** Background failures (timed flushes, polls, prunes); they are retried, never thrown. */
   onError?: (err: BlocklistStoreError) => void;
+  /** The write queue is full and hit counts are being dropped; called once until a batch commits again. */
+  onQueueFull?: (dropped: number, queued: number) => void;
 }
 
 // An entry that has expired is a new entry when the address comes back. An automatic write never
@@ -106,6 +114,8 @@ export class BlocklistStore {
   readonly #watches: Watches;
   #pruneTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The file's device and inode when opened: the path may later be deleted or name another file. */
+  #identity: { dev: number; ino: number } | undefined;
   /** The counters of stats() that are the store's own (the queue keeps queued and dropped). */
   readonly #stats = { transactions: 0, written: 0, pruned: 0, errors: 0 };
 
@@ -130,13 +140,15 @@ export class BlocklistStore {
           for (const [address, h] of hits) this.#hit.run({ address, count: h.count, at: h.at });
         }),
       due: () => this.#background(() => this.flush(), "writing a batch"),
+      ...(options.onQueueFull === undefined ? {} : { full: options.onQueueFull }),
     });
     if (this.path !== ":memory:" && options.create === false && !existsSync(this.path)) {
       throw new BlocklistStoreError(
         "ERR_BLOCKLIST_MISSING",
         this.path,
-        `no blocklist database at ${this.path} (it is created by the first \`ntpshield blocklist add\`, ` +
-          "or by the server when [blocklist] enabled = true)",
+        `no blocklist database at ${this.path} (the server creates it when [blocklist] enabled = true; ` +
+          "`ntpshield blocklist add --create` creates it by hand, but a server already running reads only " +
+          "the file it opened when it started)",
       );
     }
     const { DatabaseSync } = loadSqlite();
@@ -166,6 +178,10 @@ export class BlocklistStore {
     } catch (e) {
       db.close();
       throw storeError(e, this.path, "opening it", this.#busyMs);
+    }
+    if (this.path !== ":memory:") {
+      const st = statSync(this.path);
+      this.#identity = { dev: st.dev, ino: st.ino };
     }
     const pruneMs = options.pruneIntervalMs ?? 60_000;
     if (pruneMs > 0) {
@@ -390,6 +406,47 @@ export class BlocklistStore {
    */
   watch(onChange: (change: BlocklistChange) => void, options: BlocklistWatchOptions = {}): () => void {
     return this.#watches.start(onChange, options);
+  }
+
+  /**
+   * Why the path no longer names the file this store has open, or undefined while it does: someone
+   * deleted it (the store would go on writing into a file nobody else can see, lost at the next start)
+   * or put another file in its place. One stat() of the path; the server calls it before each direct
+   * write and every couple of seconds.
+   */
+  fileProblem(): string | undefined {
+    if (this.#identity === undefined || this.#closed) return undefined;
+    let st: { dev: number; ino: number; nlink: number };
+    try {
+      st = statSync(this.path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === "ENOENT" ? "the file was deleted" : `the file cannot be checked (${code})`;
+    }
+    if (st.dev !== this.#identity.dev || st.ino !== this.#identity.ino)
+      return "the path now names another file";
+    return undefined;
+  }
+
+  /**
+   * Every entry with all its fields, expired ones included, read from the open file (still readable when
+   * its path was deleted): what recreating the file at the path writes back.
+   */
+  dump(): BlocklistEntry[] {
+    return this.list({ includeExpired: true });
+  }
+
+  /** Writes entries as they were (times, hits, source kept) in one transaction: a recreated file's contents. */
+  restore(entries: readonly BlocklistEntry[]): void {
+    const st = this.#prepare(
+      `INSERT OR REPLACE INTO blocklist (address, reason, added_ms, updated_ms, expires_ms, hits, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#transaction("restoring entries", () => {
+      for (const e of entries)
+        st.run(e.address, e.reason, e.addedMs, e.updatedMs, e.expiresMs, e.hits, e.source);
+    });
+    this.#stats.written += entries.length;
   }
 
   /** Counters since open. */

@@ -1,7 +1,10 @@
 // The server's writes to the blocklist database, queued and committed in batches: one transaction (one
 // fsync) per batch, a few times a second at most, off the per-packet path. Hits on one address add up
 // into one write. A batch that fails stays queued, in order, and is tried again; only while the database
-// keeps failing can the queue fill, and writes beyond maxQueue are then dropped and counted.
+// keeps failing can the queue fill. Then what goes is hit counts, oldest first, never an entry: a blocked
+// address was told to every worker and logged, so losing it silently would make the list lie; a hit
+// count is a statistic nobody was promised. Entries are kept beyond maxQueue (they come at most at the
+// rate the workers block addresses), and `full` reports the first drop after each successful commit.
 
 import type { BlocklistSource } from "./entry.ts";
 
@@ -29,12 +32,14 @@ export interface WriteQueueOptions {
   flushMs: number;
   /** A batch this large is due at once. */
   maxBatch: number;
-  /** Writes beyond this are dropped and counted. */
+  /** Beyond this, queued hit counts are dropped (oldest first) and counted; entries are always kept. */
   maxQueue: number;
   /** Commits a batch in one transaction, or throws (the batch then stays queued). */
   commit: (ops: readonly Op[], hits: ReadonlyMap<string, Hits>) => void;
   /** A batch is due (full, or its time is up): flush it, reporting a failure rather than throwing it. */
   due: () => void;
+  /** The queue is full and hit counts were dropped (called once until a batch commits again). */
+  full?: (dropped: number, queued: number) => void;
 }
 
 export class WriteQueue {
@@ -43,10 +48,13 @@ export class WriteQueue {
   readonly #maxQueue: number;
   readonly #commit: WriteQueueOptions["commit"];
   readonly #due: () => void;
+  readonly #full: WriteQueueOptions["full"];
+  /** Whether the drops since the last commit were reported. */
+  #reported = false;
   #ops: Op[] = [];
   #hits = new Map<string, Hits>();
   #timer: NodeJS.Timeout | undefined;
-  /** Writes refused because the queue was full. */
+  /** Hit-count updates thrown away because the queue was full (only those: entries are kept). */
   dropped = 0;
 
   constructor(options: WriteQueueOptions) {
@@ -55,6 +63,7 @@ export class WriteQueue {
     this.#maxQueue = options.maxQueue;
     this.#commit = options.commit;
     this.#due = options.due;
+    this.#full = options.full;
   }
 
   /** Writes waiting for the next flush (an address's accumulated hits count one). */
@@ -62,10 +71,14 @@ export class WriteQueue {
     return this.#ops.length + this.#hits.size;
   }
 
+  /** Queues an entry's add, update or removal: always kept, making room by dropping the oldest hit counts. */
   push(op: Op): void {
     if (this.size >= this.#maxQueue) {
-      this.dropped++;
-      return;
+      const oldest = this.#hits.keys().next();
+      if (!oldest.done) {
+        this.#hits.delete(oldest.value);
+        this.#drop();
+      }
     }
     this.#ops.push(op);
     this.#afterQueue();
@@ -80,11 +93,18 @@ export class WriteQueue {
       return;
     }
     if (this.size >= this.#maxQueue) {
-      this.dropped++;
+      this.#drop();
       return;
     }
     this.#hits.set(address, { count, at });
     this.#afterQueue();
+  }
+
+  #drop(): void {
+    this.dropped++;
+    if (this.#reported) return;
+    this.#reported = true;
+    this.#full?.(this.dropped, this.size);
   }
 
   #afterQueue(): void {
@@ -139,6 +159,7 @@ export class WriteQueue {
       this.#hits = hits;
       throw e;
     }
+    this.#reported = false;
     return n;
   }
 }

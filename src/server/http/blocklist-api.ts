@@ -9,9 +9,10 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseDuration } from "../../config/fields.ts";
-import { BlocklistError, canonicalAddress, canonicalEntry } from "../../defence/blocklist.ts";
+import { BlocklistError, canonicalEntry } from "../../defence/blocklist.ts";
+import { checkManualEntry } from "../../defence/blocklist-input.ts";
 import type { BlocklistEntry, BlocklistWrite } from "../blocklist/index.ts";
-import { BlocklistStoreError } from "../blocklist/index.ts";
+import { BlocklistStoreError, ownAddresses } from "../blocklist/index.ts";
 import { ServeError } from "../errors.ts";
 import { readBody } from "./body.ts";
 import { numberParam, QueryError } from "./clients-query.ts";
@@ -55,9 +56,16 @@ export async function addToBlocklist(
   requireJsonBody(req);
   const body = await readBody(req);
   requireBlocklist(ctx);
-  const write = parseBlockWrite(body, ctx.now());
+  const { write, warnings } = parseBlockWrite(
+    body,
+    ctx.now(),
+    ownAddresses(ctx.source.addresses.map((a) => a.host)),
+  );
   const entry = guard(ctx, () => ctx.source.blockAddress(write));
-  sendJson(res, 201, blocklistJson(entry));
+  // Said in the answer, the entry added anyway: e.g. a loopback address cuts the operator's own tools off.
+  for (const w of warnings)
+    ctx.log.warn("blocklist: added over HTTP", { address: entry.address, warning: w });
+  sendJson(res, 201, { ...blocklistJson(entry), warnings });
 }
 
 /** DELETE /api/blocklist?address=A or /api/blocklist/A: removes an entry; 404 if it was not there. */
@@ -114,8 +122,16 @@ function numberOr400(p: URLSearchParams, name: string, fallback: number): number
   }
 }
 
-/** {address, duration?, reason?}: duration in seconds or "15m"/"12h"/"7d", 0 or absent = for ever. */
-export function parseBlockWrite(body: string, nowMs: number): BlocklistWrite {
+/**
+ * {address, duration?, reason?}: duration in seconds or "15m"/"12h"/"7d", 0 or absent = for ever. The
+ * address and reason are checked as the CLI checks them (checkManualEntry); `own` are the server's own
+ * addresses, for the warning before it blocks itself.
+ */
+export function parseBlockWrite(
+  body: string,
+  nowMs: number,
+  own: readonly string[] = [],
+): { write: BlocklistWrite; warnings: string[] } {
   let v: unknown;
   try {
     v = JSON.parse(body);
@@ -142,16 +158,17 @@ export function parseBlockWrite(body: string, nowMs: number): BlocklistWrite {
     if (s > 0) expiresMs = nowMs + Math.round(s * 1000);
   }
   const reason = o["reason"] ?? "added over HTTP";
-  if (typeof reason !== "string" || reason.length > 200)
-    throw new HttpError(400, "reason: expected a string of at most 200 characters");
-  let address: string;
+  if (typeof reason !== "string") throw new HttpError(400, "reason: expected a string");
   try {
-    address = canonicalAddress(o["address"]);
+    const e = checkManualEntry(o["address"], reason, own);
+    return {
+      write: { address: e.address, reason: e.reason, source: "manual", expiresMs },
+      warnings: e.warnings,
+    };
   } catch (err) {
     if (err instanceof BlocklistError) throw new HttpError(400, err.message);
     throw err;
   }
-  return { address, reason, source: "manual", expiresMs };
 }
 
 function blocklistJson(e: BlocklistEntry): Record<string, unknown> {

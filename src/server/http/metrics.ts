@@ -238,7 +238,7 @@ export function metricsText(input: MetricsInput): string {
     m.add(
       "ntpshield_blocklist_db_writes_total",
       "counter",
-      "Blocklist database writes since start: committed, refused because the write queue was full, and expired entries pruned.",
+      "Blocklist database writes since start: committed, hit-count updates dropped because the write queue was full (entries are never dropped), and expired entries pruned.",
       [
         { labels: { result: "committed" }, value: db.written },
         { labels: { result: "dropped_queue_full" }, value: db.dropped },

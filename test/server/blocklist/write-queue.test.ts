@@ -15,7 +15,14 @@ const add = (address: string): Op => ({
 });
 
 /** A queue whose commits are recorded (or refused while `failing`), and whose due batches are counted. */
-function harness(options: { flushMs?: number; maxBatch?: number; maxQueue?: number } = {}) {
+function harness(
+  options: {
+    flushMs?: number;
+    maxBatch?: number;
+    maxQueue?: number;
+    full?: (dropped: number, queued: number) => void;
+  } = {},
+) {
   const h = {
     failing: false,
     due: 0,
@@ -34,6 +41,7 @@ function harness(options: { flushMs?: number; maxBatch?: number; maxQueue?: numb
       });
     },
     due: () => h.due++,
+    ...(options.full === undefined ? {} : { full: options.full }),
   });
   return h;
 }
@@ -105,19 +113,41 @@ describe("WriteQueue", () => {
     assert.equal(h.due, 1, "nothing to retry when nothing waits");
   });
 
-  it("drops and counts writes beyond maxQueue, but still adds hits to an address already queued", () => {
-    const h = harness({ maxBatch: 1, maxQueue: 2 });
+  it("when full, keeps every entry and drops hit counts, oldest first; still adds hits to an address already queued", () => {
+    const fulls: [number, number][] = [];
+    const h = harness({ maxBatch: 1, maxQueue: 2, full: (dropped, queued) => fulls.push([dropped, queued]) });
     h.failing = true; // the database keeps failing: nothing leaves the queue
     h.queue.push(add("192.0.2.1"));
     h.queue.addHits("192.0.2.1", 1, 0);
-    h.queue.push(add("192.0.2.2"));
-    h.queue.addHits("192.0.2.2", 1, 0);
-    assert.equal(h.queue.size, 2);
-    assert.equal(h.queue.dropped, 2);
+    h.queue.addHits("192.0.2.9", 1, 0);
+    assert.equal(h.queue.dropped, 1, "a new address's hits are dropped when full");
     h.queue.addHits("192.0.2.1", 4, 10);
-    assert.equal(h.queue.dropped, 2);
+    assert.equal(h.queue.dropped, 1, "hits on an address already queued still add up");
+    h.queue.push(add("192.0.2.2"));
+    h.queue.push(add("192.0.2.3"));
+    h.queue.push({ kind: "remove", address: "192.0.2.1" });
+    assert.equal(h.queue.size, 4, "entries are kept beyond maxQueue");
+    assert.equal(h.queue.dropped, 2, "the oldest hits made room for the first entry");
+    assert.deepEqual(fulls, [[1, 2]], "reported once until a batch commits");
     h.failing = false;
-    assert.equal(h.queue.flush(), 2);
-    assert.deepEqual(h.commits[0]?.hits, [["192.0.2.1", { count: 5, at: 10 }]]);
+    assert.equal(h.queue.flush(), 4);
+    assert.deepEqual(h.commits[0]?.ops, [
+      "upsert 192.0.2.1",
+      "upsert 192.0.2.2",
+      "upsert 192.0.2.3",
+      "remove 192.0.2.1",
+    ]);
+    assert.deepEqual(h.commits[0]?.hits, []);
+    h.queue.push(add("192.0.2.4"));
+    h.queue.addHits("192.0.2.4", 1, 0);
+    h.queue.addHits("192.0.2.5", 1, 0);
+    assert.deepEqual(
+      fulls,
+      [
+        [1, 2],
+        [3, 2],
+      ],
+      "reported again after a commit",
+    );
   });
 });

@@ -376,7 +376,46 @@ describe("monitoring endpoint under real traffic", () => {
     const ok = await post('{"address":"::ffff:127.0.0.19"}', { host: "localhost" });
     assert.equal(ok.status, 201, ok.text);
     assert.equal((ok.json() as { address: string }).address, "127.0.0.19", "stored in canonical form");
+    const warned = (ok.json() as { warnings: string[] }).warnings;
+    assert.equal(warned.length, 1, "a warning before the operator blocks their own machine");
+    assert.match(warned[0]!, /127\.0\.0\.19 is a loopback address \(given as ::ffff:127\.0\.0\.19/);
     assert.equal((await httpRequest(`${base}/api/blocklist/127.0.0.19`, { method: "DELETE" })).status, 200);
+  });
+
+  test("blocklist entries are checked as the CLI checks them: no unspecified, multicast or zoned address, a clean reason", async () => {
+    const post = async (o: Record<string, unknown>) => {
+      const r = await httpRequest(`${base}/api/blocklist`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(o),
+      });
+      return { status: r.status, error: (r.json() as { error?: string }).error ?? "" };
+    };
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ address: "0.0.0.0" }, /unspecified/],
+      [{ address: "::" }, /unspecified/],
+      [{ address: "255.255.255.255" }, /broadcast/],
+      [{ address: "224.0.1.1" }, /multicast/],
+      [{ address: "ff02::101" }, /multicast/],
+      [{ address: "fe80::1%eth0" }, /zones are not kept/],
+      [{ address: "192.0.2.1", reason: "x".repeat(201) }, /201 characters, at most 200/],
+      [{ address: "192.0.2.1", reason: "bad\u0000router" }, /U\+0000 at position 4/],
+      [{ address: "192.0.2.1", reason: "two\nlines" }, /U\+000A at position 4/],
+    ];
+    for (const [body, why] of refused) {
+      const r = await post(body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.match(r.error, why);
+    }
+    assert.equal((await getJson<{ count: number }>(`${base}/api/blocklist`)).count, 0, "nothing written");
+    const ok = await httpRequest(`${base}/api/blocklist`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ address: "192.0.2.1", reason: "y".repeat(200) }),
+    });
+    assert.equal(ok.status, 201, ok.text);
+    assert.deepEqual((ok.json() as { warnings: string[] }).warnings, []);
+    assert.equal((await httpRequest(`${base}/api/blocklist/192.0.2.1`, { method: "DELETE" })).status, 200);
   });
 });
 
