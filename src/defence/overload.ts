@@ -44,8 +44,9 @@ export const CLASS_COUNT = 3;
 export const CLASS_NAMES: readonly string[] = Object.freeze(["mice", "known", "new"]);
 
 /**
- * Pools per class: a power of two, so a pool is the low bits of a hash. 1/256 of a class is the grain: a
- * flood of 100,000/s against a redline of 1,000/s still has a pool or two served rather than none.
+ * Pools per class: a power of two, so a pool is the low bits of a hash; 1/64 of a class is the grain. 256
+ * pools were tried: a flood then always has a pool or two served, and in the Wisconsin simulation those
+ * answers cost the mice their share.
  */
 export const POOLS = 64;
 /**
@@ -55,8 +56,10 @@ export const POOLS = 64;
  */
 const CHANGE_NOW = POOLS / 32;
 /**
- * Seconds per measurement window. A quarter of a second: a flood is met within half a second of its start
- * (the first window measures it, the next acts), and a window still holds enough requests to measure.
+ * Seconds per measurement window. A second holds enough requests to measure even at a small redline (the
+ * simulator's Wisconsin server answers a hundred a second, and its mice need the counts steady); a flood
+ * need not wait for the window's end, since a changed redline makes the pools be set again at once from the
+ * window's counts so far.
  */
 export const WINDOW = 1;
 /** Most worker slots one buffer holds. */
@@ -396,6 +399,10 @@ export interface WorkerSecond {
   kernelDrops: number;
   /** Share of its receive batches that came back full (0-1): it is behind what arrives. */
   fullBatches: number;
+  /** Seconds the measurement covers (default 1); the rates above are per second whatever it is. */
+  seconds?: number;
+  /** Seconds since the kernel last dropped requests of this worker (default: long ago). */
+  sinceDrops?: number;
 }
 
 /** The automatic redline's steps. */
@@ -406,6 +413,8 @@ export const AUTO_REDLINE = Object.freeze({
   raise: 1.05,
   /** Batches this full, on average, mean the worker is at its edge: the redline is not raised then. */
   fullBatches: 0.5,
+  /** Seconds without drops before the redline is raised again. */
+  quiet: 10,
   /** Answers shed per request the kernel dropped, in a saturated second. */
   perDrop: 1.5,
   /** The redline stays this much above the mice's demand. */
@@ -441,8 +450,12 @@ export function nextAutoRedline(
     const cut = Math.max(least, Math.floor(Math.min(byShare, byDrops)));
     return redline === 0 ? cut : Math.max(least, Math.min(redline, cut));
   }
-  if (redline > 0 && overloaded && second.fullBatches < AUTO_REDLINE.fullBatches) {
-    return Math.ceil(redline * AUTO_REDLINE.raise);
+  // Probe upward only after a quiet spell: raised again at once after a cut, the redline would walk back into
+  // the drops it just left, and each visit loses requests (mice among them) at random.
+  const quiet = (second.sinceDrops ?? Number.POSITIVE_INFINITY) >= AUTO_REDLINE.quiet;
+  if (redline > 0 && overloaded && quiet && second.fullBatches < AUTO_REDLINE.fullBatches) {
+    // 5% a second, however often it is measured.
+    return Math.ceil(redline * (1 + (AUTO_REDLINE.raise - 1) * (second.seconds ?? 1)));
   }
   return redline;
 }

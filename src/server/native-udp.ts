@@ -96,6 +96,9 @@ const COUNTER_NAMES: readonly (keyof NativeUdpCounters)[] = [
   "lastSendErrno",
 ];
 
+/** Where the kernel's drop count sits in NativeUdpSocket#counterArray (read per batch, without allocating). */
+export const COUNTER_KERNEL_DROPS = COUNTER_NAMES.indexOf("kernelDrops");
+
 /** The handle object native open() returns (see js_open in native/udpio.c). */
 interface RawHandle {
   readonly buffer: ArrayBuffer;

@@ -43,7 +43,13 @@ import {
   type WorkerInit,
 } from "./messages.ts";
 import { NameResolver } from "./name-resolver.ts";
-import { type NativeUdp, type NativeUdpGroup, type NativeUdpSocket, tryLoadNativeUdp } from "./native-udp.ts";
+import {
+  COUNTER_KERNEL_DROPS,
+  type NativeUdp,
+  type NativeUdpGroup,
+  type NativeUdpSocket,
+  tryLoadNativeUdp,
+} from "./native-udp.ts";
 import { WallClock } from "./wallclock.ts";
 
 const init = workerData as WorkerInit;
@@ -100,10 +106,12 @@ const blockTimer = setInterval(() => {
 // pure rule what it took from its sockets, what it answered, what the kernel dropped meanwhile and how full
 // its receive batches came back, and takes the redline it returns. A configured redline is left alone.
 let overloadSettings = init.config.overload;
-const REDLINE_EVERY_MS = 250; // a quarter second: a flood's first drops are answered within it
+const REDLINE_EVERY_MS = 100; // a flood's first drops are answered within a tenth of a second
 /** Per measurement, the remembered mice demand falls to this share of itself (a half-life of 8 s). */
-const FLOOR_DECAY = 0.978;
+const FLOOR_DECAY = 0.9914;
 let miceFloor = 0;
+/** When (performance.now()) the kernel last dropped requests of this worker. */
+let lastDropAt = Number.NEGATIVE_INFINITY;
 const lastSecond = { at: performance.now(), processed: 0, answered: 0, drops: 0 };
 function measureSecond(): void {
   const now = performance.now();
@@ -122,7 +130,10 @@ function measureSecond(): void {
     answered: (answered - lastSecond.answered) / seconds,
     kernelDrops: (drops - lastSecond.drops) / seconds,
     fullBatches: full,
+    seconds,
+    sinceDrops: drops > lastSecond.drops ? 0 : (now - lastDropAt) / 1000,
   };
+  if (drops > lastSecond.drops) lastDropAt = now;
   lastSecond.at = now;
   lastSecond.processed = processed;
   lastSecond.answered = answered;
@@ -280,6 +291,8 @@ class NativeLoop {
   /** Receive batches since takeBatchFill(), and how many of them came back full (the worker is behind). */
   private batches = 0;
   private fullBatches = 0;
+  /** Each socket's kernel drop count as last looked at (a rise wakes the automatic redline at once). */
+  private dropsSeen = new Float64Array(0);
   /** The loop's continuation, made once (not a closure per turn). */
   private readonly again = () => this.pump();
 
@@ -303,6 +316,7 @@ class NativeLoop {
       Array.from({ length: s.batch }, (_, i) => s.keys.subarray(i * 4, i * 4 + 4)),
     );
     this.served = this.socks.map((s) => new Uint8Array(s.batch));
+    this.dropsSeen = new Float64Array(this.socks.length);
     this.group = this.udp.group(this.socks);
     this.running = true;
     setImmediate(this.again);
@@ -320,7 +334,7 @@ class NativeLoop {
       drainMessages();
       if (!this.running) return; // stopped by a message just taken
       for (let j = 0; j < this.socks.length; j++) {
-        if ((mask & (1 << j)) !== 0) this.batch(this.socks[j]!, this.keyViews[j]!, this.served[j]!);
+        if ((mask & (1 << j)) !== 0) this.batch(j, this.socks[j]!, this.keyViews[j]!, this.served[j]!);
       }
       if (names.busy) break; // start the lookups this batch queued, and take their answers
       this.udp.realtime(this.tx);
@@ -331,11 +345,18 @@ class NativeLoop {
   }
 
   /** One batch: receive, decide every packet, stamp the served replies, send them all. */
-  private batch(sock: NativeUdpSocket, keys: Uint32Array[], served: Uint8Array): void {
+  private batch(j: number, sock: NativeUdpSocket, keys: Uint32Array[], served: Uint8Array): void {
     const n = sock.recv(0);
     if (n === 0) return;
     this.batches++;
     if (n === sock.batch) this.fullBatches++;
+    // The kernel dropped requests since the last measurement while no redline is known: measure now rather
+    // than at the next tick, so a flood's onset is met within a batch (overload control, automatic redline).
+    const drops = sock.counterArray[COUNTER_KERNEL_DROPS]!;
+    if (drops > this.dropsSeen[j]!) {
+      this.dropsSeen[j] = drops;
+      if (defences.overload.redline === 0) measureSecond();
+    }
     const s = state;
     const lengths = sock.lengths;
     const stamps = sock.stamps;
@@ -386,7 +407,7 @@ class NativeLoop {
   /** Datagrams the kernel dropped from this worker's sockets' queues since they were opened. */
   kernelDrops(): number {
     let drops = 0;
-    for (const s of this.socks) drops += s.counters().kernelDrops;
+    for (const s of this.socks) drops += s.counterArray[COUNTER_KERNEL_DROPS]!;
     return drops;
   }
 

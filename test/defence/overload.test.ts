@@ -274,6 +274,17 @@ describe("the automatic redline (a worker's own measure of what it can carry)", 
     assert.equal(nextAutoRedline(40_000, full, true), 40_000, "at its edge: not raised");
   });
 
+  test("no raise within ten seconds of the last drops: the redline does not walk back into them", () => {
+    const calm = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0 };
+    assert.equal(nextAutoRedline(40_000, { ...calm, sinceDrops: 3 }, true), 40_000);
+    assert.equal(nextAutoRedline(40_000, { ...calm, sinceDrops: 12 }, true), 42_000);
+  });
+
+  test("the raise is 5% a second however often the worker measures", () => {
+    const tenth = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0, seconds: 0.1 };
+    assert.equal(nextAutoRedline(40_000, tenth, true), 40_200);
+  });
+
   test("past the redline without saturation it probes upward; below it, it stays", () => {
     assert.equal(nextAutoRedline(40_000, quiet, true), 42_000);
     assert.equal(nextAutoRedline(40_000, quiet, false), 40_000);
