@@ -403,6 +403,8 @@ export interface WorkerSecond {
   seconds?: number;
   /** Seconds since the kernel last dropped requests of this worker (default: long ago). */
   sinceDrops?: number;
+  /** The most this worker answered per second in a saturated measurement lately (0: not known). */
+  ceiling?: number;
 }
 
 /** The automatic redline's steps. */
@@ -454,8 +456,10 @@ export function nextAutoRedline(
   // the drops it just left, and each visit loses requests (mice among them) at random.
   const quiet = (second.sinceDrops ?? Number.POSITIVE_INFINITY) >= AUTO_REDLINE.quiet;
   if (redline > 0 && overloaded && quiet && second.fullBatches < AUTO_REDLINE.fullBatches) {
-    // 5% a second, however often it is measured.
-    return Math.ceil(redline * (1 + (AUTO_REDLINE.raise - 1) * (second.seconds ?? 1)));
+    // 5% a second, however often it is measured, and at least 5% of the ceiling a second: a redline cut to
+    // a handful of mice by a spike must not take hours to climb back.
+    const step = Math.max(redline, second.ceiling ?? 0) * (AUTO_REDLINE.raise - 1) * (second.seconds ?? 1);
+    return Math.ceil(redline + step);
   }
   return redline;
 }

@@ -110,6 +110,8 @@ const REDLINE_EVERY_MS = 100; // a flood's first drops are answered within a ten
 /** Per measurement, the remembered mice demand falls to this share of itself (a half-life of 8 s). */
 const FLOOR_DECAY = 0.9914;
 let miceFloor = 0;
+/** The most this worker answered per second in a saturated measurement lately: where the redline climbs back to. */
+let ceiling = 0;
 /** When (performance.now()) the kernel last dropped requests of this worker. */
 let lastDropAt = Number.NEGATIVE_INFINITY;
 const lastSecond = { at: performance.now(), processed: 0, answered: 0, drops: 0 };
@@ -132,8 +134,12 @@ function measureSecond(): void {
     fullBatches: full,
     seconds,
     sinceDrops: drops > lastSecond.drops ? 0 : (now - lastDropAt) / 1000,
+    ceiling,
   };
-  if (drops > lastSecond.drops) lastDropAt = now;
+  if (drops > lastSecond.drops) {
+    lastDropAt = now;
+    if (seconds >= 0.05) ceiling = Math.max(ceiling * FLOOR_DECAY, second.answered);
+  }
   lastSecond.at = now;
   lastSecond.processed = processed;
   lastSecond.answered = answered;

@@ -280,6 +280,19 @@ describe("the automatic redline (a worker's own measure of what it can carry)", 
     assert.equal(nextAutoRedline(40_000, { ...calm, sinceDrops: 12 }, true), 42_000);
   });
 
+  test("a redline cut to a handful of mice by a spike climbs back by 5% of the ceiling a second", () => {
+    const calm = {
+      processed: 1000,
+      answered: 100,
+      kernelDrops: 0,
+      fullBatches: 0,
+      sinceDrops: 30,
+      ceiling: 40_000,
+    };
+    assert.equal(nextAutoRedline(150, calm, true), 2151); // 150 + 5% of 40,000, rounded up
+    assert.equal(nextAutoRedline(150, { ...calm, seconds: 0.1 }, true), 351);
+  });
+
   test("the raise is 5% a second however often the worker measures", () => {
     const tenth = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0, seconds: 0.1 };
     assert.equal(nextAutoRedline(40_000, tenth, true), 40_200);
