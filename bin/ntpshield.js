@@ -5,8 +5,8 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const source = new URL("../src/cli/main.ts", import.meta.url);
-const compiled = new URL("../dist/cli/main.js", import.meta.url);
+const source = new URL("../src/cli/entry.ts", import.meta.url);
+const compiled = new URL("../dist/cli/entry.js", import.meta.url);
 const installed = fileURLToPath(import.meta.url).includes("/node_modules/");
 const [major] = process.versions.node.split(".").map(Number);
 

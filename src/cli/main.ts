@@ -4,6 +4,7 @@ import { VERSION } from "../base/version.ts";
 import { BLOCKLIST_USAGE, blocklistCommand } from "./blocklist.ts";
 import { CHECK_USAGE, checkConfigCommand } from "./check-config.ts";
 import { CLIENTS_USAGE, clientsCommand } from "./clients.ts";
+import { releaseSignals } from "./early-signals.ts";
 import { LOAD_USAGE, loadCommand } from "./load.ts";
 import { QUERY_USAGE, queryCommand } from "./query.ts";
 import { SERVE_USAGE, serveCommand } from "./serve.ts";
@@ -95,6 +96,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === "--version" || name === "-V") return COMMANDS.version!.run([]);
   const command = COMMANDS[name];
+  if (name !== "serve") {
+    // Only serve replays the signals the entry held while loading; for any other command they act now as
+    // they would have (their default action, or the command's own handlers later).
+    for (const signal of releaseSignals()) if (signal !== "SIGHUP") process.kill(process.pid, signal);
+  }
   if (!command) {
     process.stderr.write(`ntpshield: unknown command "${name}"\n${help()}`);
     return 2;

@@ -18,6 +18,7 @@ import { HttpMonitor } from "../server/http/index.ts";
 import { createLogger, type Logger, type LogLevel } from "../server/log.ts";
 import type { ListenAddress } from "../server/messages.ts";
 import { NtpServer, type ServerSettings } from "../server/server.ts";
+import { releaseSignals } from "./early-signals.ts";
 
 export const SERVE_USAGE = `usage: ntpshield serve [--config FILE] [--listen ADDR:PORT]... [--threads N] [--log-level LEVEL]
                        [--http ADDR:PORT|off]
@@ -89,8 +90,8 @@ interface Signals {
 
 export async function serveCommand(argv: string[]): Promise<number> {
   // Taken first, before the configuration is read: from here on a SIGTERM or SIGINT stops whatever has
-  // started and logs as any stop does. (Before, while Node loads the modules, nothing has started, and the
-  // signal's default action ends the process.)
+  // started and logs as any stop does. One that came while Node loaded the modules was held by the entry
+  // (entry.ts) and is replayed here.
   let onStop: (signal: string) => void = () => {};
   const stop = new Promise<string>((resolve) => {
     onStop = resolve;
@@ -106,6 +107,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.once("SIGTERM", term);
   process.once("SIGINT", int);
   process.on("SIGHUP", hup);
+  // Signals that came while the modules were loading (entry.ts held them): acted on now, in order.
+  for (const signal of releaseSignals()) {
+    if (signal === "SIGHUP") hup();
+    else onStop(signal);
+  }
   const running = (r: () => void) => {
     reload = r;
     if (reloadAsked) r();

@@ -216,6 +216,41 @@ describe("ntpshield serve", () => {
     }
   });
 
+  it("a SIGTERM while Node is still loading the modules is held by the entry and stops cleanly (exit 0, stopping, stopped)", async () => {
+    // 150 ms after the spawn Node has run the entry's first line (its own start takes some 50 ms here) and is
+    // still loading and stripping the command's modules (some 300-800 ms): before the entry held the signals,
+    // this killed the process by the signal's default action, with no stopping line.
+    const port = await freeUdpPort();
+    const args = [
+      "src/cli/entry.ts",
+      "serve",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--http",
+      "off",
+      "--threads",
+      "2",
+    ];
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+    });
+    const timer = setTimeout(() => child.kill("SIGTERM"), 150);
+    const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+    clearTimeout(timer);
+    clearTimeout(killer);
+    const msgs = out
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.equal(signal, null, `ended by the signal, not stopped: ${out}`);
+    assert.equal(code, 0, out);
+    assert.deepEqual(msgs.slice(-2), ["stopping", "stopped"], out);
+  });
+
   it("stops cleanly on a SIGTERM at any point of start-up: workers gone, stopping and stopped logged, exit 0", async () => {
     // "starting" is its first line (at debug level), before the monitoring endpoint or any worker; the
     // warning for more threads than cores comes once the first of the 8 workers is up, the others spawning.
