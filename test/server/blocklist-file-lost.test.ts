@@ -2,7 +2,7 @@
 // couple of seconds without one), logs it, recreates the file at its path with every entry, and an address
 // added over HTTP afterwards is in that file, and still there after a restart.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -75,6 +75,37 @@ describe("blocklist database deleted under a running server", () => {
         entries: { address: string }[];
       };
       assert.deepEqual(list.entries.map((e) => e.address).sort(), ["192.0.2.50", "192.0.2.51", "192.0.2.52"]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("a file that cannot be recreated (a directory now stands at its path): writes answer 503, nothing is acknowledged", async () => {
+    const server = await start();
+    try {
+      const base = server.httpUrl!;
+      assert.equal((await post(base, "192.0.2.60")).status, 201);
+      deleteFiles();
+      // Even root cannot make a database where a directory is.
+      mkdirSync(db);
+      try {
+        const r = await post(base, "192.0.2.61");
+        assert.equal(r.status, 503, await r.text());
+        const del = await fetch(`${base}/api/blocklist?address=192.0.2.60`, { method: "DELETE" });
+        assert.equal(del.status, 503, await del.text());
+      } finally {
+        rmSync(db, { recursive: true, force: true });
+      }
+      // The path free again: the next write recreates the file with what was acknowledged, and itself.
+      const again = await post(base, "192.0.2.62");
+      assert.equal(again.status, 201, await again.text());
+      assert.deepEqual(onDisk().sort(), [
+        "192.0.2.50",
+        "192.0.2.51",
+        "192.0.2.52",
+        "192.0.2.60",
+        "192.0.2.62",
+      ]);
     } finally {
       await server.stop();
     }
