@@ -449,7 +449,9 @@ export class Defences {
     }
     const ov = this.overload;
     ov.clock[0] = mru.clock[0]!; // seconds, set for the MRU touch; a typed-array copy boxes nothing
-    const pool = hashKeyWords(key[0]!, key[1]!, key[2]!, key[3]!, ov.seed);
+    // The pool is read only past the redline: below it (nearly always) the second hash of the key is saved.
+    // A request that arrives in the very instant overload begins is pooled as 0, once.
+    const pool = ov.overloaded ? hashKeyWords(key[0]!, key[1]!, key[2]!, key[3]!, ov.seed) : 0;
     return ov.admitNow(klass, pool) === OVERLOAD_WITHHOLD ? R_DROP_OVERLOAD : reason;
   }
 
