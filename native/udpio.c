@@ -819,7 +819,8 @@ static void take_batch(udp_socket *s, uint32_t n) {
                  c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
         uint32_t drops;
         memcpy(&drops, CMSG_DATA(c), sizeof drops);
-        s->counters[C_KERNEL_DROPS] = (double)drops;
+        // The count as it was when this datagram was queued: it can be older than what SO_MEMINFO said.
+        if ((double)drops > s->counters[C_KERNEL_DROPS]) s->counters[C_KERNEL_DROPS] = (double)drops;
       } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
                  c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
         memcpy(&s->dst[i].in4, CMSG_DATA(c), sizeof s->dst[i].in4);
@@ -855,6 +856,21 @@ static udp_socket *batch_call(napi_env env, napi_callback_info info, size_t want
   udp_socket *s = socket_arg(env, argv[0], false);
   if (s == NULL || !buffer_attached(env, s)) return NULL;
   return s;
+}
+
+// After a full batch (more may be waiting), the socket's drop count now (SO_MEMINFO). The count
+// each datagram carries (SO_RXQ_OVFL) is the one at the time it was queued, so with a full queue it is as
+// old as the queue is long (a tenth of a second and more in a flood); this one is current. One getsockopt
+// per full batch, none when the worker keeps up.
+static void read_drops_now(udp_socket *s) {
+  uint32_t meminfo[SK_MEMINFO_VARS];
+  socklen_t len = sizeof meminfo;
+  memset(meminfo, 0, sizeof meminfo);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len) != 0 ||
+      len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+    return;
+  double drops = (double)meminfo[SK_MEMINFO_DROPS];
+  if (drops > s->counters[C_KERNEL_DROPS]) s->counters[C_KERNEL_DROPS] = drops;
 }
 
 // recv(handle, timeoutMs) -> count of slots filled (0 when nothing came within timeoutMs; 0 = do not
@@ -915,6 +931,7 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   if (n > 0) {
     take_batch(s, (uint32_t)n);
     s->received = (uint32_t)n;
+    if ((uint32_t)n == s->batch) read_drops_now(s);
   }
   if (napi_create_int32(env, n, &result) != napi_ok) return NULL;
   return result;

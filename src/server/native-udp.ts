@@ -67,7 +67,10 @@ export interface NativeUdpCounters {
   sent: number;
   sendErrors: number;
   sendBlocked: number;
-  /** Datagrams the kernel dropped at this socket (receive buffer full), cumulative, as last reported. */
+  /**
+   * Datagrams the kernel dropped at this socket (receive buffer full), cumulative, as last reported: by the
+   * newest datagram received (the count when it was queued) or, after a full batch, by the socket itself.
+   */
   kernelDrops: number;
   lastRecvErrno: number;
   lastSendErrno: number;

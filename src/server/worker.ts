@@ -30,6 +30,7 @@ import {
   RESPONSE_DROPPED,
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
+import { warmDecisionPath } from "../core/warmup.ts";
 import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
 import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
@@ -322,7 +323,9 @@ class NativeLoop {
       Array.from({ length: s.batch }, (_, i) => s.keys.subarray(i * 4, i * 4 + 4)),
     );
     this.served = this.socks.map((s) => new Uint8Array(s.batch));
-    this.dropsSeen = new Float64Array(this.socks.length);
+    // -1: the first batch takes the drop branch below (one measurement, harmless), so that it is no longer
+    // a never-taken branch when the first real drops come.
+    this.dropsSeen = new Float64Array(this.socks.length).fill(-1);
     this.group = this.udp.group(this.socks);
     this.running = true;
     setImmediate(this.again);
@@ -355,7 +358,9 @@ class NativeLoop {
     const n = sock.recv(0);
     if (n === 0) return;
     this.batches++;
-    if (n === sock.batch) this.fullBatches++;
+    // Branch-free: a branch first taken when the flood arrives would throw the optimised loop back to the
+    // interpreter at that very moment (src/core/warmup.ts).
+    this.fullBatches += +(n === sock.batch);
     // The kernel dropped requests since the last measurement while no redline is known: measure now rather
     // than at the next tick, so a flood's onset is met within a batch (overload control, automatic redline).
     const drops = sock.counterArray[COUNTER_KERNEL_DROPS]!;
@@ -441,6 +446,9 @@ class NativeLoop {
 let native: NativeLoop | undefined;
 
 async function start(): Promise<void> {
+  // Before the first real request: teach the JIT every branch of the decision (src/core/warmup.ts), so that
+  // a flood's first second is not also the optimiser's.
+  warmDecisionPath(init.config, state);
   if (init.io === "native") {
     const loaded = tryLoadNativeUdp();
     if (!loaded.ok) throw Object.assign(new Error(loaded.reason), { code: "ERR_NATIVE_UDP", label: "" });

@@ -465,6 +465,21 @@ describe("native UDP: what third parties can provoke", () => {
     assert.equal(receive(s, 1).got.length, 1);
     assert.equal(s.counters().kernelDrops, drops);
   });
+
+  it("after a full batch, knows the drops of now, not those of the datagrams' time", async () => {
+    const s = open("127.0.0.1", 4, { recvBufferBytes: 8192, batch: 4 }); // room for a few batches, not 200
+    const c = await client("127.0.0.1");
+    for (let k = 0; k < 200; k++) await sendFrom(c, Buffer.alloc(200, k), s.port, "127.0.0.1");
+    assert.equal(s.counters().kernelDrops, 0, "nothing read yet");
+    // The first four datagrams were queued before anything was dropped: the count they carry is 0.
+    assert.equal(s.recv(0), 4, "a full batch");
+    const after = s.counters();
+    const drops = s.stats().kernelDrops;
+    assert.ok(drops > 0, "200 datagrams overflow the smallest buffer");
+    assert.equal(after.kernelDrops, drops, "the full batch read the current count");
+    // The datagrams behind carry older counts; the counter never goes back.
+    while (s.recv(0) > 0) assert.equal(s.counters().kernelDrops, drops);
+  });
 });
 
 describe("native UDP: one thread, several sockets", () => {
