@@ -351,7 +351,7 @@ export class OverloadControl {
         const span = f[F_PERIOD_MAX]! - f[F_PERIOD_MIN]!;
         f[F_PERIOD_END + k] = now + f[F_PERIOD_MIN]! + (span * this.rng()) / RNG_RANGE;
         h[I_POOLS_WITHHELD + k] = held;
-      } else if (held > before + CHANGE_NOW) {
+      } else if (held > before + CHANGE_NOW || held < before - CHANGE_NOW) {
         // Mid-period the run keeps its length, so that a pool at its edge is not let in or shut out for a
         // moment by the window-to-window jitter of the demand; a real surge lengthens it at once, and a real
         // fall shortens it (else the server would sit idle while clients it could serve are held off).
@@ -417,6 +417,13 @@ export const AUTO_REDLINE = Object.freeze({
   fullBatches: 0.5,
   /** Seconds without drops before the redline is raised again. */
   quiet: 10,
+  /**
+   * Batches this empty, on average (nearly every receive emptied the queue), mean the worker has room: the
+   * redline is then raised sooner and faster (`roomyRaise` a second, from `settle` seconds after the drops).
+   */
+  roomyFull: 0.1,
+  roomyRaise: 1.25,
+  settle: 1,
   /** Answers shed per request the kernel dropped, in a saturated second. */
   perDrop: 1.5,
   /** The redline stays this much above the mice's demand. */
@@ -454,11 +461,19 @@ export function nextAutoRedline(
   }
   // Probe upward only after a quiet spell: raised again at once after a cut, the redline would walk back into
   // the drops it just left, and each visit loses requests (mice among them) at random.
-  const quiet = (second.sinceDrops ?? Number.POSITIVE_INFINITY) >= AUTO_REDLINE.quiet;
-  if (redline > 0 && overloaded && quiet && second.fullBatches < AUTO_REDLINE.fullBatches) {
-    // 5% a second, however often it is measured, and at least 5% of the ceiling a second: a redline cut to
-    // a handful of mice by a spike must not take hours to climb back.
-    const step = Math.max(redline, second.ceiling ?? 0) * (AUTO_REDLINE.raise - 1) * (second.seconds ?? 1);
+  const since = second.sinceDrops ?? Number.POSITIVE_INFINITY;
+  // Except where the worker plainly has room: its receive batches come back nearly empty (it takes what
+  // arrives as fast as it arrives) a second after the drops, once the queue they filled has drained. A cut
+  // made in a flood's first instant, or deeper than needed, then climbs back at once and quickly, and stops
+  // as soon as the batches fill again: the worker's own edge, below the drops. A worker that is only just
+  // keeping up (a flood taking all it has, as under a CPU cap) never looks roomy and keeps the slow rule.
+  const roomy = since >= AUTO_REDLINE.settle && second.fullBatches <= AUTO_REDLINE.roomyFull;
+  const quiet = since >= AUTO_REDLINE.quiet;
+  if (redline > 0 && overloaded && (quiet || roomy) && second.fullBatches < AUTO_REDLINE.fullBatches) {
+    // 5% a second (25% when roomy), however often it is measured, and at least that share of the ceiling a
+    // second: a redline cut to a handful of mice by a spike must not take hours to climb back.
+    const rate = roomy ? AUTO_REDLINE.roomyRaise : AUTO_REDLINE.raise;
+    const step = Math.max(redline, second.ceiling ?? 0) * (rate - 1) * (second.seconds ?? 1);
     return Math.ceil(redline + step);
   }
   return redline;

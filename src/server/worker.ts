@@ -116,8 +116,15 @@ let ceiling = 0;
 /** When (performance.now()) the kernel last dropped requests of this worker. */
 let lastDropAt = Number.NEGATIVE_INFINITY;
 const lastSecond = { at: performance.now(), processed: 0, answered: 0, drops: 0 };
-function measureSecond(): void {
+/** The shortest window the timer measures: one just after a measurement made at the first drops is noise. */
+const MIN_TIMER_WINDOW_MS = 20;
+/** `minMs`: measure only if the window is at least this long (the timer's ticks); 0 measures at once. */
+function measureSecond(minMs = 0): void {
   const now = performance.now();
+  // A few milliseconds after a measurement that the first drops made, the rates of a window that short
+  // (a handful of batches) swing by half: a cut taken from them went ten times too deep in a trace. The
+  // window then runs on to the next tick.
+  if (now - lastSecond.at < minMs) return;
   let processed = 0;
   let answered = 0;
   for (let r = 0; r < REASON_COUNT; r++) {
@@ -154,7 +161,7 @@ function measureSecond(): void {
   const next = nextAutoRedline(o.redline, second, o.overloaded, miceFloor);
   if (next !== o.redline) o.setRedline(next);
 }
-const redlineTimer = setInterval(measureSecond, REDLINE_EVERY_MS);
+const redlineTimer = setInterval(() => measureSecond(MIN_TIMER_WINDOW_MS), REDLINE_EVERY_MS);
 
 function post(msg: FromWorker): void {
   port.postMessage(msg);

@@ -236,6 +236,24 @@ describe("overload control (paper §12): past the redline, mice first, rotating 
   });
 });
 
+describe("overload control: a period's run of withheld pools, mid-period", () => {
+  test("a redline raised well within a period lets the newcomers in at once, not at the period's end", () => {
+    const oc = OverloadControl.create({ workers: 1, periodMin: 30, periodMax: 30 }, createRng(11));
+    oc.setRedline(1000);
+    run(oc, 2, [0, 0, 5000]);
+    const low = run(oc, 2, [0, 0, 5000], 2);
+    // Raised in steps of less than a tenth (as the automatic redline climbs): each step alone forces nothing.
+    for (let r = 1050; r <= 2500; r = Math.ceil(r * 1.05)) oc.setRedline(r);
+    run(oc, 1, [0, 0, 5000], 4);
+    const high = run(oc, 2, [0, 0, 5000], 5);
+    // Still inside the 30 s period that began at the start, yet about 2,500 a second are served now.
+    assert.ok(
+      high.admitted[CLASS_NEW]! > 1.8 * low.admitted[CLASS_NEW]!,
+      `${low.admitted} -> ${high.admitted}`,
+    );
+  });
+});
+
 describe("the automatic redline (a worker's own measure of what it can carry)", () => {
   const quiet = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0 };
   test("no redline until the first saturated second", () => {
@@ -275,9 +293,23 @@ describe("the automatic redline (a worker's own measure of what it can carry)", 
   });
 
   test("no raise within ten seconds of the last drops: the redline does not walk back into them", () => {
-    const calm = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0 };
+    // Batches a third full: the worker keeps up, but not with room to spare.
+    const calm = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0.3 };
     assert.equal(nextAutoRedline(40_000, { ...calm, sinceDrops: 3 }, true), 40_000);
+    assert.equal(nextAutoRedline(40_000, { ...calm, sinceDrops: 9.9 }, true), 40_000);
     assert.equal(nextAutoRedline(40_000, { ...calm, sinceDrops: 12 }, true), 42_000);
+  });
+
+  test("a worker with room (batches nearly empty) climbs back a second after the drops, by 25% a second", () => {
+    const roomy = { processed: 300_000, answered: 127_000, kernelDrops: 0, fullBatches: 0.02, seconds: 0.1 };
+    // Within the second after the drops the queue they filled may still be draining: no raise yet.
+    assert.equal(nextAutoRedline(127_000, { ...roomy, sinceDrops: 0.5, ceiling: 200_000 }, true), 127_000);
+    // Then 25% of the ceiling a second: 5,000 in a tenth of a second.
+    assert.equal(nextAutoRedline(127_000, { ...roomy, sinceDrops: 1.2, ceiling: 200_000 }, true), 132_000);
+    // Batches filling again (the edge is near) stop the fast climb; the slow one waits for ten quiet seconds.
+    const edge = { ...roomy, fullBatches: 0.2, sinceDrops: 1.2, ceiling: 200_000 };
+    assert.equal(nextAutoRedline(127_000, edge, true), 127_000);
+    assert.equal(nextAutoRedline(127_000, { ...edge, sinceDrops: 11 }, true), 128_000);
   });
 
   test("a redline cut to a handful of mice by a spike climbs back by 5% of the ceiling a second", () => {
@@ -285,21 +317,27 @@ describe("the automatic redline (a worker's own measure of what it can carry)", 
       processed: 1000,
       answered: 100,
       kernelDrops: 0,
-      fullBatches: 0,
+      fullBatches: 0.3,
       sinceDrops: 30,
       ceiling: 40_000,
     };
     assert.equal(nextAutoRedline(150, calm, true), 2151); // 150 + 5% of 40,000, rounded up
     assert.equal(nextAutoRedline(150, { ...calm, seconds: 0.1 }, true), 351);
+    // With room to spare (batches nearly empty), 25%.
+    assert.equal(nextAutoRedline(150, { ...calm, fullBatches: 0.05 }, true), 10_150);
   });
 
   test("the raise is 5% a second however often the worker measures", () => {
-    const tenth = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0, seconds: 0.1 };
+    const tenth = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0.3, seconds: 0.1 };
     assert.equal(nextAutoRedline(40_000, tenth, true), 40_200);
+    assert.equal(nextAutoRedline(40_000, { ...tenth, fullBatches: 0 }, true), 41_000);
   });
 
   test("past the redline without saturation it probes upward; below it, it stays", () => {
-    assert.equal(nextAutoRedline(40_000, quiet, true), 42_000);
+    const busy = { ...quiet, fullBatches: 0.3 };
+    assert.equal(nextAutoRedline(40_000, busy, true), 42_000);
+    assert.equal(nextAutoRedline(40_000, busy, false), 40_000);
+    assert.equal(nextAutoRedline(40_000, quiet, true), 50_000, "with room: 25%");
     assert.equal(nextAutoRedline(40_000, quiet, false), 40_000);
   });
 });
