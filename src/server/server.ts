@@ -21,6 +21,7 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "./blocklist/index.ts";
+import { Broadcaster, broadcastCounts } from "./broadcast.ts";
 import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
 import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -169,6 +170,10 @@ export class NtpServer {
   private blocklistLost: BlocklistStoreError | undefined;
   /** The current blocklist, as every worker holds it, for workers started later. */
   private readonly blocklistMirror = new Blocklist();
+  /** Mode 5 to the [broadcast] destinations (paper §9), while any is configured. */
+  private broadcaster: Broadcaster | undefined;
+  /** Its counts, kept across reloads that replace it. */
+  private readonly broadcastTotals = new Float64Array(3);
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -224,6 +229,13 @@ export class NtpServer {
     }
     if (this.stopping) await this.abandonStart();
     this.clock.start();
+    try {
+      await this.startBroadcaster();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    if (this.stopping) await this.abandonStart();
     this.calibrateTimer = setInterval(() => this.calibrate(), CALIBRATE_EVERY_MS);
     this.calibrateTimer.unref();
     this.overloadTimer = setInterval(() => this.watchOverload(), OVERLOAD_WATCH_MS);
@@ -235,6 +247,41 @@ export class NtpServer {
       process.setuid?.(uid);
       this.log.info("dropped privileges", { user: this.settings.user, uid, gid });
     }
+  }
+
+  /** Starts broadcasting to the configured destinations (none: nothing); a socket that cannot be set up stops start(). */
+  private async startBroadcaster(): Promise<void> {
+    const settings = this.settings.config.broadcast;
+    if (settings.destination.length === 0) return;
+    const b = new Broadcaster({
+      settings,
+      state: () => this.clock?.state,
+      now: () => this.wall.now(),
+      log: this.log,
+    });
+    try {
+      await b.start();
+    } catch (err) {
+      b.stop();
+      throw new ServeError("ERR_BROADCAST", (err as Error).message);
+    }
+    this.broadcaster = b;
+  }
+
+  private stopBroadcaster(): void {
+    const b = this.broadcaster;
+    if (b === undefined) return;
+    b.stop();
+    for (let i = 0; i < b.counts.length; i++) this.broadcastTotals[i]! += b.counts[i]!;
+    this.broadcaster = undefined;
+  }
+
+  /** Broadcasts that were due since start, by what became of them (src/core/broadcast.ts). */
+  broadcastStats(): Record<string, number> {
+    const sum = Float64Array.from(this.broadcastTotals);
+    const b = this.broadcaster;
+    if (b !== undefined) for (let i = 0; i < sum.length; i++) sum[i]! += b.counts[i]!;
+    return broadcastCounts(sum);
   }
 
   /** Ends a start() that stop() overtook, once the stop is done: what its caller sees in place of a server. */
@@ -573,6 +620,7 @@ export class NtpServer {
     // Every key the schema marks "restart" (sockets, threads, shared-memory sizes, the database file...) keeps
     // its running value; the caller logs which ones changed.
     const config = keepRunning(this.settings.config, next.config, needRestart);
+    const broadcastBefore = this.settings.config.broadcast;
     this.settings = {
       ...next,
       config,
@@ -583,6 +631,12 @@ export class NtpServer {
     };
     this.defences?.reconfigure(config);
     this.broadcast({ type: "config", config });
+    if (JSON.stringify(config.broadcast) !== JSON.stringify(broadcastBefore)) {
+      this.stopBroadcaster();
+      void this.startBroadcaster().catch((err) =>
+        this.log.error("broadcast: cannot start with the new settings", { error: err }),
+      );
+    }
     if (config.blocklist.enabled && !this.blocklistStore) this.openBlocklist();
     if (clockChanged) {
       if (next.precision !== 0) this.precision = next.precision;
@@ -614,6 +668,7 @@ export class NtpServer {
 
   private async stopNow(): Promise<void> {
     this.stopping = true;
+    this.stopBroadcaster();
     clearInterval(this.calibrateTimer);
     clearInterval(this.overloadTimer);
     clearInterval(this.fileTimer);
