@@ -16,6 +16,7 @@ import { defaultStatePath } from "../client/state-file.ts";
 import { tryParseHostPort } from "../config/address.ts";
 import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 import { leapText } from "./query.ts";
+import { broadcastSync } from "./sync-broadcast.ts";
 
 export const SYNC_USAGE = `usage: ntpshield sync --server HOST[:PORT] [--server HOST[:PORT]]... [options]
 
@@ -37,6 +38,19 @@ With several servers, falsetickers are dropped and the three with the lowest roo
   --count N             stop after N polls
   --json                one JSON object per line (the client's events)
   --verbose             also print name resolutions and ignored datagrams
+
+Broadcast client (paper §9): ntpshield sync --broadcast GROUP[:PORT] [options]
+Joins the group (or listens on a subnet broadcast address), calibrates each server it hears by a brief
+unicast exchange (the broadcast path's delay), then only listens. Broadcasts from servers it has not
+calibrated with are ignored; a server whose broadcasts move beyond --drift is calibrated again.
+
+  --broadcast G[:PORT]  the group to join (IANA's NTP groups: docs/multicast.md) or a subnet broadcast
+                        address; port 123 unless given
+  --interface ADDR      the local address whose interface joins the group
+  --source ADDR         the source of a source-specific group (232/8), joined with IGMPv3
+  --server ADDR         listen only to this server (repeat for several); default: any
+  --calibrate-port N    the port servers answer unicast on (default 123)
+  --drift S             recalibrate when broadcasts move by more than S seconds (default 0.01)
 
 exit status: 0 stopped (signal or --count); 3 every server refused us; 2 usage error`;
 
@@ -141,6 +155,11 @@ export async function syncCommand(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
       help: { type: "boolean", short: "h" },
+      broadcast: { type: "string" },
+      interface: { type: "string" },
+      source: { type: "string" },
+      "calibrate-port": { type: "string" },
+      drift: { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -155,6 +174,17 @@ export async function syncCommand(argv: string[]): Promise<number> {
   };
   if (positionals.length > 0)
     return fail(`unexpected argument "${positionals[0]}" (servers are given with --server)`);
+  if (values.broadcast !== undefined) {
+    const only: string[] = [];
+    for (const text of values.server ?? []) {
+      const hp = tryParseHostPort(text, { defaultPort: 123, names: false });
+      if (!hp.ok) return fail(`--server "${text}": ${hp.reason}`);
+      only.push(hp.value.host);
+    }
+    return broadcastSync({ ...values, broadcast: values.broadcast, server: only }, fail);
+  }
+  for (const flag of ["interface", "source", "calibrate-port", "drift"] as const)
+    if (values[flag] !== undefined) return fail(`--${flag} goes with --broadcast`);
   const specs = values.server ?? [];
   if (specs.length === 0)
     return fail(`no server given: name at least one with --server HOST[:PORT]\n${SYNC_USAGE}`);

@@ -1,0 +1,199 @@
+// The broadcast client (paper §9; RFC 5905 mode 5), pure: time passed in, verdicts returned. The I/O is in
+// broadcast-listen.ts.
+//
+// A broadcast carries only the server's transmit time T3, which arrives at our T4 after the one-way delay
+// of the multicast path: offset = T3 - T4 + delay. That delay is not in the packet, and the multicast path
+// may differ from the unicast one, so (§9) "the time is first determined using the unicast path, which
+// requires a brief packet exchange between the client and server. Once the correct offset applicable to the
+// multicast path has been determined, the client reverts to listen-only operation." Here: the first
+// broadcast heard from a server gives its raw offset T3 - T4; a brief unicast exchange with that server at
+// once gives the true offset; their difference is the broadcast path's delay, added to every later
+// broadcast's raw offset.
+//
+// The raw offset of successive broadcasts moves only as fast as the two clocks drift apart, unless the path
+// itself changed. Each broadcast's raw offset is predicted from the last one and the drift rate measured
+// between the last two (at most MAX_FREQ, 500 ppm, RFC 5905 §7.2; before two are known, anything up to
+// MAX_FREQ is allowed); one that misses by more than `driftMs` plus PHI (15 ppm) of the interval on two
+// broadcasts in a row means the delay estimate no longer holds: the server is recalibrated. A single
+// such broadcast is a queueing spike and is not used. Broadcasts from a server the
+// client has not calibrated with give no time: they start a calibration (up to `maxServers` at once) and are
+// ignored until it succeeds.
+
+import {
+  MODE_BROADCAST,
+  NTP_HEADER_LENGTH,
+  OFF_TRANSMIT_TS,
+  readNtpTimestampToUnixMs,
+  shortToSeconds,
+} from "../protocol/index.ts";
+import { unmapAddress } from "./address.ts";
+import type { Sample } from "./measure.ts";
+
+/** RFC 5905 §7.2 MAXFREQ: the most two clocks that both work can drift apart, 500 ppm. */
+export const MAX_FREQ = 500e-6;
+/** RFC 5905 §7.2 PHI: the frequency tolerance, 15 ppm, allowed on top of the measured drift rate. */
+export const PHI = 15e-6;
+
+export interface BroadcastListenerOptions {
+  /** A move of the raw offset beyond what the clocks can drift by more than this (ms) triggers recalibration. */
+  driftMs: number;
+  /** Servers calibrated or being calibrated at once; broadcasts from others are ignored. */
+  maxServers: number;
+  /** Only these addresses are listened to (empty = any). */
+  servers: readonly string[];
+}
+
+export const BROADCAST_DEFAULTS: BroadcastListenerOptions = { driftMs: 10, maxServers: 8, servers: [] };
+
+/** A broadcast turned into time: the server's clock minus ours, with the calibrated delay. */
+export interface BroadcastSample {
+  server: string;
+  offsetMs: number;
+  /** The broadcast path's one-way delay from the calibration, ms. */
+  delayMs: number;
+  leap: number;
+  stratum: number;
+  poll: number;
+  rootDelay: number;
+  rootDispersion: number;
+  refId: number;
+  atMs: number;
+}
+
+export type BroadcastVerdict =
+  | { kind: "sample"; sample: BroadcastSample }
+  /** Start a unicast exchange with `server` (then calibrated() or calibrationFailed()). */
+  | { kind: "calibrate"; server: string; reason: "new-server" | "drift"; driftMs?: number }
+  | { kind: "ignored"; server: string; reason: BroadcastIgnoreReason };
+
+export type BroadcastIgnoreReason =
+  | "not-broadcast"
+  | "short"
+  | "unsynchronised"
+  | "not-listened-to"
+  | "too-many-servers"
+  | "calibrating"
+  | "spike";
+
+interface ServerState {
+  phase: "calibrating" | "listening";
+  /** The raw offset (T3 - T4) of the broadcast the calibration started from, and its T4. */
+  startRawMs: number;
+  startAtMs: number;
+  /** The calibrated one-way delay of the broadcast path, ms. */
+  delayMs: number;
+  /** The last raw offset accepted, and when. */
+  lastRawMs: number;
+  lastAtMs: number;
+  /** The drift rate between the last two accepted (ms per ms); undefined until two are known. */
+  freq: number | undefined;
+  /** The raw offset of a broadcast that moved too far, waiting for the next to confirm it. */
+  suspectRawMs: number | undefined;
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+export class BroadcastListener {
+  readonly options: BroadcastListenerOptions;
+  private readonly servers = new Map<string, ServerState>();
+
+  constructor(options: Partial<BroadcastListenerOptions> = {}) {
+    this.options = { ...BROADCAST_DEFAULTS, ...options };
+  }
+
+  /** The servers calibrated, with their broadcast delay (ms). */
+  calibrated(): { server: string; delayMs: number }[] {
+    return [...this.servers]
+      .filter(([, s]) => s.phase === "listening")
+      .map(([server, s]) => ({ server, delayMs: s.delayMs }));
+  }
+
+  /** Judges one datagram that arrived at our time `t4Ms` from `from`. */
+  onBroadcast(data: Uint8Array, fromAddress: string, t4Ms: number): BroadcastVerdict {
+    const server = unmapAddress(fromAddress);
+    if (data.length < NTP_HEADER_LENGTH) return { kind: "ignored", server, reason: "short" };
+    if ((data[0]! & 7) !== MODE_BROADCAST) return { kind: "ignored", server, reason: "not-broadcast" };
+    const leap = data[0]! >> 6;
+    const stratum = data[1]!;
+    if (leap === 3 || stratum === 0 || stratum > 15)
+      return { kind: "ignored", server, reason: "unsynchronised" };
+    if (this.options.servers.length > 0 && !this.options.servers.includes(server))
+      return { kind: "ignored", server, reason: "not-listened-to" };
+    const rawMs = readNtpTimestampToUnixMs(data, OFF_TRANSMIT_TS, t4Ms) - t4Ms;
+    const s = this.servers.get(server);
+    if (s === undefined) {
+      if (this.servers.size >= this.options.maxServers)
+        return { kind: "ignored", server, reason: "too-many-servers" };
+      this.servers.set(server, {
+        phase: "calibrating",
+        startRawMs: rawMs,
+        startAtMs: t4Ms,
+        delayMs: 0,
+        lastRawMs: rawMs,
+        lastAtMs: t4Ms,
+        freq: undefined,
+        suspectRawMs: undefined,
+      });
+      return { kind: "calibrate", server, reason: "new-server" };
+    }
+    if (s.phase === "calibrating") return { kind: "ignored", server, reason: "calibrating" };
+    const sinceMs = Math.max(0, t4Ms - s.lastAtMs);
+    const predicted = s.lastRawMs + (s.freq ?? 0) * sinceMs;
+    const allowance = this.options.driftMs + (s.freq === undefined ? MAX_FREQ : PHI) * sinceMs;
+    if (Math.abs(rawMs - predicted) > allowance) {
+      // Two in a row, moved the same way: the path changed, so the delay must be measured again.
+      if (s.suspectRawMs !== undefined && Math.abs(rawMs - s.suspectRawMs) <= allowance) {
+        const driftMs = rawMs - predicted;
+        s.phase = "calibrating";
+        s.startRawMs = rawMs;
+        s.startAtMs = t4Ms;
+        s.suspectRawMs = undefined;
+        return { kind: "calibrate", server, reason: "drift", driftMs };
+      }
+      s.suspectRawMs = rawMs;
+      return { kind: "ignored", server, reason: "spike" };
+    }
+    s.suspectRawMs = undefined;
+    if (sinceMs > 0) s.freq = Math.max(-MAX_FREQ, Math.min(MAX_FREQ, (rawMs - s.lastRawMs) / sinceMs));
+    s.lastRawMs = rawMs;
+    s.lastAtMs = t4Ms;
+    return {
+      kind: "sample",
+      sample: {
+        server,
+        offsetMs: rawMs + s.delayMs,
+        delayMs: s.delayMs,
+        leap,
+        stratum,
+        poll: (data[2]! << 24) >> 24,
+        rootDelay: shortToSeconds(u32(data, 4)),
+        rootDispersion: shortToSeconds(u32(data, 8)),
+        refId: u32(data, 12),
+        atMs: t4Ms,
+      },
+    };
+  }
+
+  /**
+   * The unicast exchange with `server` measured `sample` (the one of least delay, when there were several):
+   * the broadcast delay is the true offset less the raw offset of the broadcast that started it, a moment
+   * before (the clocks drift apart by microseconds in it). Returns that delay (ms).
+   */
+  calibratedWith(server: string, sample: Sample): number {
+    const s = this.servers.get(unmapAddress(server));
+    if (s === undefined || s.phase !== "calibrating") return Number.NaN;
+    s.delayMs = sample.offsetMs - s.startRawMs;
+    s.phase = "listening";
+    s.lastRawMs = s.startRawMs;
+    s.lastAtMs = s.startAtMs;
+    s.freq = undefined;
+    return s.delayMs;
+  }
+
+  /** The unicast exchange got no usable reply: forget the server, so that its next broadcast tries again. */
+  calibrationFailed(server: string): void {
+    this.servers.delete(unmapAddress(server));
+  }
+}

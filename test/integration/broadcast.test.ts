@@ -1,0 +1,249 @@
+// Broadcast mode (paper §9, RFC 5905 mode 5) for real: `ntpshield serve` with [broadcast] sending to
+// 224.0.1.1 and `ntpshield sync --broadcast` calibrating by unicast and then listening, inside a private
+// network namespace whose loopback carries multicast (224.0.0.0/4 routed to lo there only): nothing is
+// sent on the machine's interfaces.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { MODE_BROADCAST } from "../../src/protocol/index.ts";
+import {
+  findTool,
+  killAllPeers,
+  type Ntpshield,
+  openPort123Sandbox,
+  type PortSandbox,
+  REPO_ROOT,
+  run,
+  startNtpshield,
+} from "../helpers/peers.ts";
+
+after(killAllPeers);
+
+/** A namespace with lo up, multicast on it, and 224/4 routed to it. */
+export async function multicastSandbox(): Promise<PortSandbox> {
+  const sandbox = await openPort123Sandbox("netns");
+  const ip = findTool("ip");
+  for (const argv of [
+    [ip, "link", "set", "lo", "multicast", "on"],
+    [ip, "route", "add", "224.0.0.0/4", "dev", "lo"],
+  ]) {
+    const r = await run(sandbox.wrap(argv), 5000);
+    if (r.code !== 0) {
+      await sandbox.close();
+      throw new Error(`${argv.join(" ")}: ${r.output}`);
+    }
+  }
+  return sandbox;
+}
+
+/** Runs a Node snippet inside the sandbox (argv after it in process.argv[1...]); its stdout. */
+async function nodeIn(sandbox: PortSandbox, code: string, args: string[], timeoutMs: number) {
+  return run(sandbox.wrap([process.execPath, "--input-type=module", "-e", code, ...args]), timeoutMs);
+}
+
+/** Joins GROUP on PORT (via 127.0.0.1) and prints the first datagram as hex with its source, or "none". */
+const LISTEN = `
+import dgram from "node:dgram";
+const [group, port, ms] = process.argv.slice(1);
+const s = dgram.createSocket({ type: "udp4", reuseAddr: true });
+s.bind(Number(port), group, () => s.addMembership(group, "127.0.0.1"));
+s.on("message", (m, r) => { console.log(JSON.stringify({ hex: m.toString("hex"), from: r.address, at: Date.now() })); process.exit(0); });
+setTimeout(() => { console.log("none"); process.exit(0); }, Number(ms));
+`;
+
+/** GET url inside the sandbox; the body. */
+const FETCH = `const r = await fetch(process.argv[1]); console.log(await r.text());`;
+
+function broadcastConfig(extra = ""): string {
+  return (
+    '[broadcast]\ninterval = "1s"\n' +
+    '[[broadcast.destination]]\naddress = "224.0.1.1"\nttl = 1\ninterface = "127.0.0.1"\n' +
+    extra
+  );
+}
+
+function metric(text: string, name: string, reason: string): number {
+  const m = new RegExp(`^${name}\\{reason="${reason}"\\} (\\d+)$`, "m").exec(text);
+  assert.ok(m, `${name}{reason="${reason}"} in\n${text}`);
+  return Number(m[1]);
+}
+
+describe("broadcast server and broadcast client in a namespace", () => {
+  let sandbox: PortSandbox;
+  let server: Ntpshield | undefined;
+  before(async () => {
+    sandbox = await multicastSandbox();
+  });
+  after(async () => {
+    await server?.stop();
+    await sandbox?.close();
+  });
+
+  test("serve sends mode 5 to 224.0.1.1 with its time and state, counted on /metrics", {
+    timeout: 30_000,
+  }, async () => {
+    server = await startNtpshield({
+      listen: ["127.0.0.1:123"],
+      sandbox,
+      configToml: `[clock]\nstratum = 3\nrefid = "GPS"\n${broadcastConfig()}`,
+    });
+    const r = await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "5000"], 10_000);
+    assert.notEqual(r.stdout.trim(), "none", `no broadcast heard: ${r.output}\n${server.stderr()}`);
+    const got = JSON.parse(r.stdout) as { hex: string; from: string; at: number };
+    const p = Buffer.from(got.hex, "hex");
+    assert.equal(p.length, 48);
+    assert.equal(p[0]! & 7, MODE_BROADCAST);
+    assert.equal(p[0]! >> 6, 0, "leap: no warning");
+    assert.equal(p[1], 3, "stratum");
+    assert.equal(p.subarray(12, 16).toString("latin1"), "GPS\0");
+    assert.ok(
+      p.subarray(24, 40).every((b) => b === 0),
+      "origin and receive are zero",
+    );
+    const t3 = (p.readUInt32BE(40) - 2_208_988_800) * 1000 + (p.readUInt32BE(44) / 2 ** 32) * 1000;
+    assert.ok(Math.abs(t3 - got.at) < 1000, `transmit ${t3} vs heard at ${got.at}`);
+    assert.equal(got.from, "127.0.0.1", "sent from the interface configured");
+    const m = await nodeIn(sandbox, FETCH, [`${server.httpUrl}/metrics`], 5000);
+    assert.ok(metric(m.stdout, "ntpshield_broadcast_packets_total", "sent") >= 1, m.output);
+    assert.equal(metric(m.stdout, "ntpshield_broadcast_packets_total", "withheld_unsynchronised"), 0);
+  });
+
+  test("sync --broadcast calibrates by unicast with the broadcaster, then takes its broadcasts", {
+    timeout: 30_000,
+  }, async () => {
+    assert.ok(server, "the server of the previous test");
+    const r = await run(
+      sandbox.wrap([
+        process.execPath,
+        `${REPO_ROOT}/src/cli/main.ts`,
+        "sync",
+        "--broadcast",
+        "224.0.1.1",
+        "--interface",
+        "127.0.0.1",
+        "--count",
+        "3",
+        "--json",
+      ]),
+      20_000,
+    );
+    assert.equal(r.code, 0, r.output);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const kinds = events.map((e) => e["kind"]);
+    assert.deepEqual(kinds.slice(0, 3), ["listening", "calibrating", "calibrated"], r.stdout);
+    const cal = events[2]!;
+    assert.equal(cal["server"], "127.0.0.1");
+    // On loopback both paths are well under a few ms, and both clocks are this machine's.
+    assert.ok(Math.abs(cal["offsetMs"] as number) < 5, `unicast offset ${cal["offsetMs"]}`);
+    assert.ok(Math.abs(cal["delayMs"] as number) < 20, `broadcast delay ${cal["delayMs"]}`);
+    const samples = events
+      .filter((e) => e["kind"] === "sample")
+      .map((e) => e["sample"] as Record<string, number>);
+    assert.equal(samples.length, 3);
+    for (const s of samples) {
+      assert.ok(Math.abs(s["offsetMs"]!) < 20, `offset ${s["offsetMs"]}`);
+      assert.equal(s["stratum"], 3);
+    }
+    // The unicast calibration reached the server as a client request.
+    const m = await nodeIn(sandbox, FETCH, [`${server.httpUrl}/metrics`], 5000);
+    assert.ok(
+      Number(/^ntpshield_packets_total\{reason="served_client"\} (\d+)$/m.exec(m.stdout)?.[1]) >= 1,
+      m.stdout,
+    );
+  });
+
+  test("broadcasts from a server it could not calibrate with are ignored", { timeout: 30_000 }, async () => {
+    // A sender of well-formed mode 5 packets from 127.0.0.5, where nobody answers unicast requests.
+    const FAKE = `
+import dgram from "node:dgram";
+const s = dgram.createSocket("udp4");
+s.bind(0, "127.0.0.5", () => {
+  s.setMulticastInterface("127.0.0.1");
+  setInterval(() => {
+    const b = Buffer.alloc(48);
+    b[0] = (4 << 3) | 5; b[1] = 1; b.write("FAKE", 12, "latin1");
+    const t = Date.now() + 5000; // five seconds ahead
+    b.writeUInt32BE(Math.floor(t / 1000) + 2208988800, 40);
+    s.send(b, 123, "224.0.1.1");
+  }, 200);
+});
+setTimeout(() => process.exit(0), 9000);
+`;
+    const fake = nodeIn(sandbox, FAKE, [], 15_000);
+    const r = await run(
+      sandbox.wrap([
+        process.execPath,
+        `${REPO_ROOT}/src/cli/main.ts`,
+        "sync",
+        "--broadcast",
+        "224.0.1.1",
+        "--interface",
+        "127.0.0.1",
+        "--timeout",
+        "0.5",
+        "--count",
+        "4",
+        "--json",
+        "--verbose",
+      ]),
+      20_000,
+    );
+    await fake;
+    assert.equal(r.code, 0, r.output);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const failed = events.filter((e) => e["kind"] === "calibration-failed");
+    assert.ok(
+      failed.some((e) => e["server"] === "127.0.0.5"),
+      `no failed calibration of the fake:\n${r.stdout}`,
+    );
+    const samples = events
+      .filter((e) => e["kind"] === "sample")
+      .map((e) => e["sample"] as Record<string, unknown>);
+    assert.equal(samples.length, 4);
+    for (const s of samples) {
+      assert.equal(s["server"], "127.0.0.1", "only the calibrated server's broadcasts give time");
+      assert.ok(Math.abs(s["offsetMs"] as number) < 20);
+    }
+    assert.ok(
+      events.some((e) => e["kind"] === "ignored" && e["server"] === "127.0.0.5"),
+      "the fake's broadcasts were seen and ignored",
+    );
+  });
+});
+
+describe("an unsynchronised server does not broadcast", () => {
+  let sandbox: PortSandbox;
+  let server: Ntpshield | undefined;
+  before(async () => {
+    sandbox = await multicastSandbox();
+  });
+  after(async () => {
+    await server?.stop();
+    await sandbox?.close();
+  });
+
+  test("leap alarm (its upstream unreachable): nothing on the group, withheld on /metrics", {
+    timeout: 30_000,
+  }, async () => {
+    server = await startNtpshield({
+      listen: ["127.0.0.1:123"],
+      sandbox,
+      // Nothing answers there: the server starts, and stays, unsynchronised.
+      configToml: `[clock]\nupstream = ["127.0.60.9:123"]\n${broadcastConfig()}`,
+    });
+    const r = await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "3500"], 10_000);
+    assert.equal(r.stdout.trim(), "none", `heard: ${r.stdout}`);
+    const m = await nodeIn(sandbox, FETCH, [`${server.httpUrl}/metrics`], 5000);
+    assert.equal(metric(m.stdout, "ntpshield_broadcast_packets_total", "sent"), 0);
+    assert.ok(
+      metric(m.stdout, "ntpshield_broadcast_packets_total", "withheld_unsynchronised") >= 2,
+      m.stdout,
+    );
+  });
+});
