@@ -616,6 +616,7 @@ export const SCHEMA = {
     group: strList({
       default: [],
       max: 16,
+      restart: true,
       expect: 'a multicast group ("224.0.1.1", "ff05::101")',
       test: isIpLiteral,
       description:
