@@ -22,6 +22,7 @@ const files = [
   join(REPO_ROOT, "src/cli/query.ts"),
   join(REPO_ROOT, "src/cli/sync.ts"),
   join(REPO_ROOT, "src/cli/sync-broadcast.ts"),
+  join(REPO_ROOT, "src/cli/sync-manycast.ts"),
 ];
 
 describe("no server address is built in", () => {

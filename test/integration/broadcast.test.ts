@@ -6,11 +6,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { MODE_BROADCAST } from "../../src/protocol/index.ts";
+import { multicastSandbox } from "../helpers/multicast.ts";
 import {
-  findTool,
   killAllPeers,
   type Ntpshield,
-  openPort123Sandbox,
   type PortSandbox,
   REPO_ROOT,
   run,
@@ -18,23 +17,6 @@ import {
 } from "../helpers/peers.ts";
 
 after(killAllPeers);
-
-/** A namespace with lo up, multicast on it, and 224/4 routed to it. */
-export async function multicastSandbox(): Promise<PortSandbox> {
-  const sandbox = await openPort123Sandbox("netns");
-  const ip = findTool("ip");
-  for (const argv of [
-    [ip, "link", "set", "lo", "multicast", "on"],
-    [ip, "route", "add", "224.0.0.0/4", "dev", "lo"],
-  ]) {
-    const r = await run(sandbox.wrap(argv), 5000);
-    if (r.code !== 0) {
-      await sandbox.close();
-      throw new Error(`${argv.join(" ")}: ${r.output}`);
-    }
-  }
-  return sandbox;
-}
 
 /** Runs a Node snippet inside the sandbox (argv after it in process.argv[1...]); its stdout. */
 async function nodeIn(sandbox: PortSandbox, code: string, args: string[], timeoutMs: number) {
