@@ -33,10 +33,15 @@ export function broadcastLine(e: BroadcastEvent, verbose: boolean): string | und
     case "listening":
       return `listening on ${e.group.includes(":") ? `[${e.group}]` : e.group}:${e.port}`;
     case "calibrating":
+      if (e.reason === "next-pair") return verbose ? `${e.server}  next calibration pair` : undefined;
       return e.reason === "drift"
         ? `${e.server}  broadcast offset moved ${signed((e.driftMs ?? 0) / 1000, 6)} s: calibrating again`
         : `${e.server}  new broadcast server: calibrating by unicast`;
     case "calibrated":
+      if (e.delayMs === undefined)
+        return verbose
+          ? `${e.server}  calibration pair: offset ${signed(e.offsetMs / 1000, 6)} s by unicast`
+          : undefined;
       return (
         `${e.server}  calibrated: offset ${signed(e.offsetMs / 1000, 6)} s by unicast (delay ` +
         `${(e.unicastDelayMs / 1000).toFixed(6)} s); broadcast delay ${(e.delayMs / 1000).toFixed(6)} s; listening`

@@ -28,8 +28,6 @@ export interface BroadcastClientOptions extends Partial<BroadcastListenerOptions
   source?: string;
   /** The port the servers answer unicast requests on (123). */
   calibratePort?: number;
-  /** Unicast exchanges per calibration; the one of least delay is used (default 3). */
-  exchanges?: number;
   /** Seconds to wait for each unicast reply (default 2). */
   timeout?: number;
   onEvent: (e: BroadcastEvent) => void;
@@ -40,8 +38,20 @@ export interface BroadcastClientOptions extends Partial<BroadcastListenerOptions
 
 export type BroadcastEvent =
   | { kind: "listening"; group: string; port: number }
-  | { kind: "calibrating"; server: string; reason: "new-server" | "drift"; driftMs?: number | undefined }
-  | { kind: "calibrated"; server: string; delayMs: number; offsetMs: number; unicastDelayMs: number }
+  | {
+      kind: "calibrating";
+      server: string;
+      reason: "new-server" | "drift" | "next-pair";
+      driftMs?: number | undefined;
+    }
+  /** One pair measured; `delayMs` is set once the calibration is complete (then the server is listened to). */
+  | {
+      kind: "calibrated";
+      server: string;
+      delayMs: number | undefined;
+      offsetMs: number;
+      unicastDelayMs: number;
+    }
   | { kind: "calibration-failed"; server: string; reason: string }
   | { kind: "sample"; sample: BroadcastSample }
   | { kind: "ignored"; server: string; reason: BroadcastIgnoreReason };
@@ -65,9 +75,9 @@ export class BroadcastClient {
     this.listener = new BroadcastListener(o);
     this.wallMs = o.wallMs ?? (() => performance.timeOrigin + performance.now());
     this.random = o.random ?? cryptoRandom();
-    const exchanges = o.exchanges ?? 3;
-    if (!Number.isInteger(exchanges) || exchanges < 1 || exchanges > 8)
-      throw new ClientError("ERR_CLIENT_INVALID_OPTION", `exchanges must be 1-8, got ${exchanges}`);
+    const pairs = o.pairs ?? 3;
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > 8)
+      throw new ClientError("ERR_CLIENT_INVALID_OPTION", `pairs must be 1-8, got ${pairs}`);
   }
 
   /** Binds and joins; resolves once listening (throws ClientError when the group cannot be joined). */
@@ -117,29 +127,23 @@ export class BroadcastClient {
     }
   }
 
-  /** The brief unicast exchange (§9): `exchanges` requests one after the other, the least delay kept. */
+  /** The brief unicast exchange (§9): one request, its reply matched by origin timestamp, for one pair. */
   private async calibrate(server: string): Promise<void> {
-    let best: Sample | undefined;
-    let why = "no reply";
-    for (let i = 0; i < (this.o.exchanges ?? 3) && !this.stopped; i++) {
-      const r = await this.exchange(server);
-      if (r.ok) {
-        if (best === undefined || r.sample.delayMs < best.delayMs) best = r.sample;
-      } else why = r.reason;
-    }
+    const r = await this.exchange(server);
     if (this.stopped) return;
-    if (best === undefined) {
+    if (!r.ok) {
       this.listener.calibrationFailed(server);
-      this.o.onEvent({ kind: "calibration-failed", server, reason: why });
+      this.o.onEvent({ kind: "calibration-failed", server, reason: r.reason });
       return;
     }
-    const delayMs = this.listener.calibratedWith(server, best);
+    const delayMs = this.listener.calibratedWith(server, r.sample);
+    if (delayMs !== undefined && Number.isNaN(delayMs)) return;
     this.o.onEvent({
       kind: "calibrated",
       server,
       delayMs,
-      offsetMs: best.offsetMs,
-      unicastDelayMs: best.delayMs,
+      offsetMs: r.sample.offsetMs,
+      unicastDelayMs: r.sample.delayMs,
     });
   }
 

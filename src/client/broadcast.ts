@@ -5,10 +5,12 @@
 // of the multicast path: offset = T3 - T4 + delay. That delay is not in the packet, and the multicast path
 // may differ from the unicast one, so (§9) "the time is first determined using the unicast path, which
 // requires a brief packet exchange between the client and server. Once the correct offset applicable to the
-// multicast path has been determined, the client reverts to listen-only operation." Here: the first
-// broadcast heard from a server gives its raw offset T3 - T4; a brief unicast exchange with that server at
-// once gives the true offset; their difference is the broadcast path's delay, added to every later
-// broadcast's raw offset.
+// multicast path has been determined, the client reverts to listen-only operation." Here: a broadcast heard
+// from a server gives its raw offset T3 - T4; one unicast exchange with that server at once (within
+// milliseconds, so the clocks have not moved) gives the true offset; their difference is the broadcast
+// path's delay. That is done on `pairs` broadcasts in a row, and the pair least disturbed is kept (the
+// least broadcast delay plus half the unicast round trip: a broadcast read late by a busy client, or a slow
+// unicast reply, both make it larger); then the delay is added to every later broadcast's raw offset.
 //
 // The raw offset of successive broadcasts moves only as fast as the two clocks drift apart, unless the path
 // itself changed. Each broadcast's raw offset is predicted from the last one and the drift rate measured
@@ -41,9 +43,16 @@ export interface BroadcastListenerOptions {
   maxServers: number;
   /** Only these addresses are listened to (empty = any). */
   servers: readonly string[];
+  /** Broadcast and unicast pairs per calibration, one unicast exchange each. */
+  pairs: number;
 }
 
-export const BROADCAST_DEFAULTS: BroadcastListenerOptions = { driftMs: 10, maxServers: 8, servers: [] };
+export const BROADCAST_DEFAULTS: BroadcastListenerOptions = {
+  driftMs: 10,
+  maxServers: 8,
+  servers: [],
+  pairs: 3,
+};
 
 /** A broadcast turned into time: the server's clock minus ours, with the calibrated delay. */
 export interface BroadcastSample {
@@ -62,8 +71,8 @@ export interface BroadcastSample {
 
 export type BroadcastVerdict =
   | { kind: "sample"; sample: BroadcastSample }
-  /** Start a unicast exchange with `server` (then calibrated() or calibrationFailed()). */
-  | { kind: "calibrate"; server: string; reason: "new-server" | "drift"; driftMs?: number }
+  /** Make one unicast exchange with `server` (then calibratedWith() or calibrationFailed()). */
+  | { kind: "calibrate"; server: string; reason: "new-server" | "drift" | "next-pair"; driftMs?: number }
   | { kind: "ignored"; server: string; reason: BroadcastIgnoreReason };
 
 export type BroadcastIgnoreReason =
@@ -76,10 +85,15 @@ export type BroadcastIgnoreReason =
   | "spike";
 
 interface ServerState {
-  phase: "calibrating" | "listening";
-  /** The raw offset (T3 - T4) of the broadcast the calibration started from, and its T4. */
+  /** "exchanging": a unicast exchange is out; "pairing": waiting for the next broadcast of a calibration. */
+  phase: "exchanging" | "pairing" | "listening";
+  /** The raw offset (T3 - T4) of the broadcast the exchange out goes with, and its T4. */
   startRawMs: number;
   startAtMs: number;
+  /** Pairs measured in this calibration, and the best so far (its delay and its score). */
+  pairs: number;
+  bestDelayMs: number;
+  bestScoreMs: number;
   /** The calibrated one-way delay of the broadcast path, ms. */
   delayMs: number;
   /** The last raw offset accepted, and when. */
@@ -127,9 +141,12 @@ export class BroadcastListener {
       if (this.servers.size >= this.options.maxServers)
         return { kind: "ignored", server, reason: "too-many-servers" };
       this.servers.set(server, {
-        phase: "calibrating",
+        phase: "exchanging",
         startRawMs: rawMs,
         startAtMs: t4Ms,
+        pairs: 0,
+        bestDelayMs: 0,
+        bestScoreMs: Number.POSITIVE_INFINITY,
         delayMs: 0,
         lastRawMs: rawMs,
         lastAtMs: t4Ms,
@@ -138,7 +155,13 @@ export class BroadcastListener {
       });
       return { kind: "calibrate", server, reason: "new-server" };
     }
-    if (s.phase === "calibrating") return { kind: "ignored", server, reason: "calibrating" };
+    if (s.phase === "exchanging") return { kind: "ignored", server, reason: "calibrating" };
+    if (s.phase === "pairing") {
+      s.phase = "exchanging";
+      s.startRawMs = rawMs;
+      s.startAtMs = t4Ms;
+      return { kind: "calibrate", server, reason: "next-pair" };
+    }
     const sinceMs = Math.max(0, t4Ms - s.lastAtMs);
     const predicted = s.lastRawMs + (s.freq ?? 0) * sinceMs;
     const allowance = this.options.driftMs + (s.freq === undefined ? MAX_FREQ : PHI) * sinceMs;
@@ -146,9 +169,11 @@ export class BroadcastListener {
       // Two in a row, moved the same way: the path changed, so the delay must be measured again.
       if (s.suspectRawMs !== undefined && Math.abs(rawMs - s.suspectRawMs) <= allowance) {
         const driftMs = rawMs - predicted;
-        s.phase = "calibrating";
+        s.phase = "exchanging";
         s.startRawMs = rawMs;
         s.startAtMs = t4Ms;
+        s.pairs = 0;
+        s.bestScoreMs = Number.POSITIVE_INFINITY;
         s.suspectRawMs = undefined;
         return { kind: "calibrate", server, reason: "drift", driftMs };
       }
@@ -177,14 +202,24 @@ export class BroadcastListener {
   }
 
   /**
-   * The unicast exchange with `server` measured `sample` (the one of least delay, when there were several):
-   * the broadcast delay is the true offset less the raw offset of the broadcast that started it, a moment
-   * before (the clocks drift apart by microseconds in it). Returns that delay (ms).
+   * The unicast exchange with `server` measured `sample`: one pair. Returns the broadcast delay (ms) once
+   * the calibration has its pairs (the server is then listened to), undefined while it waits for the next
+   * broadcast, NaN when no exchange was expected.
    */
-  calibratedWith(server: string, sample: Sample): number {
+  calibratedWith(server: string, sample: Sample): number | undefined {
     const s = this.servers.get(unmapAddress(server));
-    if (s === undefined || s.phase !== "calibrating") return Number.NaN;
-    s.delayMs = sample.offsetMs - s.startRawMs;
+    if (s === undefined || s.phase !== "exchanging") return Number.NaN;
+    const delayMs = sample.offsetMs - s.startRawMs;
+    const score = delayMs + sample.delayMs / 2;
+    if (score < s.bestScoreMs) {
+      s.bestScoreMs = score;
+      s.bestDelayMs = delayMs;
+    }
+    if (++s.pairs < this.options.pairs) {
+      s.phase = "pairing";
+      return undefined;
+    }
+    s.delayMs = s.bestDelayMs;
     s.phase = "listening";
     s.lastRawMs = s.startRawMs;
     s.lastAtMs = s.startAtMs;
