@@ -48,13 +48,23 @@ describe("manycast: servers on one group, a client asking it", () => {
     const s = await startNtpshield({
       listen: [`127.0.60.${n}:123`],
       sandbox,
-      http: "off",
       configToml: `${clock}${GROUP}`,
     });
     servers.push(s);
     return s;
   };
   const kept = (r: Round) => r.kept.map((k) => k.server).sort();
+  /** ntpshield_packets_total{reason} of a server, read inside the namespace. */
+  const packets = async (s: Ntpshield, reason: string): Promise<number> => {
+    const code = "const r = await fetch(process.argv[1]); console.log(await r.text());";
+    const m = await run(
+      sandbox.wrap([process.execPath, "--input-type=module", "-e", code, `${s.httpUrl}/metrics`]),
+      5000,
+    );
+    const v = new RegExp(`^ntpshield_packets_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(m.stdout);
+    assert.ok(v, `${reason} in\n${m.output}`);
+    return Number(v[1]);
+  };
 
   test("three servers, one unsynchronised: the client ends with the two synchronised", {
     timeout: 60_000,
@@ -99,6 +109,11 @@ describe("manycast: servers on one group, a client asking it", () => {
       10_000,
     );
     assert.match(silent.stdout, /unsynchronised/, "it answers unicast with leap alarm, but never the group");
+    // Each counted once with its reason on /metrics: answered by the first, withheld by the third.
+    assert.ok((await packets(servers[0]!, "served_manycast")) >= 1);
+    assert.equal(await packets(servers[0]!, "drop_manycast_unsynchronised"), 0);
+    assert.ok((await packets(servers[2]!, "drop_manycast_unsynchronised")) >= 1);
+    assert.equal(await packets(servers[2]!, "served_manycast"), 0);
   });
 
   test("a fourth, worse server is kept while there is room, and discarded when a fifth appears", {
