@@ -599,6 +599,8 @@ export class NtpServer {
 
   private calibrate(): void {
     this.sharedOffset = measureSharedOffset();
+    // The main thread stamps too (the broadcasts, the upstream polls): its clock follows the same measurement.
+    this.wall.setSharedOffset(this.sharedOffset);
     this.broadcast({ type: "offset", sharedOffset: this.sharedOffset });
   }
 

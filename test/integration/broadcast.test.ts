@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { MODE_BROADCAST } from "../../src/protocol/index.ts";
-import { multicastSandbox } from "../helpers/multicast.ts";
+import { multicastSandbox, vethSandbox } from "../helpers/multicast.ts";
 import {
   killAllPeers,
   type Ntpshield,
@@ -235,5 +235,70 @@ describe("an unsynchronised server does not broadcast", () => {
       metric(m.stdout, "ntpshield_broadcast_packets_total", "withheld_unsynchronised") >= 2,
       m.stdout,
     );
+  });
+});
+
+describe("subnet broadcast and IPv6 multicast over a veth pair", () => {
+  let sandbox: PortSandbox;
+  let server: Ntpshield | undefined;
+  before(async () => {
+    sandbox = await vethSandbox();
+  });
+  after(async () => {
+    await server?.stop();
+    await sandbox?.close();
+  });
+
+  const listen = async (group: string, extra: string[]) => {
+    const r = await run(
+      sandbox.wrap([
+        process.execPath,
+        `${REPO_ROOT}/src/cli/main.ts`,
+        "sync",
+        "--broadcast",
+        group,
+        ...extra,
+        "--count",
+        "2",
+        "--json",
+      ]),
+      20_000,
+    );
+    assert.equal(r.code, 0, `${r.output}\n${server?.stderr()}`);
+    return r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+
+  test("192.0.2.255 (kind broadcast) and ff02::101 (hop limit 1, sent from mcT0): calibrated and listened to", {
+    timeout: 60_000,
+  }, async () => {
+    server = await startNtpshield({
+      listen: ["192.0.2.1:123", "[2001:db8::1]:123"],
+      sandbox,
+      http: "off",
+      configToml:
+        '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
+        '[[broadcast.destination]]\naddress = "192.0.2.255"\nkind = "broadcast"\ninterface = "192.0.2.1"\n' +
+        '[[broadcast.destination]]\naddress = "ff02::101"\nttl = 1\ninterface = "2001:db8::1%mcT0"\n',
+    });
+    for (const [group, extra, source] of [
+      ["192.0.2.255", [], "192.0.2.1"],
+      ["[ff02::101%mcT1]", ["--interface", "::%mcT1"], "2001:db8::1"],
+    ] as const) {
+      const events = await listen(group, [...extra]);
+      const done = events.find((e) => e["kind"] === "calibrated" && e["delayMs"] !== undefined);
+      assert.ok(done, JSON.stringify(events));
+      assert.equal(done["server"], source);
+      const samples = events
+        .filter((e) => e["kind"] === "sample")
+        .map((e) => e["sample"] as Record<string, unknown>);
+      assert.equal(samples.length, 2);
+      for (const s of samples) {
+        assert.equal(s["server"], source);
+        assert.ok(Math.abs(s["offsetMs"] as number) < 20, `${group}: offset ${s["offsetMs"]}`);
+      }
+    }
   });
 });
