@@ -132,7 +132,7 @@ export class BroadcastClient {
     const r = await this.exchange(server);
     if (this.stopped) return;
     if (!r.ok) {
-      this.listener.calibrationFailed(server);
+      this.listener.calibrationFailed(server, this.wallMs());
       this.o.onEvent({ kind: "calibration-failed", server, reason: r.reason });
       return;
     }

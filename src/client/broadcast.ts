@@ -19,7 +19,9 @@
 // broadcasts in a row means the delay estimate no longer holds: the server is recalibrated. A single
 // such broadcast is a queueing spike and is not used. Broadcasts from a server the
 // client has not calibrated with give no time: they start a calibration (up to `maxServers` at once) and are
-// ignored until it succeeds.
+// ignored until it succeeds. A server whose calibration failed is not asked again for `retryS`: a forger
+// spraying broadcasts with someone else's source address would otherwise make every listening client send
+// that address a request per broadcast (the client must not become the attacker's amplifier, paper §3).
 
 import {
   MODE_BROADCAST,
@@ -45,6 +47,8 @@ export interface BroadcastListenerOptions {
   servers: readonly string[];
   /** Broadcast and unicast pairs per calibration, one unicast exchange each. */
   pairs: number;
+  /** Seconds before a server whose calibration failed is asked again. */
+  retryS: number;
 }
 
 export const BROADCAST_DEFAULTS: BroadcastListenerOptions = {
@@ -52,6 +56,7 @@ export const BROADCAST_DEFAULTS: BroadcastListenerOptions = {
   maxServers: 8,
   servers: [],
   pairs: 3,
+  retryS: 64,
 };
 
 /** A broadcast turned into time: the server's clock minus ours, with the calibrated delay. */
@@ -81,6 +86,7 @@ export type BroadcastIgnoreReason =
   | "unsynchronised"
   | "not-listened-to"
   | "too-many-servers"
+  | "calibration-failed"
   | "calibrating"
   | "spike";
 
@@ -112,6 +118,8 @@ function u32(b: Uint8Array, o: number): number {
 export class BroadcastListener {
   readonly options: BroadcastListenerOptions;
   private readonly servers = new Map<string, ServerState>();
+  /** Servers whose calibration failed, and when they may be asked again (Unix ms); at most 4 maxServers. */
+  private readonly failed = new Map<string, number>();
 
   constructor(options: Partial<BroadcastListenerOptions> = {}) {
     this.options = { ...BROADCAST_DEFAULTS, ...options };
@@ -138,6 +146,11 @@ export class BroadcastListener {
     const rawMs = readNtpTimestampToUnixMs(data, OFF_TRANSMIT_TS, t4Ms) - t4Ms;
     const s = this.servers.get(server);
     if (s === undefined) {
+      const until = this.failed.get(server);
+      if (until !== undefined) {
+        if (t4Ms < until) return { kind: "ignored", server, reason: "calibration-failed" };
+        this.failed.delete(server);
+      }
       if (this.servers.size >= this.options.maxServers)
         return { kind: "ignored", server, reason: "too-many-servers" };
       this.servers.set(server, {
@@ -227,8 +240,16 @@ export class BroadcastListener {
     return s.delayMs;
   }
 
-  /** The unicast exchange got no usable reply: forget the server, so that its next broadcast tries again. */
-  calibrationFailed(server: string): void {
-    this.servers.delete(unmapAddress(server));
+  /**
+   * The unicast exchange got no usable reply at our time `nowMs`: forget the server, and ignore its
+   * broadcasts for `retryS`; then its next broadcast tries again.
+   */
+  calibrationFailed(server: string, nowMs: number): void {
+    const key = unmapAddress(server);
+    this.servers.delete(key);
+    // Bounded: the oldest entry goes first (a Map iterates in insertion order).
+    if (this.failed.size >= 4 * this.options.maxServers) this.failed.delete(this.failed.keys().next().value!);
+    this.failed.delete(key);
+    this.failed.set(key, nowMs + this.options.retryS * 1000);
   }
 }

@@ -109,14 +109,21 @@ describe("BroadcastListener", () => {
     const [p1, t1] = heard(T0 + 1000);
     assert.equal(l.onBroadcast(p1, "192.0.2.9", t1).kind, "calibrate");
     assert.equal(l.onBroadcast(p1, "192.0.2.9", t1 + 1).kind, "ignored");
-    // Its calibration fails (no reply): forgotten, so nothing of it is used, and its next broadcast tries again.
-    l.calibrationFailed("192.0.2.9");
+    // Its calibration fails (no reply): forgotten, so nothing of it is used; it is not asked again for
+    // retryS (64 s), however often it broadcasts, and then tried again.
+    l.calibrationFailed("192.0.2.9", t1 + 2);
     assert.deepEqual(
       l.calibrated().map((c) => c.server),
       ["192.0.2.1"],
     );
     assert.equal(l.calibratedWith("192.0.2.9", unicast(0, 1, t1)), Number.NaN);
-    assert.equal(l.onBroadcast(p1, "192.0.2.9", t1 + 2).kind, "calibrate");
+    for (let i = 1; i <= 60; i++)
+      assert.deepEqual(l.onBroadcast(p1, "192.0.2.9", t1 + 2 + i * 1000), {
+        kind: "ignored",
+        server: "192.0.2.9",
+        reason: "calibration-failed",
+      });
+    assert.equal(l.onBroadcast(p1, "192.0.2.9", t1 + 2 + 64_000).kind, "calibrate");
   });
 
   it("a single broadcast that moved is a spike and is not used; two in a row recalibrate", () => {
@@ -194,6 +201,14 @@ describe("BroadcastListener", () => {
       reason: "not-listened-to",
     });
     assert.equal(l.onBroadcast(p, "::ffff:192.0.2.1", t).kind, "calibrate");
+    // The failed list is bounded too: 4 maxServers forgers, the oldest forgotten first.
+    const f = new BroadcastListener({ maxServers: 1 });
+    for (let i = 1; i <= 5; i++) {
+      assert.equal(f.onBroadcast(p, `198.51.100.${i}`, t).kind, "calibrate");
+      f.calibrationFailed(`198.51.100.${i}`, t);
+    }
+    assert.equal(f.onBroadcast(p, "198.51.100.1", t + 1).kind, "calibrate", "the oldest was forgotten");
+    assert.equal(f.onBroadcast(p, "198.51.100.5", t + 1).kind, "ignored");
     const m = new BroadcastListener({ maxServers: 1 });
     m.onBroadcast(p, "192.0.2.1", t);
     assert.deepEqual(m.onBroadcast(p, "192.0.2.2", t), {
