@@ -44,9 +44,10 @@ describe("manycast: servers on one group, a client asking it", () => {
     await sandbox?.close();
   });
 
-  const serve = async (n: number, clock: string) => {
+  const serve = async (n: number, clock: string, threads = 1) => {
     const s = await startNtpshield({
       listen: [`127.0.60.${n}:123`],
+      threads,
       sandbox,
       configToml: `${clock}${GROUP}`,
     });
@@ -54,14 +55,16 @@ describe("manycast: servers on one group, a client asking it", () => {
     return s;
   };
   const kept = (r: Round) => r.kept.map((k) => k.server).sort();
-  /** ntpshield_packets_total{reason} of a server, read inside the namespace. */
+  /** ntpshield_packets_total{reason} of a server, read inside the namespace; "" = all it received. */
   const packets = async (s: Ntpshield, reason: string): Promise<number> => {
     const code = "const r = await fetch(process.argv[1]); console.log(await r.text());";
     const m = await run(
       sandbox.wrap([process.execPath, "--input-type=module", "-e", code, `${s.httpUrl}/metrics`]),
       5000,
     );
-    const v = new RegExp(`^ntpshield_packets_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(m.stdout);
+    const line =
+      reason === "" ? "ntp_server_received_packets_total" : `ntpshield_packets_total\\{reason="${reason}"\\}`;
+    const v = new RegExp(`^${line} (\\d+)$`, "m").exec(m.stdout);
     assert.ok(v, `${reason} in\n${m.output}`);
     return Number(v[1]);
   };
@@ -69,7 +72,8 @@ describe("manycast: servers on one group, a client asking it", () => {
   test("three servers, one unsynchronised: the client ends with the two synchronised", {
     timeout: 60_000,
   }, async () => {
-    await serve(1, "[clock]\nstratum = 2\n");
+    // Two worker threads: still one answer per request (worker 0 alone joins the group).
+    await serve(1, "[clock]\nstratum = 2\n", 2);
     await serve(2, "[clock]\nstratum = 2\n");
     // Its upstream does not exist: leap alarm from start to end.
     await serve(3, '[clock]\nupstream = ["127.0.60.99:123"]\n');
@@ -110,7 +114,18 @@ describe("manycast: servers on one group, a client asking it", () => {
     );
     assert.match(silent.stdout, /unsynchronised/, "it answers unicast with leap alarm, but never the group");
     // Each counted once with its reason on /metrics: answered by the first, withheld by the third.
-    assert.ok((await packets(servers[0]!, "served_manycast")) >= 1);
+    await waitFor("three rounds", async () => (rounds.length >= 3 ? true : undefined), 15_000, 100);
+    // Every packet the first server received is one round's request, received once (with a socket per
+    // worker each would arrive twice, the second copy gapped), and each was answered.
+    const before = rounds.length;
+    const received = await packets(servers[0]!, "");
+    const served = await packets(servers[0]!, "served_manycast");
+    const afterRounds = rounds.length;
+    assert.ok(
+      received >= before && received <= afterRounds + 1,
+      `${received} requests received for ${before}-${afterRounds} rounds`,
+    );
+    assert.ok(served >= before && served <= received, `${served} answers for ${received} requests`);
     assert.equal(await packets(servers[0]!, "drop_manycast_unsynchronised"), 0);
     assert.ok((await packets(servers[2]!, "drop_manycast_unsynchronised")) >= 1);
     assert.equal(await packets(servers[2]!, "served_manycast"), 0);
