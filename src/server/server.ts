@@ -174,6 +174,8 @@ export class NtpServer {
   private broadcaster: Broadcaster | undefined;
   /** Its counts, kept across reloads that replace it. */
   private readonly broadcastTotals = new Float64Array(3);
+  /** Bumped by each start and stop, so that a start overtaken while opening its sockets gives up. */
+  private broadcastGeneration = 0;
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -253,6 +255,7 @@ export class NtpServer {
   private async startBroadcaster(): Promise<void> {
     const settings = this.settings.config.broadcast;
     if (settings.destination.length === 0) return;
+    const generation = ++this.broadcastGeneration;
     const b = new Broadcaster({
       settings,
       state: () => this.clock?.state,
@@ -265,10 +268,16 @@ export class NtpServer {
       b.stop();
       throw new ServeError("ERR_BROADCAST", (err as Error).message);
     }
+    // A stop, or a later reload, came while the sockets were opening: this one is already out of date.
+    if (this.stopping || generation !== this.broadcastGeneration) {
+      b.stop();
+      return;
+    }
     this.broadcaster = b;
   }
 
   private stopBroadcaster(): void {
+    this.broadcastGeneration++;
     const b = this.broadcaster;
     if (b === undefined) return;
     b.stop();

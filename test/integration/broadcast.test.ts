@@ -4,6 +4,9 @@
 // sent on the machine's interfaces.
 
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { MODE_BROADCAST } from "../../src/protocol/index.ts";
 import { multicastSandbox, vethSandbox } from "../helpers/multicast.ts";
@@ -14,6 +17,7 @@ import {
   REPO_ROOT,
   run,
   startNtpshield,
+  waitFor,
 } from "../helpers/peers.ts";
 
 after(killAllPeers);
@@ -300,5 +304,47 @@ describe("subnet broadcast and IPv6 multicast over a veth pair", () => {
         assert.ok(Math.abs(s["offsetMs"] as number) < 20, `${group}: offset ${s["offsetMs"]}`);
       }
     }
+  });
+});
+
+describe("[broadcast] on SIGHUP", () => {
+  let sandbox: PortSandbox;
+  let server: Ntpshield | undefined;
+  let dir: string | undefined;
+  before(async () => {
+    sandbox = await multicastSandbox();
+    dir = await mkdtemp(join(tmpdir(), "ntpshield-mcast-reload-"));
+  });
+  after(async () => {
+    await server?.stop();
+    await sandbox?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("a reload starts broadcasting, and the next one stops it", { timeout: 60_000 }, async () => {
+    const file = join(dir!, "ntpshield.toml");
+    await writeFile(file, "[clock]\nstratum = 3\n");
+    server = await startNtpshield({ listen: ["127.0.0.1:123"], sandbox, extraArgs: ["--config", file] });
+    const hear = async () =>
+      (await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "2500"], 10_000)).stdout.trim();
+    assert.equal(await hear(), "none", "no [broadcast]: nothing sent");
+    const reloaded = async (n: number) => {
+      server!.child.kill("SIGHUP");
+      await waitFor(
+        `reload ${n}`,
+        async () =>
+          server!.records.filter((r) => r["msg"] === "configuration reloaded").length >= n ? true : undefined,
+        10_000,
+        50,
+      );
+    };
+    await writeFile(file, `[clock]\nstratum = 3\n${broadcastConfig()}`);
+    await reloaded(1);
+    const heard = await hear();
+    assert.notEqual(heard, "none", server.stderr());
+    assert.equal(Buffer.from((JSON.parse(heard) as { hex: string }).hex, "hex")[0]! & 7, MODE_BROADCAST);
+    await writeFile(file, "[clock]\nstratum = 3\n");
+    await reloaded(2);
+    assert.equal(await hear(), "none", "[broadcast] removed: nothing sent");
   });
 });
