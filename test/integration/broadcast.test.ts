@@ -348,3 +348,82 @@ describe("[broadcast] on SIGHUP", () => {
     assert.equal(await hear(), "none", "[broadcast] removed: nothing sent");
   });
 });
+
+describe("source-specific multicast (232/8)", () => {
+  let sandbox: PortSandbox;
+  let server: Ntpshield | undefined;
+  before(async () => {
+    sandbox = await multicastSandbox();
+  });
+  after(async () => {
+    await server?.stop();
+    await sandbox?.close();
+  });
+
+  const sync = (args: string[], timeoutMs: number) =>
+    run(sandbox.wrap([process.execPath, `${REPO_ROOT}/src/cli/main.ts`, "sync", ...args]), timeoutMs);
+
+  test("the listener joins (S,G) naming the source; another source gives nothing; no source is refused", {
+    timeout: 60_000,
+  }, async () => {
+    server = await startNtpshield({
+      listen: ["127.0.0.1:123"],
+      sandbox,
+      http: "off",
+      configToml:
+        '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
+        '[[broadcast.destination]]\naddress = "232.1.1.1"\ninterface = "127.0.0.1"\n',
+    });
+    const ok = await sync(
+      [
+        "--broadcast",
+        "232.1.1.1",
+        "--source",
+        "127.0.0.1",
+        "--interface",
+        "127.0.0.1",
+        "--count",
+        "1",
+        "--json",
+      ],
+      20_000,
+    );
+    assert.equal(ok.code, 0, ok.output);
+    assert.match(
+      ok.stderr,
+      /warning: .*\(127\.0\.0\.1,232\.1\.1\.1\) with IGMPv3.*Source Specific Multicast/,
+    );
+    assert.ok(
+      ok.stdout.split("\n").some((l) => l.includes('"kind":"sample"')),
+      ok.stdout,
+    );
+    // (S,G) with a source that does not send: nothing arrives (killed after 5 s, having heard nothing).
+    const other = await sync(
+      [
+        "--broadcast",
+        "232.1.1.1",
+        "--source",
+        "127.0.0.9",
+        "--interface",
+        "127.0.0.1",
+        "--json",
+        "--verbose",
+      ],
+      5000,
+    );
+    assert.equal(other.signal, "SIGKILL");
+    assert.deepEqual(
+      other.stdout
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { kind: string }).kind),
+      ["listening"],
+    );
+    const none = await sync(["--broadcast", "232.1.1.1"], 10_000);
+    assert.equal(none.code, 2);
+    assert.match(
+      none.stderr,
+      /--source: 232\.1\.1\.1 is in 232\/8, source-specific.*Source Specific Multicast/,
+    );
+  });
+});
