@@ -31,12 +31,10 @@ import {
   shortToSeconds,
 } from "../protocol/index.ts";
 import { unmapAddress } from "./address.ts";
-import type { Sample } from "./measure.ts";
+import { PHI, type Sample } from "./measure.ts";
 
 /** RFC 5905 §7.2 MAXFREQ: the most two clocks that both work can drift apart, 500 ppm. */
 export const MAX_FREQ = 500e-6;
-/** RFC 5905 §7.2 PHI: the frequency tolerance, 15 ppm, allowed on top of the measured drift rate. */
-export const PHI = 15e-6;
 
 export interface BroadcastListenerOptions {
   /** A move of the raw offset beyond what the clocks can drift by more than this (ms) triggers recalibration. */
