@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { type Config, changedKeys } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
+import { BROADCAST_REASON_COUNT } from "../core/broadcast.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
@@ -173,7 +174,7 @@ export class NtpServer {
   /** Mode 5 to the [broadcast] destinations (paper §9), while any is configured. */
   private broadcaster: Broadcaster | undefined;
   /** Its counts, kept across reloads that replace it. */
-  private readonly broadcastTotals = new Float64Array(3);
+  private readonly broadcastTotals = new Float64Array(BROADCAST_REASON_COUNT);
   /** Bumped by each start and stop, so that a start overtaken while opening its sockets gives up. */
   private broadcastGeneration = 0;
 
