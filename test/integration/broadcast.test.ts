@@ -427,3 +427,88 @@ describe("source-specific multicast (232/8)", () => {
     );
   });
 });
+
+describe("recalibration when the broadcast path changes", () => {
+  let sandbox: PortSandbox;
+  let server: Ntpshield | undefined;
+  before(async () => {
+    sandbox = await multicastSandbox();
+  });
+  after(async () => {
+    await server?.stop();
+    await sandbox?.close();
+  });
+
+  // The broadcasts reach the client through a relay that passes them on from 239.1.1.1 to 224.0.1.1 from the
+  // server's own address, at once for the first six and 30 ms late from then on: the multicast path grows
+  // by 30 ms while the unicast one (straight to the server) does not.
+  const RELAY = `
+import dgram from "node:dgram";
+const from = dgram.createSocket({ type: "udp4", reuseAddr: true });
+const to = dgram.createSocket("udp4");
+let n = 0;
+to.bind(0, "127.0.0.1", () => to.setMulticastInterface("127.0.0.1"));
+from.bind(123, "239.1.1.1", () => from.addMembership("239.1.1.1", "127.0.0.1"));
+from.on("message", (m) => setTimeout(() => to.send(m, 123, "224.0.1.1"), n++ < 6 ? 0 : 30));
+setTimeout(() => process.exit(0), Number(process.argv[1]));
+`;
+
+  test("a lasting change is seen on two broadcasts in a row and calibrated again; the offsets stay right", {
+    timeout: 60_000,
+  }, async () => {
+    server = await startNtpshield({
+      listen: ["127.0.0.1:123"],
+      sandbox,
+      http: "off",
+      configToml:
+        '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
+        '[[broadcast.destination]]\naddress = "239.1.1.1"\nttl = 1\ninterface = "127.0.0.1"\n',
+    });
+    const relay = nodeIn(sandbox, RELAY, ["20000"], 30_000);
+    const r = await run(
+      sandbox.wrap([
+        process.execPath,
+        `${REPO_ROOT}/src/cli/main.ts`,
+        "sync",
+        "--broadcast",
+        "224.0.1.1",
+        "--interface",
+        "127.0.0.1",
+        "--drift",
+        "0.005",
+        "--count",
+        "5",
+        "--json",
+        "--verbose",
+      ]),
+      25_000,
+    );
+    await relay;
+    assert.equal(r.code, 0, r.output);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const calibrations = events.filter((e) => e["kind"] === "calibrated" && e["delayMs"] !== undefined);
+    assert.equal(calibrations.length, 2, r.stdout);
+    const drift = events.find((e) => e["kind"] === "calibrating" && e["reason"] === "drift");
+    assert.ok(drift, r.stdout);
+    assert.ok(Math.abs((drift["driftMs"] as number) + 30) < 10, `moved ${drift["driftMs"]} ms`);
+    const [first, second] = calibrations.map((c) => c["delayMs"] as number);
+    assert.ok(Math.abs(second! - first! - 30) < 8, `broadcast delay ${first} then ${second} ms`);
+    // The one broadcast that first arrived late was a suspected spike, not a sample.
+    assert.ok(
+      events.some((e) => e["kind"] === "ignored" && e["reason"] === "spike"),
+      r.stdout,
+    );
+    const samples = events
+      .filter((e) => e["kind"] === "sample")
+      .map((e) => e["sample"] as Record<string, number>);
+    assert.equal(samples.length, 5);
+    for (const s of samples) assert.ok(Math.abs(s["offsetMs"]!) < 8, `offset ${s["offsetMs"]} ms`);
+    // Samples before and after the recalibration.
+    const at = events.indexOf(drift);
+    assert.ok(events.slice(0, at).some((e) => e["kind"] === "sample"));
+    assert.ok(events.slice(at).some((e) => e["kind"] === "sample"));
+  });
+});
