@@ -627,6 +627,7 @@ export const SCHEMA = {
       default: "",
       expect: "a literal address of this host (or empty)",
       test: isLocalOrEmpty,
+      restart: true,
       description:
         'The local address whose interface joins the groups (IPv6: "::%eth0"); empty = the kernel\'s choice.',
     }),
