@@ -2,10 +2,12 @@
 // when it is valid; exit 2 and one line per problem, each naming its key, when it is not. With [blocklist]
 // enabled, the database path is looked at too (what serve would refuse to open), without creating anything;
 // while the blocklist is off serve never opens it, so neither is it checked.
+// The IPv4 multicast BCP's rules (src/config/multicast.ts) are errors, which refuse the file as any problem
+// does, or warnings, printed one a line ("KEY: warning: ...") beside a valid file's summary (exit 0).
 // `ntpshield check-config --json-schema`: prints the file's JSON Schema, written from the same table the
 // validator reads, for editors' TOML support (docs/configuration.md).
 
-import { ConfigError, configJsonSchema, loadConfigFile } from "../config/index.ts";
+import { ConfigError, configJsonSchema, loadConfigFile, multicastFindings } from "../config/index.ts";
 import { blocklistPathProblem, resolveBlocklistPath } from "../server/blocklist/index.ts";
 import { settingsFromConfig } from "./serve.ts";
 
@@ -14,7 +16,8 @@ export const CHECK_USAGE = `usage: ntpshield check-config FILE
 
   FILE           validate a configuration file without serving; each problem names its key (exit 2).
                  With [blocklist] enabled, also checks that its database can be opened or created
-                 (nothing is created)
+                 (nothing is created). [broadcast] and [manycast] groups are checked against the IPv4
+                 multicast BCP: errors refuse the file, warnings are printed and the file is valid
   --json-schema  print the configuration's JSON Schema (draft 2020-12), for editors and other tools`;
 
 export function checkConfigCommand(argv: string[]): number {
@@ -48,8 +51,11 @@ export function checkConfigCommand(argv: string[]): number {
       }
       blocklist = `; blocklist ${path}`;
     }
+    const warnings = multicastFindings(config).filter((f) => f.severity === "warning");
+    for (const w of warnings) process.stderr.write(`${file}: ${w.key}: warning: ${w.reason}\n`);
+    const warned = warnings.length > 0 ? `; ${warnings.length} warning${warnings.length > 1 ? "s" : ""}` : "";
     process.stdout.write(
-      `${file}: valid (listen ${config.server.listen.join(", ")}; clock ${source}${blocklist})\n`,
+      `${file}: valid (listen ${config.server.listen.join(", ")}; clock ${source}${blocklist}${warned})\n`,
     );
     return 0;
   } catch (err) {

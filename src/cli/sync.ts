@@ -16,6 +16,8 @@ import { defaultStatePath } from "../client/state-file.ts";
 import { tryParseHostPort } from "../config/address.ts";
 import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 import { leapText } from "./query.ts";
+import { broadcastSync } from "./sync-broadcast.ts";
+import { manycastSync } from "./sync-manycast.ts";
 
 export const SYNC_USAGE = `usage: ntpshield sync --server HOST[:PORT] [--server HOST[:PORT]]... [options]
 
@@ -37,6 +39,31 @@ With several servers, falsetickers are dropped and the three with the lowest roo
   --count N             stop after N polls
   --json                one JSON object per line (the client's events)
   --verbose             also print name resolutions and ignored datagrams
+
+Broadcast client (paper §9): ntpshield sync --broadcast GROUP[:PORT] [options]
+Joins the group (or listens on a subnet broadcast address), calibrates each server it hears by a brief
+unicast exchange (the broadcast path's delay), then only listens. Broadcasts from servers it has not
+calibrated with are ignored; a server whose broadcasts move beyond --drift is calibrated again.
+
+  --broadcast G[:PORT]  the group to join (IANA's NTP groups: docs/multicast.md) or a subnet broadcast
+                        address; port 123 unless given
+  --interface ADDR      the local address whose interface joins the group
+  --source ADDR         the source of a source-specific group (232/8), joined with IGMPv3
+  --server ADDR         listen only to this server (repeat for several); default: any
+  --calibrate-port N    the port servers answer unicast on (default 123)
+  --drift S             recalibrate when broadcasts move by more than S seconds (default 0.01)
+
+Manycast discovery (paper §9): ntpshield sync --manycast GROUP[:PORT] [options]
+Every --interval, one request to the group; synchronised servers that joined it answer by unicast; each
+answer is matched by its origin timestamp whatever address it comes from, and the best three by root
+distance are kept, all others discarded. A line per round.
+
+  --manycast G[:PORT]   the group to ask; port 123 unless given
+  --interface ADDR      the local address to send from
+  --ttl N               the request's TTL or hop limit (default 1: this subnet)
+  --interval S          seconds between rounds (default 64)
+  --timeout S           seconds to gather answers each round (default 1)
+  --count N             stop after N rounds
 
 exit status: 0 stopped (signal or --count); 3 every server refused us; 2 usage error`;
 
@@ -141,6 +168,14 @@ export async function syncCommand(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
       help: { type: "boolean", short: "h" },
+      broadcast: { type: "string" },
+      interface: { type: "string" },
+      source: { type: "string" },
+      "calibrate-port": { type: "string" },
+      drift: { type: "string" },
+      manycast: { type: "string" },
+      ttl: { type: "string" },
+      interval: { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -155,6 +190,20 @@ export async function syncCommand(argv: string[]): Promise<number> {
   };
   if (positionals.length > 0)
     return fail(`unexpected argument "${positionals[0]}" (servers are given with --server)`);
+  if (values.broadcast !== undefined) {
+    const only: string[] = [];
+    for (const text of values.server ?? []) {
+      const hp = tryParseHostPort(text, { defaultPort: 123, names: false });
+      if (!hp.ok) return fail(`--server "${text}": ${hp.reason}`);
+      only.push(hp.value.host);
+    }
+    return broadcastSync({ ...values, broadcast: values.broadcast, server: only }, fail);
+  }
+  if (values.manycast !== undefined) return manycastSync({ ...values, manycast: values.manycast }, fail);
+  for (const flag of ["interface", "source", "calibrate-port", "drift"] as const)
+    if (values[flag] !== undefined) return fail(`--${flag} goes with --broadcast`);
+  for (const flag of ["ttl", "interval"] as const)
+    if (values[flag] !== undefined) return fail(`--${flag} goes with --manycast`);
   const specs = values.server ?? [];
   if (specs.length === 0)
     return fail(`no server given: name at least one with --server HOST[:PORT]\n${SYNC_USAGE}`);

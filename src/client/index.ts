@@ -6,10 +6,14 @@
 // are exported for simulators and tests. Modules holding internal helpers beside public names are
 // re-exported by name, so that the package exports no more than it promises.
 export { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
+export * from "./broadcast.ts";
+export * from "./broadcast-listen.ts";
 export * from "./client.ts";
 export * from "./core.ts";
 export * from "./errors.ts";
 export type { ClientAction, ClientEvent } from "./events.ts";
+export * from "./manycast.ts";
+export * from "./manycast-query.ts";
 export * from "./match.ts";
 export * from "./measure.ts";
 export { CLIENT_DEFAULTS, type ClientOptions, type ServerSpec } from "./options.ts";

@@ -5,6 +5,7 @@ import { AclError, parseAclRules } from "../defence/acl.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import type { CheckContext, Field } from "./fields.ts";
 import { INVALID, tomlNumbers } from "./fields.ts";
+import { multicastFindings } from "./multicast.ts";
 import { SCHEMA } from "./schema.ts";
 import {
   type ConfigChange,
@@ -22,6 +23,7 @@ export { formatHostPort, parseHostPort } from "./address.ts";
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigProblem } from "./errors.ts";
 export { ConfigError } from "./errors.ts";
 export { configJsonSchema, type JsonSchema } from "./json-schema.ts";
+export { type MulticastFinding, multicastFindings } from "./multicast.ts";
 export { NTP_PORT, SCHEMA } from "./schema.ts";
 export type { ConfigChange } from "./walk.ts";
 
@@ -75,6 +77,10 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
       key: "overload.period-max",
       reason: `must be at least overload.period-min (${config.overload.periodMin}), got ${config.overload.periodMax}`,
     });
+  }
+  // The multicast BCP's errors refuse the file; its warnings are for check-config to show (multicast.ts).
+  for (const f of multicastFindings(config)) {
+    if (f.severity === "error") problems.push({ key: f.key, reason: f.reason });
   }
   const gap = config.callgap;
   if (gap.tolerance > gap.minimum) {

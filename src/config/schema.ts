@@ -1,6 +1,6 @@
 import { CALLGAP_MAX_FAST } from "../defence/callgap.ts";
 import { isNameSuffix, NAME_MAX_CACHE, NAME_MAX_CONCURRENT, NAME_MIN_CACHE } from "../defence/names-rules.ts";
-import { tryParseHostPort } from "./address.ts";
+import { parseIPv4, parseIPv6, tryParseHostPort } from "./address.ts";
 import { bool, duration, hostPortList, int, num, oneOf, size, str, strList } from "./fields.ts";
 import { type Schema, tableList } from "./walk.ts";
 
@@ -25,6 +25,18 @@ export const NAME_SUFFIX_PATTERN = "^(?:\\.|\\.?[A-Za-z0-9_-]{1,63}(?:\\.[A-Za-z
 function isHttpListen(s: string): boolean {
   // tryParseHostPort wants ports 1-65535; port 0 is checked as port 1 (same syntax, same host rules).
   return tryParseHostPort(s.replace(/:0$/, ":1"), { names: false }).ok;
+}
+
+/** A literal IPv4 or IPv6 address (an IPv6 one may carry a %zone, which names the interface). */
+function isIpLiteral(s: string): boolean {
+  return (
+    parseIPv4(s) !== undefined ||
+    (s.includes(":") && parseIPv6(s.replace(/%[A-Za-z0-9_.-]{1,15}$/, "")) !== undefined)
+  );
+}
+
+function isLocalOrEmpty(s: string): boolean {
+  return s === "" || isIpLiteral(s);
 }
 
 /** The NTP port (RFC 5905 §7.2). */
@@ -549,6 +561,75 @@ export const SCHEMA = {
     level: oneOf(["debug", "info", "warn", "error"], {
       default: "info",
       description: "Least severe message written.",
+    }),
+  },
+  // Paper §9 and RFC 5905 mode 5: the server sends its time to groups or a subnet unasked (docs/multicast.md).
+  // The IPv4 multicast BCP's rules are checked on each destination (src/config/multicast.ts).
+  broadcast: {
+    interval: duration({
+      min: 1,
+      max: 65536,
+      default: 64,
+      description: "Seconds between two broadcasts to each destination (RFC 5905's minpoll, 64 s).",
+    }),
+    destination: tableList(
+      {
+        address: str({
+          default: "",
+          expect: 'a literal IPv4 or IPv6 address ("224.0.1.1", "192.0.2.255", "ff05::101")',
+          test: isIpLiteral,
+          description:
+            'A multicast group (224.0.1.1 is NTP\'s; IPv6 ff0X::101) or, with `kind = "broadcast"`, an IPv4 ' +
+            "subnet broadcast address.",
+        }),
+        kind: oneOf(["multicast", "broadcast"], {
+          default: "multicast",
+          description:
+            "`multicast` = a group (the BCP's rules apply); `broadcast` = an IPv4 subnet broadcast.",
+        }),
+        port: int({ min: 1, max: 65535, default: NTP_PORT, description: "Destination UDP port." }),
+        ttl: int({
+          min: 1,
+          max: 255,
+          default: 1,
+          description:
+            "IPv4 TTL or IPv6 hop limit of the packets: 1 = this subnet; above 32 crosses domain borders (the BCP).",
+        }),
+        interface: str({
+          default: "",
+          expect: "a literal address of this host (or empty)",
+          test: isLocalOrEmpty,
+          description:
+            "The local address to send from, which picks the interface and is the source receivers see " +
+            '(IPv6: "::%eth0" names the interface); empty = the kernel\'s choice.',
+        }),
+      },
+      {
+        max: 64,
+        required: ["address"],
+        description: "Where broadcasts go, each with its TTL and interface; empty = no broadcasting.",
+      },
+    ),
+  },
+  // Paper §9: manycast. A client asks a group; synchronised servers that joined it answer by unicast.
+  manycast: {
+    group: strList({
+      default: [],
+      max: 16,
+      restart: true,
+      expect: 'a multicast group ("224.0.1.1", "ff05::101")',
+      test: isIpLiteral,
+      description:
+        "Groups joined to answer manycast requests on each `server.listen` port; empty = none. Answered only " +
+        "while synchronised, never to a multicast or broadcast source.",
+    }),
+    interface: str({
+      default: "",
+      expect: "a literal address of this host (or empty)",
+      test: isLocalOrEmpty,
+      restart: true,
+      description:
+        'The local address whose interface joins the groups (IPv6: "::%eth0"); empty = the kernel\'s choice.',
     }),
   },
 } satisfies Schema;

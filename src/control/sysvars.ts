@@ -75,7 +75,9 @@ function sum(c: ControlCounters, names: readonly string[]): number {
 }
 
 const MALFORMED = REASON_NAMES.filter((n) => n.startsWith("malformed_"));
-const DECLINED = REASON_NAMES.filter((n) => n.startsWith("drop_mode_") || n === "drop_symmetric_disabled");
+const DECLINED = REASON_NAMES.filter(
+  (n) => n.startsWith("drop_mode_") || n === "drop_symmetric_disabled" || n === "drop_manycast_mode",
+);
 
 /** The MRU list's counters and the Unix time of its oldest record's last packet (NaN when empty). */
 export type MruInfo = MruStats & { oldestLastSeen: number };
@@ -122,7 +124,10 @@ const VARIABLES: ReadonlyMap<string, Getter> = new Map<string, Getter>([
   ["ss_uptime", (i) => (i.uptimeS === undefined ? undefined : String(Math.floor(i.uptimeS)))],
   ["ss_reset", (i) => (i.uptimeS === undefined ? undefined : String(Math.floor(i.uptimeS)))],
   ["ss_received", counter((c) => c.received)],
-  ["ss_processed", counter((c) => sum(c, ["served_client", "served_symmetric", "served_leak"]))],
+  [
+    "ss_processed",
+    counter((c) => sum(c, ["served_client", "served_symmetric", "served_leak", "served_manycast"])),
+  ],
   ["ss_kodsent", counter((c) => sum(c, ["kiss_rate", "kiss_rstr"]))],
   [
     "ss_limited",

@@ -44,8 +44,13 @@ export const R_DROP_NAME_PENDING = 28; // name lookup not finished, and [names] 
 export const R_KISS_DENY = 29; // a name rule denies, the address has `kod`: DENY kiss-o'-death (RFC 5905 §7.4)
 export const R_DROP_OVERLOAD = 30; // past the redline, its class's pool withheld for this period (paper §12)
 export const R_DROP_KOD_LIMITED_DENIED = 31; // refused (noserve, name rule), its RSTR/DENY kiss withheld by the limiter
+// Manycast (paper §9): requests that arrived on a [manycast] group socket (src/core/manycast.ts).
+export const R_SERVED_MANYCAST = 32; // mode 3 to a group, answered by unicast
+export const R_DROP_MANYCAST_UNSYNCHRONISED = 33; // to a group while we cannot vouch for our time: silence
+export const R_DROP_MANYCAST_SOURCE = 34; // from a multicast or broadcast source: never answered
+export const R_DROP_MANYCAST_MODE = 35; // anything but mode 3 to a group (ntpq, symmetric): never answered
 
-export const REASON_COUNT = 32;
+export const REASON_COUNT = 36;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -80,11 +85,21 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "kiss_deny",
   "drop_overload",
   "drop_kod_limited_denied",
+  "served_manycast",
+  "drop_manycast_unsynchronised",
+  "drop_manycast_source",
+  "drop_manycast_mode",
 ]);
 
 export const REASON_RESPONSE: readonly Response[] = Object.freeze(
   Array.from({ length: REASON_COUNT }, (_, r): Response => {
-    if (r === R_SERVED_CLIENT || r === R_SERVED_SYMMETRIC || r === R_SERVED_LEAK || r === R_SERVED_CONTROL) {
+    if (
+      r === R_SERVED_CLIENT ||
+      r === R_SERVED_SYMMETRIC ||
+      r === R_SERVED_LEAK ||
+      r === R_SERVED_CONTROL ||
+      r === R_SERVED_MANYCAST
+    ) {
       return RESPONSE_SERVED;
     }
     return r === R_KISS_RATE || r === R_KISS_RSTR || r === R_KISS_DENY ? RESPONSE_KISSED : RESPONSE_DROPPED;

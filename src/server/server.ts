@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { type Config, changedKeys } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
+import { BROADCAST_REASON_COUNT } from "../core/broadcast.ts";
 import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
@@ -21,6 +22,7 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "./blocklist/index.ts";
+import { Broadcaster, broadcastCounts } from "./broadcast.ts";
 import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
 import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -169,6 +171,12 @@ export class NtpServer {
   private blocklistLost: BlocklistStoreError | undefined;
   /** The current blocklist, as every worker holds it, for workers started later. */
   private readonly blocklistMirror = new Blocklist();
+  /** Mode 5 to the [broadcast] destinations (paper §9), while any is configured. */
+  private broadcaster: Broadcaster | undefined;
+  /** Its counts, kept across reloads that replace it. */
+  private readonly broadcastTotals = new Float64Array(BROADCAST_REASON_COUNT);
+  /** Bumped by each start and stop, so that a start overtaken while opening its sockets gives up. */
+  private broadcastGeneration = 0;
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -224,6 +232,13 @@ export class NtpServer {
     }
     if (this.stopping) await this.abandonStart();
     this.clock.start();
+    try {
+      await this.startBroadcaster();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    if (this.stopping) await this.abandonStart();
     this.calibrateTimer = setInterval(() => this.calibrate(), CALIBRATE_EVERY_MS);
     this.calibrateTimer.unref();
     this.overloadTimer = setInterval(() => this.watchOverload(), OVERLOAD_WATCH_MS);
@@ -235,6 +250,48 @@ export class NtpServer {
       process.setuid?.(uid);
       this.log.info("dropped privileges", { user: this.settings.user, uid, gid });
     }
+  }
+
+  /** Starts broadcasting to the configured destinations (none: nothing); a socket that cannot be set up stops start(). */
+  private async startBroadcaster(): Promise<void> {
+    const settings = this.settings.config.broadcast;
+    if (settings.destination.length === 0) return;
+    const generation = ++this.broadcastGeneration;
+    const b = new Broadcaster({
+      settings,
+      state: () => this.clock?.state,
+      now: () => this.wall.now(),
+      log: this.log,
+    });
+    try {
+      await b.start();
+    } catch (err) {
+      b.stop();
+      throw new ServeError("ERR_BROADCAST", (err as Error).message);
+    }
+    // A stop, or a later reload, came while the sockets were opening: this one is already out of date.
+    if (this.stopping || generation !== this.broadcastGeneration) {
+      b.stop();
+      return;
+    }
+    this.broadcaster = b;
+  }
+
+  private stopBroadcaster(): void {
+    this.broadcastGeneration++;
+    const b = this.broadcaster;
+    if (b === undefined) return;
+    b.stop();
+    for (let i = 0; i < b.counts.length; i++) this.broadcastTotals[i]! += b.counts[i]!;
+    this.broadcaster = undefined;
+  }
+
+  /** Broadcasts that were due since start, by what became of them (src/core/broadcast.ts). */
+  broadcastStats(): Record<string, number> {
+    const sum = Float64Array.from(this.broadcastTotals);
+    const b = this.broadcaster;
+    if (b !== undefined) for (let i = 0; i < sum.length; i++) sum[i]! += b.counts[i]!;
+    return broadcastCounts(sum);
   }
 
   /** Ends a start() that stop() overtook, once the stop is done: what its caller sees in place of a server. */
@@ -552,6 +609,8 @@ export class NtpServer {
 
   private calibrate(): void {
     this.sharedOffset = measureSharedOffset();
+    // The main thread stamps too (the broadcasts, the upstream polls): its clock follows the same measurement.
+    this.wall.setSharedOffset(this.sharedOffset);
     this.broadcast({ type: "offset", sharedOffset: this.sharedOffset });
   }
 
@@ -573,6 +632,7 @@ export class NtpServer {
     // Every key the schema marks "restart" (sockets, threads, shared-memory sizes, the database file...) keeps
     // its running value; the caller logs which ones changed.
     const config = keepRunning(this.settings.config, next.config, needRestart);
+    const broadcastBefore = this.settings.config.broadcast;
     this.settings = {
       ...next,
       config,
@@ -583,6 +643,12 @@ export class NtpServer {
     };
     this.defences?.reconfigure(config);
     this.broadcast({ type: "config", config });
+    if (JSON.stringify(config.broadcast) !== JSON.stringify(broadcastBefore)) {
+      this.stopBroadcaster();
+      void this.startBroadcaster().catch((err) =>
+        this.log.error("broadcast: cannot start with the new settings", { error: err }),
+      );
+    }
     if (config.blocklist.enabled && !this.blocklistStore) this.openBlocklist();
     if (clockChanged) {
       if (next.precision !== 0) this.precision = next.precision;
@@ -614,6 +680,7 @@ export class NtpServer {
 
   private async stopNow(): Promise<void> {
     this.stopping = true;
+    this.stopBroadcaster();
     clearInterval(this.calibrateTimer);
     clearInterval(this.overloadTimer);
     clearInterval(this.fileTimer);

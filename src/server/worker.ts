@@ -18,6 +18,7 @@ import { VERSION } from "../base/version.ts";
 import { C_KERNEL_DROPS, C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
 import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
 import { Defences } from "../core/defences.ts";
+import { decideManycast } from "../core/manycast.ts";
 import {
   R_DROP_INTERNAL_ERROR,
   R_DROP_MODE_CONTROL,
@@ -35,6 +36,7 @@ import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
 import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
+import { closeManycast, type ManycastSocket, openManycast } from "./manycast.ts";
 import {
   type BlockedItem,
   type BlockHits,
@@ -206,6 +208,45 @@ function attach(socket: dgram.Socket, label: string): void {
   });
 }
 
+// Manycast (paper §9): worker 0 alone joins the [manycast] groups (src/server/manycast.ts says why). Requests
+// to a group are few, and go through node:dgram whatever [server] io says.
+let manycast: ManycastSocket[] = [];
+
+function attachManycast(m: ManycastSocket): void {
+  const onError = (err: NodeJS.ErrnoException) => {
+    const isSend = err.syscall === "send" || err.syscall === "sendto";
+    counters[isSend ? C_SEND_ERRORS : C_SOCKET_ERRORS]!++;
+    post({
+      type: "socket-error",
+      index: init.index,
+      address: m.label,
+      code: err.code ?? "",
+      message: err.message,
+    });
+  };
+  m.socket.on("error", onError);
+  m.reply.on("error", onError);
+  m.socket.on("message", (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+    const received = clock.now();
+    let reason: number;
+    try {
+      const s = state;
+      if (!parseAddressKey(rinfo.address, key)) throw new Error("unparsable source address");
+      defences.time[0] = received + s.offsetMs;
+      reason = decideManycast(defences, msg, msg.length, key, rinfo.port, s);
+      const reply = REASON_REPLY[reason];
+      if (reply !== REPLY_NONE) {
+        if (reply === REPLY_STAMPED) stampTransmit(msg, clock.now() + s.offsetMs);
+        m.reply.send(msg, 0, NTP_HEADER_LENGTH, rinfo.port, rinfo.address);
+      }
+    } catch {
+      reason = R_DROP_INTERNAL_ERROR;
+    }
+    counters[reason]!++;
+    names.kick();
+  });
+}
+
 async function bindAll(): Promise<void> {
   for (const a of init.listen) {
     const label = formatAddress(a.host, a.port);
@@ -260,6 +301,7 @@ function onMessage(msg: ToWorker): void {
       defences.blocklist.apply(msg.update);
       break;
     case "stop": {
+      closeManycast(manycast);
       clearInterval(blockTimer);
       clearInterval(redlineTimer);
       reportBlocks();
@@ -456,6 +498,10 @@ async function start(): Promise<void> {
   // Before the first real request: teach the JIT every branch of the decision (src/core/warmup.ts), so that
   // a flood's first second is not also the optimiser's.
   warmDecisionPath(init.config, state);
+  if (init.index === 0 && init.config.manycast.group.length > 0) {
+    manycast = await openManycast(init.config.manycast, init.listen);
+    for (const m of manycast) attachManycast(m);
+  }
   if (init.io === "native") {
     const loaded = tryLoadNativeUdp();
     if (!loaded.ok) throw Object.assign(new Error(loaded.reason), { code: "ERR_NATIVE_UDP", label: "" });
@@ -469,6 +515,7 @@ async function start(): Promise<void> {
 start().then(
   () => post({ type: "bound", index: init.index }),
   (err: NodeJS.ErrnoException & { label?: string }) => {
+    closeManycast(manycast);
     for (const s of sockets) s.close();
     post({
       type: "bind-error",

@@ -21,6 +21,8 @@ const files = [
     .map((f) => join(REPO_ROOT, "src/client", f)),
   join(REPO_ROOT, "src/cli/query.ts"),
   join(REPO_ROOT, "src/cli/sync.ts"),
+  join(REPO_ROOT, "src/cli/sync-broadcast.ts"),
+  join(REPO_ROOT, "src/cli/sync-manycast.ts"),
 ];
 
 describe("no server address is built in", () => {

@@ -104,6 +104,8 @@ describe("defaults", () => {
         timeout: 2,
       },
       log: { level: "info" },
+      broadcast: { interval: 64, destination: [] },
+      manycast: { group: [], interface: "" },
     };
     assert.deepEqual(parseConfig(""), expected);
     assert.deepEqual(defaultConfig(), expected);
@@ -649,6 +651,41 @@ const ROWS: Row[] = [
     wrongType: "2",
     outOfRange: '"trace"',
     reason: 'log.level: must be one of "debug", "info", "warn", "error", got "trace"',
+  },
+  {
+    key: "broadcast.interval",
+    valid: '"2m"',
+    value: 120,
+    wrongType: "true",
+    outOfRange: "0.5",
+    reason: "broadcast.interval: must be a duration from 1 to 65536 seconds",
+  },
+  {
+    key: "broadcast.destination",
+    valid: '[{ address = "224.0.1.1", ttl = 4 }, { address = "192.0.2.255", kind = "broadcast" }]',
+    value: [
+      { address: "224.0.1.1", kind: "multicast", port: 123, ttl: 4, interface: "" },
+      { address: "192.0.2.255", kind: "broadcast", port: 123, ttl: 1, interface: "" },
+    ],
+    wrongType: '"224.0.1.1"',
+    outOfRange: '[{ address = "224.0.1.1", ttl = 256 }]',
+    reason: "broadcast.destination[0].ttl: must be an integer from 1 to 255, got 256",
+  },
+  {
+    key: "manycast.group",
+    valid: '["224.0.1.1", "ff05::101"]',
+    value: ["224.0.1.1", "ff05::101"],
+    wrongType: '"224.0.1.1"',
+    outOfRange: '["ntp.example"]',
+    reason: "manycast.group[0]: must be a multicast group",
+  },
+  {
+    key: "manycast.interface",
+    valid: '"192.0.2.1"',
+    value: "192.0.2.1",
+    wrongType: "1",
+    outOfRange: '"eth0"',
+    reason: "manycast.interface: must be a literal address of this host (or empty)",
   },
 ];
 

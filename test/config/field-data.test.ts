@@ -90,7 +90,7 @@ describe("field data", () => {
   test("every default is valid except a placeholder, which makes its key required", () => {
     assert.deepEqual(
       FIELDS.filter(([, f]) => isPlaceholder(f)).map(([k]) => k),
-      ["acl.rule[].address", "names.rule[].suffix"],
+      ["acl.rule[].address", "names.rule[].suffix", "broadcast.destination[].address"],
     );
     assert.deepEqual(requiredKeys(SCHEMA.acl.rule), ["address"]);
     assert.deepEqual(requiredKeys(SCHEMA.names.rule), ["suffix", "action"]);

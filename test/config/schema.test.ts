@@ -72,6 +72,8 @@ describe("the schema table", () => {
         "http.enabled",
         "http.listen",
         "names.cache-size",
+        "manycast.group",
+        "manycast.interface",
       ],
     );
   });

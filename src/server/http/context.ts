@@ -19,6 +19,8 @@ export interface MonitorSource {
   readonly blocklistStore: BlocklistStore | undefined;
   readonly state: ServeState | undefined;
   stats(): CounterSnapshot;
+  /** Broadcasts due since start by what became of them ([broadcast], src/core/broadcast.ts). */
+  broadcastStats?(): Record<string, number>;
   blockAddress(write: BlocklistWrite): BlocklistEntry;
   unblockAddress(address: string): boolean;
 }

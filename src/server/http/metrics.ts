@@ -24,6 +24,8 @@ export interface MetricsInput {
   state: ServeState | undefined;
   defences: Defences;
   blocklist: BlocklistSummary;
+  /** Broadcasts due by what became of them; absent where the source has no broadcaster. */
+  broadcast?: Record<string, number> | undefined;
 }
 
 /** The blocklist as monitoring shows it: in use or not, its entries, and its database's write figures. */
@@ -148,6 +150,14 @@ export function metricsText(input: MetricsInput): string {
     "Packets by what was done with them (src/core/reasons.ts); they add up to received.",
     REASON_NAMES.map((reason) => ({ labels: { reason }, value: c.byReason[reason] ?? 0 })),
   );
+  if (input.broadcast !== undefined) {
+    m.add(
+      "ntpshield_broadcast_packets_total",
+      "counter",
+      "Mode 5 broadcasts due ([broadcast], one per destination per interval), by what became of them.",
+      Object.entries(input.broadcast).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
+  }
   m.add("ntpshield_socket_errors_total", "counter", "Errors reported by the NTP sockets.", t.socketErrors);
   m.add(
     "ntpshield_kernel_drops_total",
