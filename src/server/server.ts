@@ -21,6 +21,7 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "./blocklist/index.ts";
+import { BlocklistSharing } from "./blocklist/sharing.ts";
 import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
 import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -169,6 +170,8 @@ export class NtpServer {
   private blocklistLost: BlocklistStoreError | undefined;
   /** The current blocklist, as every worker holds it, for workers started later. */
   private readonly blocklistMirror = new Blocklist();
+  /** The fleet's shared list ([blocklist] redis; docs/fleet.md), when configured. */
+  blocklistSharing: BlocklistSharing | undefined;
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -296,6 +299,26 @@ export class NtpServer {
     this.fileTimer ??= setInterval(() => this.checkBlocklistFileLogged(), 2000);
     this.fileTimer.unref();
     this.log.info("blocklist", { path, entries: this.blocklistStore.count() });
+    const { redis, redisKey: key } = this.settings.config.blocklist;
+    if (redis !== "" && this.blocklistSharing === undefined) {
+      this.blocklistSharing = new BlocklistSharing(
+        {
+          local: () => this.blocklistStore,
+          // Made elsewhere in the fleet: already in the local copy; the workers are told here.
+          apply: (upserts, removed) => {
+            for (const update of updatesOf({ full: false, upserts, removed })) this.shareBlocklist(update);
+          },
+          log: this.log,
+        },
+        { url: redis, key },
+      );
+      const at = this.blocklistSharing;
+      this.log.info("blocklist: shared with the fleet through Redis", {
+        redis: redisHostPort(redis),
+        key,
+        up: at.stats().up,
+      });
+    }
   }
 
   private openStoreAt(path: string): BlocklistStore {
@@ -316,6 +339,14 @@ export class NtpServer {
       (change) => {
         for (const update of updatesOf(change)) {
           this.shareBlocklist(update);
+        }
+        if (!change.full) {
+          for (const e of change.upserts)
+            this.blocklistSharing?.pushWrite(
+              { address: e.address, reason: e.reason, source: e.source, expiresMs: e.expiresMs },
+              e.updatedMs,
+            );
+          for (const a of change.removed) this.blocklistSharing?.pushRemove(a);
         }
       },
       { initial, intervalMs: 1000 },
@@ -426,13 +457,15 @@ export class NtpServer {
       items: items.map((i) => ({ address: i.address, expiresMs: i.expiresMs })),
     });
     for (const i of items) {
-      this.blocklistStore?.enqueue({
+      const write: BlocklistWrite = {
         address: i.address,
         reason: `kept asking after ${i.kods} kiss-o'-death packets`,
         source: "auto",
         expiresMs: i.expiresMs,
         hits: i.kods,
-      });
+      };
+      this.blocklistStore?.enqueue(write);
+      this.blocklistSharing?.pushWrite(write);
     }
     this.log.info("blocklist: addresses blocked", {
       addresses: items.map((i) => i.address).slice(0, 20),
@@ -482,7 +515,10 @@ export class NtpServer {
           case "blocked":
             this.blocked(msg.items, msg.lost);
             // Packets discarded from blocked addresses: the entries' hit counts, batched into the database.
-            for (const h of msg.hits) this.blocklistStore?.enqueueHits(h.address, h.count);
+            for (const h of msg.hits) {
+              this.blocklistStore?.enqueueHits(h.address, h.count);
+              this.blocklistSharing?.pushHits(h.address, h.count);
+            }
             break;
           case "bind-error": {
             const port = Number(/:(\d+)$/.exec(msg.address)?.[1] ?? 0);
@@ -637,6 +673,7 @@ export class NtpServer {
           }),
       ),
     );
+    this.blocklistSharing?.close();
     // After the workers: their last blocked addresses are committed before the file closes.
     try {
       this.blocklistStore?.close();
@@ -654,6 +691,7 @@ export class NtpServer {
   blockAddress(write: BlocklistWrite): BlocklistEntry {
     const store = this.openStore();
     const entry = store.add(write);
+    this.blocklistSharing?.pushWrite(write, entry.updatedMs);
     for (const update of updatesOf({ full: false, upserts: [entry], removed: [] })) {
       this.shareBlocklist(update);
     }
@@ -669,6 +707,7 @@ export class NtpServer {
     const store = this.openStore();
     const canonical = canonicalEntry(address);
     const removed = store.remove(canonical);
+    this.blocklistSharing?.pushRemove(canonical);
     // Sent even when the database had no row: a worker may still hold an address blocked a moment ago.
     this.shareBlocklist({ type: "blocklist-remove", addresses: [canonical] });
     if (removed) this.log.info("blocklist: address removed", { address: canonical });
@@ -685,5 +724,15 @@ export class NtpServer {
     // An acknowledged write must land in the file at the path, the one the CLI and the next start read.
     this.checkBlocklistFile();
     return this.blocklistStore;
+  }
+}
+
+/** host:port of a redis:// URL, for logs: never the password it may carry. */
+function redisHostPort(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "6379"}`;
+  } catch {
+    return "?";
   }
 }

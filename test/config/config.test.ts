@@ -80,7 +80,14 @@ describe("defaults", () => {
         protectMax: 10800,
       },
       kod: { enabled: true, maxRate: 100 },
-      blocklist: { enabled: false, path: "ntpshield-blocklist.db", afterKods: 10, duration: 0 },
+      blocklist: {
+        enabled: false,
+        path: "ntpshield-blocklist.db",
+        afterKods: 10,
+        duration: 0,
+        redis: "",
+        redisKey: "ntpshield:blocklist",
+      },
       acl: { default: ["limited", "kod"], rule: [] },
       http: {
         enabled: true,
@@ -485,6 +492,24 @@ const ROWS: Row[] = [
     wrongType: "true",
     outOfRange: "-5",
     reason: "blocklist.duration: must be a duration from 0 to 315360000 seconds",
+  },
+  {
+    key: "blocklist.redis",
+    valid: '"redis://10.0.0.5:6380/1"',
+    value: "redis://10.0.0.5:6380/1",
+    wrongType: "6379",
+    outOfRange: '"redis://10.0.0.5:70000"',
+    reason:
+      'blocklist.redis: must be empty (no sharing) or a URL "redis://[user:password@]host[:port][/db]", got "redis://10.0.0.5:70000"',
+  },
+  {
+    key: "blocklist.redis-key",
+    valid: '"site-a:blocklist"',
+    value: "site-a:blocklist",
+    wrongType: "1",
+    outOfRange: '"has space"',
+    reason:
+      'blocklist.redis-key: must be a Redis key prefix (1-100 characters: letters, digits, and . _ : -), got "has space"',
   },
   {
     key: "acl.default",

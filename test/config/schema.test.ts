@@ -69,6 +69,8 @@ describe("the schema table", () => {
         "mru.max-age",
         "mru.admit-probability",
         "blocklist.path",
+        "blocklist.redis",
+        "blocklist.redis-key",
         "http.enabled",
         "http.listen",
         "names.cache-size",

@@ -8,6 +8,7 @@ import type { CounterSnapshot } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist/index.ts";
+import type { SharingStats } from "../blocklist/sharing.ts";
 import type { Logger } from "../log.ts";
 import type { ListenAddress } from "../messages.ts";
 
@@ -17,6 +18,8 @@ export interface MonitorSource {
   readonly threads: number;
   readonly defences: Defences | undefined;
   readonly blocklistStore: BlocklistStore | undefined;
+  /** The fleet's shared list, when [blocklist] redis is set. */
+  readonly blocklistSharing?: { stats(): SharingStats } | undefined;
   readonly state: ServeState | undefined;
   stats(): CounterSnapshot;
   blockAddress(write: BlocklistWrite): BlocklistEntry;

@@ -10,6 +10,7 @@ import type { ServeState } from "../../core/serve-state.ts";
 import { NAME_COUNTER_NAMES } from "../../defence/names-cache.ts";
 import { CLASS_NAMES, POOLS } from "../../defence/overload.ts";
 import type { BlocklistStoreStats } from "../blocklist/index.ts";
+import type { SharingStats } from "../blocklist/sharing.ts";
 import { packetTotals } from "./packet-totals.ts";
 
 /** The content type of a scrape (exposition format 0.0.4). */
@@ -32,6 +33,8 @@ export interface BlocklistSummary {
   entries: number;
   /** Absent when the blocklist is off. */
   database?: BlocklistStoreStats;
+  /** The fleet's shared list in Redis; absent when not configured. */
+  shared?: SharingStats;
 }
 
 interface Sample {
@@ -262,6 +265,42 @@ export function metricsText(input: MetricsInput): string {
       "counter",
       "Blocklist database flushes, polls or prunes that failed.",
       db.errors,
+    );
+  }
+  const sh = bl.shared;
+  if (sh !== undefined) {
+    m.add(
+      "ntpshield_blocklist_shared_up",
+      "gauge",
+      "1 while the fleet's shared blocklist (Redis) is reachable and caught up; 0: serving from the local copy.",
+      sh.up ? 1 : 0,
+    );
+    m.add(
+      "ntpshield_blocklist_shared_pending",
+      "gauge",
+      "Local blocklist writes waiting to be pushed to the shared store.",
+      sh.pending,
+    );
+    m.add(
+      "ntpshield_blocklist_shared_changes_total",
+      "counter",
+      "Blocklist changes pushed to the shared store, and changes made elsewhere applied here.",
+      [
+        { labels: { direction: "pushed" }, value: sh.pushed },
+        { labels: { direction: "pulled" }, value: sh.pulled },
+      ],
+    );
+    m.add(
+      "ntpshield_blocklist_shared_resyncs_total",
+      "counter",
+      "Whole-list reconciliations with the shared store (first connection, lost records, a Redis that lost its data).",
+      sh.resyncs,
+    );
+    m.add(
+      "ntpshield_blocklist_shared_failures_total",
+      "counter",
+      "Times the shared store became unreachable.",
+      sh.failures,
     );
   }
   return m.text();
