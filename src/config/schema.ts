@@ -562,6 +562,36 @@ export const SCHEMA = {
       description: "Seconds one lookup (PTR and forward confirmation together) may take.",
     }),
   },
+  // Paper §8: active redirection between the servers of a fleet (docs/fleet.md).
+  fleet: {
+    peers: hostPortList({
+      default: [],
+      max: 64,
+      names: false,
+      defaultPort: NTP_PORT,
+      restart: true,
+      description:
+        "The other servers of the fleet (their NTP addresses): where requests are forwarded or redirected, and the only sources whose forwarded requests are taken.",
+    }),
+    "forward-share": num({
+      min: 0,
+      max: 1,
+      default: 0,
+      description:
+        "Share of requests forwarded to a peer, which answers the client from its own address (0 = none).",
+    }),
+    "forward-withheld": bool({
+      default: false,
+      description: "Forward to a peer the requests overload control withholds, instead of dropping them.",
+    }),
+    "redirect-share": num({
+      min: 0,
+      max: 1,
+      default: 0,
+      description:
+        "Share of answered requests whose reply names a peer in the redirection extension field, where the request has room for it.",
+    }),
+  },
   log: {
     level: oneOf(["debug", "info", "warn", "error"], {
       default: "info",

@@ -8,7 +8,13 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { type Config, changedKeys } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
-import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
+import {
+  type CounterSnapshot,
+  createCounters,
+  type FleetCounts,
+  summarise,
+  summariseFleet,
+} from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { formatPrefixKey } from "../defence/address-key.ts";
@@ -263,6 +269,12 @@ export class NtpServer {
   /** [server] io: the native addon when asked for or when `auto` finds it loadable, else node:dgram. */
   private chooseIo(): void {
     const want = this.settings.config.server.io;
+    if (this.settings.config.fleet.peers.length > 0) {
+      // Forwarding (fleet.ts) sends to addresses other than the request's source: node:dgram does that.
+      this.io = "dgram";
+      this.ioReason = "[fleet] peers set: forwarding runs on node:dgram";
+      return;
+    }
     if (want === "dgram") {
       this.io = "dgram";
       this.ioReason = "[server] io = dgram";
@@ -632,6 +644,11 @@ export class NtpServer {
 
   stats(): CounterSnapshot {
     return summarise(this.slots.map((s) => s.counters));
+  }
+
+  fleetCounts(): FleetCounts | undefined {
+    if (this.settings.config.fleet.peers.length === 0) return undefined;
+    return summariseFleet(this.slots.map((s) => s.counters));
   }
 
   describeClock(): Record<string, unknown> {

@@ -110,6 +110,7 @@ describe("defaults", () => {
         cacheSize: 65536,
         timeout: 2,
       },
+      fleet: { peers: [], forwardShare: 0, forwardWithheld: false, redirectShare: 0 },
       log: { level: "info" },
     };
     assert.deepEqual(parseConfig(""), expected);
@@ -668,6 +669,38 @@ const ROWS: Row[] = [
     reason: "names.timeout: must be a duration from 0.1 to 30 seconds",
   },
   {
+    key: "fleet.peers",
+    valid: '["10.0.0.2:123", "[2001:db8::2]"]',
+    value: ["10.0.0.2:123", "[2001:db8::2]:123"],
+    wrongType: '"10.0.0.2"',
+    outOfRange: '["ntp.example.net"]',
+    reason: "fleet.peers[0]: must be an IP address",
+  },
+  {
+    key: "fleet.forward-share",
+    valid: "0.25",
+    value: 0.25,
+    wrongType: '"half"',
+    outOfRange: "1.5",
+    reason: "fleet.forward-share: must be a number from 0 to 1, got 1.5",
+  },
+  {
+    key: "fleet.forward-withheld",
+    valid: "true",
+    value: true,
+    wrongType: '"yes"',
+    outOfRange: "1",
+    reason: "fleet.forward-withheld: must be true or false, got 1",
+  },
+  {
+    key: "fleet.redirect-share",
+    valid: "1",
+    value: 1,
+    wrongType: "false",
+    outOfRange: "-0.1",
+    reason: "fleet.redirect-share: must be a number from 0 to 1, got -0.1",
+  },
+  {
     key: "log.level",
     valid: '"debug"',
     value: "debug",
@@ -924,7 +957,7 @@ describe("unknown keys", () => {
     assert.equal(e.key, "monlist");
     assert.match(
       e.reason,
-      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, log/,
+      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, fleet, log/,
     );
   });
 

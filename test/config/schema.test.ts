@@ -74,6 +74,7 @@ describe("the schema table", () => {
         "http.enabled",
         "http.listen",
         "names.cache-size",
+        "fleet.peers",
       ],
     );
   });

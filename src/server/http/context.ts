@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../../config/index.ts";
-import type { CounterSnapshot } from "../../core/counters.ts";
+import type { CounterSnapshot, FleetCounts } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist/index.ts";
@@ -22,6 +22,8 @@ export interface MonitorSource {
   readonly blocklistSharing?: { stats(): SharingStats } | undefined;
   readonly state: ServeState | undefined;
   stats(): CounterSnapshot;
+  /** Active redirection's counts ([fleet]); undefined (or absent) when no peers are configured. */
+  fleetCounts?(): FleetCounts | undefined;
   blockAddress(write: BlocklistWrite): BlocklistEntry;
   unblockAddress(address: string): boolean;
 }

@@ -3,7 +3,7 @@
 // when the scrape arrives and knows nothing of requests or sockets.
 
 import { VERSION } from "../../base/version.ts";
-import type { CounterSnapshot } from "../../core/counters.ts";
+import type { CounterSnapshot, FleetCounts } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import { REASON_NAMES } from "../../core/reasons.ts";
 import type { ServeState } from "../../core/serve-state.ts";
@@ -25,6 +25,8 @@ export interface MetricsInput {
   state: ServeState | undefined;
   defences: Defences;
   blocklist: BlocklistSummary;
+  /** Active redirection in a fleet; absent or undefined when no peers are configured. */
+  fleet?: FleetCounts | undefined;
 }
 
 /** The blocklist as monitoring shows it: in use or not, its entries, and its database's write figures. */
@@ -265,6 +267,20 @@ export function metricsText(input: MetricsInput): string {
       "counter",
       "Blocklist database flushes, polls or prunes that failed.",
       db.errors,
+    );
+  }
+  const fl = input.fleet;
+  if (fl !== undefined) {
+    m.add(
+      "ntpshield_fleet_requests_total",
+      "counter",
+      "Active redirection (paper §8): requests forwarded to a fleet peer, forwarded requests taken from peers, forwarding headers refused (not from a peer), replies that named a peer in the redirection field.",
+      [
+        { labels: { event: "forwarded" }, value: fl.forwarded },
+        { labels: { event: "taken" }, value: fl.taken },
+        { labels: { event: "refused" }, value: fl.refused },
+        { labels: { event: "redirected" }, value: fl.redirected },
+      ],
     );
   }
   const sh = bl.shared;
