@@ -8,6 +8,7 @@
 export { formatServer, type ResolvedAddress, unmapAddress } from "./address.ts";
 export * from "./client.ts";
 export * from "./core.ts";
+export { dnsResolver } from "./dns.ts";
 export * from "./errors.ts";
 export type { ClientAction, ClientEvent } from "./events.ts";
 export * from "./match.ts";
