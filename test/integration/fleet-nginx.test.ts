@@ -9,7 +9,7 @@
 // nginx with round robin (the hash line taken out) spreads it over three servers that each see it every
 // 3 s, and lets it through.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import dgram from "node:dgram";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -146,6 +146,24 @@ async function mruLists(): Promise<Map<string, number>[]> {
   );
 }
 
+interface SurveyJson {
+  clients: number;
+  sharedClients: number;
+  balance: { servers: { clients: number; share: number }[]; maxOverMean: number; cv: number };
+}
+
+/** `ntpshield survey` over the three servers, as an operator runs it; JSON, or the text report. */
+function survey(json: boolean): string {
+  const urls = backends.map((b) => b.s.httpUrl!);
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO_ROOT, "src/cli/main.ts"), "survey", ...urls, ...(json ? ["--json"] : [])],
+    { encoding: "utf8", timeout: 30_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
 /** Which backends saw `address`, and how many packets each. */
 function where(lists: Map<string, number>[], address: string): number[] {
   return lists.map((l) => l.get(address) ?? 0);
@@ -196,6 +214,19 @@ describe("a fleet behind nginx: source hash, source kept", () => {
       assert.equal(seen.filter((n) => n > 0).length, 1, `the burster on one server: ${seen}`);
       assert.equal(Math.max(...seen), 12, `every request reached it: ${seen}`);
       assert.ok(burst.served <= 2, `the call-gap catches it: ${burst.served} of 12 answered`);
+
+      // The survey over the fleet: every client once, none on two servers, and how evenly they spread.
+      const s = JSON.parse(survey(true)) as SurveyJson;
+      assert.equal(s.sharedClients, 0, "behind the hash no client meets two servers");
+      assert.ok(s.clients >= 41, `40 mice and the burster: ${s.clients}`);
+      assert.deepEqual(
+        s.balance.servers.map((x) => x.clients),
+        lists.map((l, i) => [...l.keys()].length + (i === seen.findIndex((n) => n > 0) ? 1 : 0)),
+        "each server's clients, as its MRU list holds them",
+      );
+      assert.ok(s.balance.maxOverMean >= 1 && s.balance.maxOverMean < 2, `max/mean ${s.balance.maxOverMean}`);
+      assert.ok(s.balance.cv < 0.5, `coefficient of variation ${s.balance.cv}`);
+      assert.match(survey(false), /Balance over the servers[\s\S]*coefficient of variation/);
     } finally {
       await stopNginx();
     }
@@ -208,6 +239,8 @@ describe("a fleet behind nginx: source hash, source kept", () => {
       const seen = where(await mruLists(), "127.51.3.1");
       assert.deepEqual(seen, [4, 4, 4], "spread evenly over every server, every request delivered");
       assert.ok(burst.served >= 10, `each server sees it every 3 s and answers: ${burst.served} of 12`);
+      const s = JSON.parse(survey(true)) as SurveyJson;
+      assert.ok(s.sharedClients >= 1, "the survey sees the burster on several servers (and counts it once)");
     } finally {
       await stopNginx();
     }
