@@ -21,15 +21,18 @@ const HOST_S = "127.0.50.34"; // a test-made front server that forwards by hand
 const HOST_FORGER = "127.0.50.35";
 const HOST_D = "127.0.50.36";
 const HOST_STRANGER = "127.0.50.33";
+const HOST_E = "127.0.50.37";
 const VICTIM = "127.51.9.9";
 
 const servers: Ntpshield[] = [];
 let portA = 0;
 let portB = 0;
 let portD = 0;
+let portE = 0;
 let a: Ntpshield;
 let b: Ntpshield;
 let d: Ntpshield;
+let e: Ntpshield;
 
 async function serve(host: string, port: number, fleet: string[]): Promise<Ntpshield> {
   const s = await startNtpshield({
@@ -69,14 +72,27 @@ function wrapped(client: string, port: number, request: Uint8Array): Buffer {
 
 describe("active redirection in a fleet of real servers", () => {
   before(async () => {
-    [portA, portB, portD] = await Promise.all([
+    [portA, portB, portD, portE] = await Promise.all([
       freeUdpPort(HOST_A),
       freeUdpPort(HOST_B),
       freeUdpPort(HOST_D),
+      freeUdpPort(HOST_E),
     ]);
-    b = await serve(HOST_B, portB, [`peers = ["${HOST_A}:${portA}", "${HOST_S}:123"]`]);
+    b = await serve(HOST_B, portB, [`peers = ["${HOST_A}:${portA}", "${HOST_S}:123", "${HOST_E}:${portE}"]`]);
     a = await serve(HOST_A, portA, [`peers = ["${HOST_B}:${portB}"]`, "forward-share = 1"]);
     d = await serve(HOST_D, portD, [`peers = ["${HOST_B}:${portB}"]`, "redirect-share = 1"]);
+    // E: a redline of 20 requests a second, and what overload control withholds goes to B.
+    e = await startNtpshield({
+      listen: [`${HOST_E}:${portE}`],
+      configToml: [
+        "[fleet]",
+        `peers = ["${HOST_B}:${portB}"]`,
+        "forward-withheld = true",
+        "[overload]",
+        "redline = 20",
+      ].join("\n"),
+    });
+    servers.push(e);
   });
   after(async () => {
     for (const s of servers) await s.stop();
@@ -167,5 +183,39 @@ describe("active redirection in a fleet of real servers", () => {
     assert.deepEqual(sizes, [48]);
     const plain = await queryServer({ host: HOST_D, port: portD }, { timeout: 2 });
     assert.equal(plain.redirectTo, undefined);
+  });
+
+  test("past its redline E forwards what overload control withholds to B, which answers the client", async () => {
+    // A flood of newcomers, 300 a second from 127.51.20.x for as long as the test asks, keeps E past its
+    // redline of 20.
+    const flood = await Promise.all(Array.from({ length: 30 }, (_, i) => bound(`127.51.20.${i + 1}`)));
+    let flooding = true;
+    const floodDone = (async () => {
+      for (let k = 0; flooding; k++) {
+        for (const f of flood) f.send(ntpRequest(k), portE, HOST_E);
+        await sleep(100);
+      }
+    })();
+    try {
+      await sleep(1500);
+      const results = [];
+      for (let i = 0; i < 6; i++) {
+        results.push(await queryServer({ host: HOST_E, port: portE }, { followRedirects: true, timeout: 1 }));
+      }
+      const viaB = results.filter((r) => r.outcome === "sample" && r.answeredBy === HOST_B);
+      assert.ok(
+        viaB.length >= 1,
+        `some queries withheld by E were answered by B: ${results.map((r) => r.answeredBy).join(", ")}`,
+      );
+      assert.ok(viaB.every((r) => r.redirected));
+    } finally {
+      flooding = false;
+      await floodDone;
+      await Promise.all(flood.map(close));
+    }
+    assert.ok((await fleetCount(e, "forwarded")) > 0);
+    const text = await (await fetch(`${e.httpUrl}/metrics`)).text();
+    const withheld = metric(parsePrometheus(text), "ntpshield_packets_total", { reason: "drop_overload" });
+    assert.ok(withheld > 0, "they were withheld first");
   });
 });
