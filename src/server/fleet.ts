@@ -49,11 +49,6 @@ function splitHostPort(s: string): { host: string; port: number } {
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-/** An IPv4-mapped text (::ffff:a.b.c.d, as a dual-stack socket reports IPv4) back to the dotted quad. */
-function plain(address: string): string {
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-}
-
 function keyBytes(key: Uint32Array, out: Uint8Array, offset: number): void {
   for (let w = 0; w < 4; w++) {
     const v = key[w]!;
@@ -72,7 +67,9 @@ export class Fleet {
   readonly redirectShare: number;
   /** Source addresses whose forwarding headers are taken (the peers' addresses, as sockets report them). */
   readonly #accept: Set<string>;
-  readonly #scratch = new Uint32Array(4);
+  /** The peers of each family: a client is sent only to a peer it can reach and that can answer it. */
+  readonly #v4: readonly Peer[];
+  readonly #v6: readonly Peer[];
 
   constructor(s: FleetSettings) {
     const key = new Uint32Array(4);
@@ -85,6 +82,8 @@ export class Fleet {
       return { host, port, family, target: redirectTarget(family, port, bytes) };
     });
     this.#accept = new Set(this.peers.flatMap((p) => [p.host, `::ffff:${p.host}`]));
+    this.#v4 = this.peers.filter((p) => p.family === 4);
+    this.#v6 = this.peers.filter((p) => p.family === 6);
     this.forwardShare = this.peers.length > 0 ? s.forwardShare : 0;
     this.forwardWithheld = this.peers.length > 0 && s.forwardWithheld;
     this.redirectShare = this.peers.length > 0 ? s.redirectShare : 0;
@@ -94,10 +93,15 @@ export class Fleet {
     return this.peers.length > 0;
   }
 
-  /** The peer for a client key: a hash of the address, so one client always meets the same peer. */
-  peerFor(key: Uint32Array): Peer {
+  /**
+   * The peer for a client: one of the client's address family (`isV4`), chosen by a hash of its address so
+   * that one client always meets the same peer; undefined when the fleet has none of that family.
+   */
+  peerFor(key: Uint32Array, isV4: boolean): Peer | undefined {
+    const peers = isV4 ? this.#v4 : this.#v6;
+    if (peers.length === 0) return undefined;
     const h = hashKeyWords(key[0]!, key[1]!, key[2]!, key[3]!, 0x5eed) >>> 0;
-    return this.peers[h % this.peers.length]!;
+    return peers[h % peers.length];
   }
 
   /** Whether this datagram is a forwarding header (from anyone: acceptsFrom decides whether to take it). */
@@ -147,15 +151,5 @@ export class Fleet {
       key[w] = ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0;
     }
     return port;
-  }
-
-  /** The scratch key a worker may use while forwarding. */
-  get scratch(): Uint32Array {
-    return this.#scratch;
-  }
-
-  /** Display and send form of an address-key's address: dotted quad for IPv4-mapped. */
-  static plain(address: string): string {
-    return plain(address);
   }
 }

@@ -39,7 +39,7 @@ import {
   RESPONSE_DROPPED,
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { formatAddressKey, formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
+import { formatAddressKey, formatPrefixKey, isIPv4Key, parseAddressKey } from "../defence/address-key.ts";
 import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { hasRedirectRoom, REDIRECT_PACKET_LENGTH, writeRedirectField } from "../protocol/redirect.ts";
@@ -200,10 +200,8 @@ function attach(socket: dgram.Socket, label: string): void {
           return;
         }
         // Shed by configuration (§8): forwarded before anything is decided here; the peer decides.
-        if (fleet.forwardShare > 0 && Math.random() < fleet.forwardShare) {
-          forward(socket, msg, rinfo);
+        if (fleet.forwardShare > 0 && Math.random() < fleet.forwardShare && forward(socket, msg, rinfo))
           return;
-        }
       }
       reason = defences.decide(msg, msg.length, key, rinfo.port, received + s.offsetMs, s);
       if (reason === R_DROP_MODE_CONTROL) {
@@ -236,19 +234,27 @@ function replyLength(buf: Uint8Array, length: number, reply: number): number {
     hasRedirectRoom(buf, length) &&
     Math.random() < fleet.redirectShare
   ) {
-    writeRedirectField(buf, fleet.peerFor(key).target);
+    const peer = fleet.peerFor(key, isIPv4Key(key));
+    if (peer === undefined) return NTP_HEADER_LENGTH;
+    writeRedirectField(buf, peer.target);
     counters[C_FLEET_REDIRECTED]!++;
     return REDIRECT_PACKET_LENGTH;
   }
   return NTP_HEADER_LENGTH;
 }
 
-/** Sends the request (as it came) to the client's peer, wrapped with the client's address and port. */
-function forward(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-  const peer = fleet.peerFor(key);
-  const wrapped = fleet.wrap(msg, msg.length, key, rinfo.port, rinfo.family === "IPv6" ? 6 : 4);
+/**
+ * Sends the request (as it came) to the client's peer, wrapped with the client's address and port; false
+ * when the fleet has no peer of the client's family (the caller then decides the request here).
+ */
+function forward(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): boolean {
+  const v4 = isIPv4Key(key);
+  const peer = fleet.peerFor(key, v4);
+  if (peer === undefined) return false;
+  const wrapped = fleet.wrap(msg, msg.length, key, rinfo.port, v4 ? 4 : 6);
   socket.send(wrapped, 0, wrapped.length, peer.port, peer.host);
   counters[C_FLEET_FORWARDED]!++;
+  return true;
 }
 
 /**
@@ -277,7 +283,7 @@ function takeForwarded(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInf
   if (reply === REPLY_STAMPED) stampTransmit(inner, clock.now() + s.offsetMs);
   // A forwarded request is never redirected again: the header alone. The address text is made here, once
   // per forwarded request (a socket sends only to text); IPv4 in dotted form, for a udp4 socket.
-  socket.send(inner, 0, NTP_HEADER_LENGTH, clientPort, Fleet.plain(formatAddressKey(key)));
+  socket.send(inner, 0, NTP_HEADER_LENGTH, clientPort, formatAddressKey(key));
 }
 
 async function bindAll(): Promise<void> {
