@@ -123,7 +123,16 @@ for svc in nginx redis-server; do
       say "stopping and disabling $svc.service"
       systemctl disable --now "$svc.service" >/dev/null 2>&1 || die "systemctl disable --now $svc.service failed"
     fi
-  elif [ -x "/etc/init.d/$svc" ]; then
+    continue
+  fi
+  # No running systemd (a container): disabling only removes the unit's links, so that a later boot with
+  # systemd does not start it either.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet "$svc.service" 2>/dev/null; then
+    need_root "a disabled $svc service"
+    say "disabling $svc.service"
+    systemctl disable "$svc.service" >/dev/null 2>&1 || die "systemctl disable $svc.service failed"
+  fi
+  if [ -x "/etc/init.d/$svc" ]; then
     pidfile=/run/$svc.pid
     [ "$svc" = redis-server ] && pidfile=/run/redis/redis-server.pid
     if [ -e "$pidfile" ]; then
