@@ -278,6 +278,7 @@ function takeForwarded(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInf
   const reason = defences.decide(inner, inner.length, key, clientPort, received + s.offsetMs, s);
   counters[C_FLEET_TAKEN]!++;
   counters[reason]!++;
+  names.kick(); // the name rules may have queued a lookup of the client
   const reply = REASON_REPLY[reason];
   if (reply === REPLY_NONE) return;
   if (reply === REPLY_STAMPED) stampTransmit(inner, clock.now() + s.offsetMs);
