@@ -10,6 +10,10 @@
 #     wrappers in .peers/bin/. The ntpsec package itself is never installed: it conflicts with chrony.
 #     Its ntpd (.peers/ntpsec/usr/sbin/ntpd, same package) is the rate-limiting server of the client
 #     tests, run in a network namespace through setpriv (util-linux) without CAP_SYS_TIME.
+#   - nginx with libnginx-mod-stream (Debian 12 builds the `stream` module, UDP proxying and
+#     `hash ... consistent` included, as that separate dynamic module): the source-hash balancer in front
+#     of a fleet of servers (deploy/nginx-ntp.conf, docs/fleet.md); and redis-server, the store a fleet
+#     shares its blocklist through. The tests start both themselves; their services are left stopped.
 # Idempotent. Needs root only when something is missing; run by CI as root on Debian 12.
 set -euo pipefail
 
@@ -47,6 +51,8 @@ apt_update_once() {
 packages=(chrony python3 python3-ntplib iproute2 util-linux libbsd0 libssl3 dnsmasq-base chromium)
 # libcap2 is what NTPsec's ntpd links against besides libbsd0 and libssl3.
 packages+=(libcap2)
+# The fleet's balancer and shared blocklist (docs/fleet.md).
+packages+=(nginx libnginx-mod-stream redis-server)
 missing=()
 for p in "${packages[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != "installed" ]; then
@@ -107,6 +113,35 @@ if [ -e /run/chrony/chronyd.pid ]; then
     [ -e "/proc/$pid" ] && die "could not stop the system chronyd (pid $pid)"
   fi
 fi
+
+# The same for nginx and redis-server: the tests start private instances on addresses of their own; the
+# system services would hold port 80 and 6379. Disabled as well as stopped, so a reboot does not start them.
+for svc in nginx redis-server; do
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-enabled --quiet "$svc.service" 2>/dev/null || systemctl is-active --quiet "$svc.service" 2>/dev/null; then
+      need_root "a stopped $svc service"
+      say "stopping and disabling $svc.service"
+      systemctl disable --now "$svc.service" >/dev/null 2>&1 || die "systemctl disable --now $svc.service failed"
+    fi
+    continue
+  fi
+  # No running systemd (a container): disabling only removes the unit's links, so that a later boot with
+  # systemd does not start it either.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet "$svc.service" 2>/dev/null; then
+    need_root "a disabled $svc service"
+    say "disabling $svc.service"
+    systemctl disable "$svc.service" >/dev/null 2>&1 || die "systemctl disable $svc.service failed"
+  fi
+  if [ -x "/etc/init.d/$svc" ]; then
+    pidfile=/run/$svc.pid
+    [ "$svc" = redis-server ] && pidfile=/run/redis/redis-server.pid
+    if [ -e "$pidfile" ]; then
+      need_root "a stopped $svc service"
+      say "stopping the $svc init script service"
+      "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    fi
+  fi
+done
 
 # --- 3. NTPsec's ntpdig and ntpq, unpacked, not installed -------------------------------------------
 # ntpq is in package ntpsec, ntpdig in ntpsec-ntpdig, and both import the `ntp` python module of
@@ -229,6 +264,10 @@ check nsenter nsenter --version
 check setpriv setpriv --version
 check ntpd "$ntpsec_root/usr/sbin/ntpd" --version
 check dnsmasq dnsmasq --version
+check nginx /usr/sbin/nginx -v
+# The stream module is a separate package: prove that it is there and that nginx loads it.
+check nginx-stream sh -c 'test -f /usr/lib/nginx/modules/ngx_stream_module.so && echo ngx_stream_module.so'
+check redis-server /usr/bin/redis-server --version
 # Debian's launcher script may print shell noise before the version (its /dev/shm probe): show the version
 # line, and everything when there is none.
 check chromium sh -c 'out=$(/usr/bin/chromium --version 2>&1) && printf "%s\n" "$out" | grep "^Chromium " ||

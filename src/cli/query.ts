@@ -42,7 +42,9 @@ function signed(x: number, digits: number): string {
 
 function textLine(r: QueryResult): string {
   const who = r.answeredBy ?? r.address ?? "-";
-  const via = r.redirected ? ` (redirected from ${r.address})` : "";
+  const via =
+    (r.redirected ? ` (redirected from ${r.address})` : "") +
+    (r.redirectTo !== undefined ? ` (asks us to use ${r.redirectTo})` : "");
   const head = `${r.server}  ${who}${via}`;
   switch (r.outcome) {
     case "sample": {
@@ -72,6 +74,7 @@ function jsonResult(r: QueryResult): Record<string, unknown> {
     answeredBy: r.answeredBy ?? null,
     answeredPort: r.answeredPort ?? null,
     redirected: r.redirected,
+    redirectTo: r.redirectTo ?? null,
     ok: r.outcome === "sample",
     outcome: r.outcome,
     offset: s ? s.offsetMs / 1000 : null,

@@ -10,6 +10,7 @@ export * from "./broadcast.ts";
 export * from "./broadcast-listen.ts";
 export * from "./client.ts";
 export * from "./core.ts";
+export { dnsResolver } from "./dns.ts";
 export * from "./errors.ts";
 export type { ClientAction, ClientEvent } from "./events.ts";
 export * from "./manycast.ts";

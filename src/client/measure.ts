@@ -19,6 +19,7 @@ import {
   shortToSeconds,
   writeNtpTimestampFromUnixMsFuzzed,
 } from "../protocol/index.ts";
+import { REDIRECT_PACKET_LENGTH, writeRedirectPlaceholder } from "../protocol/redirect.ts";
 import { type Random, randomU32 } from "./random.ts";
 
 export interface Sample {
@@ -126,8 +127,16 @@ export interface Request {
  * record, not from this field, so the random fraction costs no accuracy. `pollExponent` is the log2 of our
  * current interval, which a server may use to size its reply or kiss (RFC 5905 §7.3).
  */
-export function buildRequest(wallMs: number, random: Random, pollExponent: number): Request {
-  const packet = new Uint8Array(NTP_HEADER_LENGTH);
+export function buildRequest(
+  wallMs: number,
+  random: Random,
+  pollExponent: number,
+  redirectRoom = false,
+): Request {
+  // With redirectRoom, the redirection field's placeholder follows the header: the room a server needs to
+  // name another server without its reply growing beyond the request (src/protocol/redirect.ts, §8).
+  const packet = new Uint8Array(redirectRoom ? REDIRECT_PACKET_LENGTH : NTP_HEADER_LENGTH);
+  if (redirectRoom) writeRedirectPlaceholder(packet);
   packet[0] = (NTP_VERSION << 3) | MODE_CLIENT; // leap 0: RFC 5905 leaves it unused in requests
   packet[2] = Math.max(0, Math.min(17, Math.round(pollExponent))) & 0xff;
   // precision 0: the whole 32-bit fraction is replaced by random bits.

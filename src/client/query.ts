@@ -14,6 +14,7 @@ import { matchReply } from "./match.ts";
 import { buildRequest, evaluateReply, type Sample } from "./measure.ts";
 import type { ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
+import { redirectOf } from "./redirect.ts";
 import { udpExchange } from "./udp.ts";
 
 export interface QueryOptions {
@@ -40,6 +41,8 @@ export interface QueryResult {
   answeredBy: string | undefined;
   answeredPort: number | undefined;
   redirected: boolean;
+  /** The server the reply named in its redirection field (§8), "host:port"; only with followRedirects. */
+  redirectTo: string | undefined;
   outcome: QueryOutcome;
   sample: Sample | undefined;
   /** The kiss code, for outcome "kiss", and what it asks of a client ("reduce", "stop", "info"). */
@@ -70,6 +73,7 @@ export async function queryServer(server: ServerSpec, o: QueryOptions = {}): Pro
     answeredBy: undefined,
     answeredPort: undefined,
     redirected: false,
+    redirectTo: undefined,
     outcome: "no-reply",
     sample: undefined,
     kiss: undefined,
@@ -90,7 +94,7 @@ export async function queryServer(server: ServerSpec, o: QueryOptions = {}): Pro
   const chosen = addresses[Math.min(addresses.length - 1, Math.floor(random() * addresses.length))]!;
   const address = unmapAddress(chosen.address);
   result.address = address;
-  const request = buildRequest(wallMs(), random, 6);
+  const request = buildRequest(wallMs(), random, 6, o.followRedirects ?? false);
   let t1 = wallMs();
   const x = udpExchange({
     family: address.includes(":") ? 6 : 4,
@@ -123,6 +127,8 @@ export async function queryServer(server: ServerSpec, o: QueryOptions = {}): Pro
       result.answeredPort = from.port;
       result.redirected = match.redirected;
       if (verdict.ok) {
+        const next = match.redirected ? undefined : redirectOf(data);
+        if (next !== undefined) result.redirectTo = formatServer(next.address, next.port);
         result.outcome = "sample";
         result.sample = verdict.sample;
       } else if (verdict.reason === "kiss") {

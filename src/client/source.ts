@@ -35,6 +35,7 @@ import { buildRequest, evaluateReply, rootDistance, type Sample } from "./measur
 import type { ClientOptions, ServerSpec } from "./options.ts";
 import { type PollOptions, PollSchedule } from "./poll.ts";
 import type { Random } from "./random.ts";
+import { redirectOf } from "./redirect.ts";
 import type { Candidate } from "./select.ts";
 import type { Refusal } from "./state-file.ts";
 
@@ -226,7 +227,12 @@ export class Source {
   /** Sends a request to the current address as exchange `id`; no other request until it ends. */
   send(wallMs: number, id: number, out: ClientAction[]): Exchange {
     const address = this.address!;
-    const request = buildRequest(wallMs, this.context.random, Math.log2(this.schedule.intervalS));
+    const request = buildRequest(
+      wallMs,
+      this.context.random,
+      Math.log2(this.schedule.intervalS),
+      this.context.options.followRedirects,
+    );
     const ex: Exchange = {
       id,
       source: this,
@@ -290,6 +296,16 @@ export class Source {
       this.port = from.port;
     }
     const here = { source: this.label, address: fromAddress, port: from.port };
+    // The reply to our request, from the server we asked, names another server (the redirection field,
+    // §8): that one from the next poll on. Only a good sample counts, and never a server refused before.
+    const next = sameServer && verdict.ok && options.followRedirects ? redirectOf(data) : undefined;
+    if (next !== undefined && !this.context.isRefused(next.address, next.port, wallMs)) {
+      out.push(
+        event({ kind: "redirect", source: this.label, from: fromAddress, to: next.address, port: next.port }),
+      );
+      this.address = { address: next.address, family: familyOf(next.address) };
+      this.port = next.port;
+    }
     if (verdict.ok) {
       this.failures = 0;
       this.lastKiss = undefined;

@@ -386,6 +386,23 @@ export const SCHEMA = {
       default: 0,
       description: "Seconds an automatic entry lasts; `0` = for ever.",
     }),
+    // Paper §7, §11: a fleet shoots an elephant once for all its servers (docs/fleet.md).
+    redis: str({
+      default: "",
+      expect: 'empty (no sharing) or a URL "redis://[user:password@]host[:port][/db]"',
+      pattern:
+        "^(|redis://([^\\s/@]+@)?(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[0-9]{1,2})?)$",
+      restart: true,
+      description:
+        "Share the list with the other servers of a fleet through this Redis; each keeps its own database as its copy.",
+    }),
+    "redis-key": str({
+      default: "ntpshield:blocklist",
+      expect: "a Redis key prefix (1-100 characters: letters, digits, and . _ : -)",
+      pattern: "^[A-Za-z0-9._:-]{1,100}$",
+      restart: true,
+      description: "The prefix of the shared list's keys in Redis: one fleet, one prefix.",
+    }),
   },
   // Paper §10: static access lists with ntpd's restriction flags; flags are checked by src/defence/acl.ts.
   acl: {
@@ -555,6 +572,36 @@ export const SCHEMA = {
       max: 30,
       default: 2,
       description: "Seconds one lookup (PTR and forward confirmation together) may take.",
+    }),
+  },
+  // Paper §8: active redirection between the servers of a fleet (docs/fleet.md).
+  fleet: {
+    peers: hostPortList({
+      default: [],
+      max: 64,
+      names: false,
+      defaultPort: NTP_PORT,
+      restart: true,
+      description:
+        "The other servers of the fleet (their NTP addresses): where requests are forwarded or redirected, and the only sources whose forwarded requests are taken.",
+    }),
+    "forward-share": num({
+      min: 0,
+      max: 1,
+      default: 0,
+      description:
+        "Share of requests forwarded to a peer, which answers the client from its own address (0 = none).",
+    }),
+    "forward-withheld": bool({
+      default: false,
+      description: "Forward to a peer the requests overload control withholds, instead of dropping them.",
+    }),
+    "redirect-share": num({
+      min: 0,
+      max: 1,
+      default: 0,
+      description:
+        "Share of answered requests whose reply names a peer in the redirection extension field, where the request has room for it.",
     }),
   },
   log: {

@@ -8,7 +8,36 @@ export const C_SEND_ERRORS = REASON_COUNT;
 export const C_SOCKET_ERRORS = REASON_COUNT + 1;
 /** Requests the kernel dropped because the socket's receive buffer was full (native I/O reports them). */
 export const C_KERNEL_DROPS = REASON_COUNT + 2;
-export const COUNTER_SLOTS = REASON_COUNT + 3;
+// Active redirection in a fleet (paper §8, src/server/fleet.ts), beside the reasons: a forwarded request
+// is decided by the peer that takes it, not here.
+/** Requests this server forwarded to a fleet peer. */
+export const C_FLEET_FORWARDED = REASON_COUNT + 3;
+/** Forwarded requests taken from fleet peers (each also counted under its reason here). */
+export const C_FLEET_TAKEN = REASON_COUNT + 4;
+/** Forwarding headers from an address not of the fleet: dropped (never an open relay). */
+export const C_FLEET_REFUSED = REASON_COUNT + 5;
+/** Replies that carried the redirection extension field. */
+export const C_FLEET_REDIRECTED = REASON_COUNT + 6;
+export const COUNTER_SLOTS = REASON_COUNT + 7;
+
+/** The fleet counters summed over the workers. */
+export interface FleetCounts {
+  forwarded: number;
+  taken: number;
+  refused: number;
+  redirected: number;
+}
+
+export function summariseFleet(arrays: readonly Float64Array[]): FleetCounts {
+  const out = { forwarded: 0, taken: 0, refused: 0, redirected: 0 };
+  for (const a of arrays) {
+    out.forwarded += a[C_FLEET_FORWARDED] ?? 0;
+    out.taken += a[C_FLEET_TAKEN] ?? 0;
+    out.refused += a[C_FLEET_REFUSED] ?? 0;
+    out.redirected += a[C_FLEET_REDIRECTED] ?? 0;
+  }
+  return out;
+}
 
 export function createCounters(shared = true): Float64Array {
   const bytes = COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT;

@@ -9,7 +9,13 @@ import { Worker } from "node:worker_threads";
 import { type Config, changedKeys } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
 import { BROADCAST_REASON_COUNT } from "../core/broadcast.ts";
-import { type CounterSnapshot, createCounters, summarise } from "../core/counters.ts";
+import {
+  type CounterSnapshot,
+  createCounters,
+  type FleetCounts,
+  summarise,
+  summariseFleet,
+} from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { formatPrefixKey } from "../defence/address-key.ts";
@@ -22,6 +28,7 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "./blocklist/index.ts";
+import { BlocklistSharing } from "./blocklist/sharing.ts";
 import { Broadcaster, broadcastCounts } from "./broadcast.ts";
 import { type ClockConfig, type ClockSource, createClockSource } from "./clock-source.ts";
 import { ServeError } from "./errors.ts";
@@ -177,6 +184,8 @@ export class NtpServer {
   private readonly broadcastTotals = new Float64Array(BROADCAST_REASON_COUNT);
   /** Bumped by each start and stop, so that a start overtaken while opening its sockets gives up. */
   private broadcastGeneration = 0;
+  /** The fleet's shared list ([blocklist] redis; docs/fleet.md), when configured. */
+  blocklistSharing: BlocklistSharing | undefined;
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -317,6 +326,12 @@ export class NtpServer {
   /** [server] io: the native addon when asked for or when `auto` finds it loadable, else node:dgram. */
   private chooseIo(): void {
     const want = this.settings.config.server.io;
+    if (this.settings.config.fleet.peers.length > 0) {
+      // Forwarding (fleet.ts) sends to addresses other than the request's source: node:dgram does that.
+      this.io = "dgram";
+      this.ioReason = "[fleet] peers set: forwarding runs on node:dgram";
+      return;
+    }
     if (want === "dgram") {
       this.io = "dgram";
       this.ioReason = "[server] io = dgram";
@@ -353,6 +368,26 @@ export class NtpServer {
     this.fileTimer ??= setInterval(() => this.checkBlocklistFileLogged(), 2000);
     this.fileTimer.unref();
     this.log.info("blocklist", { path, entries: this.blocklistStore.count() });
+    const { redis, redisKey: key } = this.settings.config.blocklist;
+    if (redis !== "" && this.blocklistSharing === undefined) {
+      this.blocklistSharing = new BlocklistSharing(
+        {
+          local: () => this.blocklistStore,
+          // Made elsewhere in the fleet: already in the local copy; the workers are told here.
+          apply: (upserts, removed) => {
+            for (const update of updatesOf({ full: false, upserts, removed })) this.shareBlocklist(update);
+          },
+          log: this.log,
+        },
+        { url: redis, key },
+      );
+      const at = this.blocklistSharing;
+      this.log.info("blocklist: shared with the fleet through Redis", {
+        redis: redisHostPort(redis),
+        key,
+        up: at.stats().up,
+      });
+    }
   }
 
   private openStoreAt(path: string): BlocklistStore {
@@ -373,6 +408,14 @@ export class NtpServer {
       (change) => {
         for (const update of updatesOf(change)) {
           this.shareBlocklist(update);
+        }
+        if (!change.full) {
+          for (const e of change.upserts)
+            this.blocklistSharing?.pushWrite(
+              { address: e.address, reason: e.reason, source: e.source, expiresMs: e.expiresMs },
+              e.updatedMs,
+            );
+          for (const a of change.removed) this.blocklistSharing?.pushRemove(a);
         }
       },
       { initial, intervalMs: 1000 },
@@ -483,13 +526,15 @@ export class NtpServer {
       items: items.map((i) => ({ address: i.address, expiresMs: i.expiresMs })),
     });
     for (const i of items) {
-      this.blocklistStore?.enqueue({
+      const write: BlocklistWrite = {
         address: i.address,
         reason: `kept asking after ${i.kods} kiss-o'-death packets`,
         source: "auto",
         expiresMs: i.expiresMs,
         hits: i.kods,
-      });
+      };
+      this.blocklistStore?.enqueue(write);
+      this.blocklistSharing?.pushWrite(write);
     }
     this.log.info("blocklist: addresses blocked", {
       addresses: items.map((i) => i.address).slice(0, 20),
@@ -539,7 +584,10 @@ export class NtpServer {
           case "blocked":
             this.blocked(msg.items, msg.lost);
             // Packets discarded from blocked addresses: the entries' hit counts, batched into the database.
-            for (const h of msg.hits) this.blocklistStore?.enqueueHits(h.address, h.count);
+            for (const h of msg.hits) {
+              this.blocklistStore?.enqueueHits(h.address, h.count);
+              this.blocklistSharing?.pushHits(h.address, h.count);
+            }
             break;
           case "bind-error": {
             const port = Number(/:(\d+)$/.exec(msg.address)?.[1] ?? 0);
@@ -664,6 +712,11 @@ export class NtpServer {
     return summarise(this.slots.map((s) => s.counters));
   }
 
+  fleetCounts(): FleetCounts | undefined {
+    if (this.settings.config.fleet.peers.length === 0) return undefined;
+    return summariseFleet(this.slots.map((s) => s.counters));
+  }
+
   describeClock(): Record<string, unknown> {
     return this.clock?.describe() ?? {};
   }
@@ -704,6 +757,7 @@ export class NtpServer {
           }),
       ),
     );
+    this.blocklistSharing?.close();
     // After the workers: their last blocked addresses are committed before the file closes.
     try {
       this.blocklistStore?.close();
@@ -721,6 +775,7 @@ export class NtpServer {
   blockAddress(write: BlocklistWrite): BlocklistEntry {
     const store = this.openStore();
     const entry = store.add(write);
+    this.blocklistSharing?.pushWrite(write, entry.updatedMs);
     for (const update of updatesOf({ full: false, upserts: [entry], removed: [] })) {
       this.shareBlocklist(update);
     }
@@ -736,6 +791,7 @@ export class NtpServer {
     const store = this.openStore();
     const canonical = canonicalEntry(address);
     const removed = store.remove(canonical);
+    this.blocklistSharing?.pushRemove(canonical);
     // Sent even when the database had no row: a worker may still hold an address blocked a moment ago.
     this.shareBlocklist({ type: "blocklist-remove", addresses: [canonical] });
     if (removed) this.log.info("blocklist: address removed", { address: canonical });
@@ -752,5 +808,15 @@ export class NtpServer {
     // An acknowledged write must land in the file at the path, the one the CLI and the next start read.
     this.checkBlocklistFile();
     return this.blocklistStore;
+  }
+}
+
+/** host:port of a redis:// URL, for logs: never the password it may carry. */
+function redisHostPort(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "6379"}`;
+  } catch {
+    return "?";
   }
 }

@@ -15,13 +15,22 @@
 import dgram from "node:dgram";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { VERSION } from "../base/version.ts";
-import { C_KERNEL_DROPS, C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
+import {
+  C_FLEET_FORWARDED,
+  C_FLEET_REDIRECTED,
+  C_FLEET_REFUSED,
+  C_FLEET_TAKEN,
+  C_KERNEL_DROPS,
+  C_SEND_ERRORS,
+  C_SOCKET_ERRORS,
+} from "../core/counters.ts";
 import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
 import { Defences } from "../core/defences.ts";
 import { decideManycast } from "../core/manycast.ts";
 import {
   R_DROP_INTERNAL_ERROR,
   R_DROP_MODE_CONTROL,
+  R_DROP_OVERLOAD,
   R_MALFORMED_TOO_LONG,
   REASON_COUNT,
   REASON_REPLY,
@@ -32,10 +41,12 @@ import {
 } from "../core/reasons.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import { warmDecisionPath } from "../core/warmup.ts";
-import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
+import { formatAddressKey, formatPrefixKey, isIPv4Key, parseAddressKey } from "../defence/address-key.ts";
 import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
+import { hasRedirectRoom, REDIRECT_PACKET_LENGTH, writeRedirectField } from "../protocol/redirect.ts";
 import { ControlService } from "./control.ts";
+import { Fleet, FORWARD_HEADER_LENGTH } from "./fleet.ts";
 import { closeManycast, type ManycastSocket, openManycast } from "./manycast.ts";
 import {
   type BlockedItem,
@@ -63,6 +74,9 @@ let state: ServeState = init.state;
 const sockets: dgram.Socket[] = [];
 const defences = Defences.fromConfig(init.config, { shared: init.shared, slot: init.index });
 const key = new Uint32Array(4);
+// Active redirection (paper §8, fleet.ts): on the node:dgram path only (the server chooses it when [fleet]
+// peers are set): forwarding sends to an address other than the request's source.
+let fleet = new Fleet(init.config.fleet);
 // The blocklist as it stood when this worker was started: in force before the first packet. Changes since
 // then arrive as messages.
 if (init.blocklist) defences.blocklist.apply(init.blocklist);
@@ -190,15 +204,26 @@ function attach(socket: dgram.Socket, label: string): void {
     try {
       const s = state;
       if (!parseAddressKey(rinfo.address, key)) throw new Error("unparsable source address");
+      if (fleet.active) {
+        if (Fleet.isForwarded(msg, msg.length)) {
+          takeForwarded(socket, msg, rinfo, received);
+          return;
+        }
+        // Shed by configuration (§8): forwarded before anything is decided here; the peer decides.
+        if (fleet.forwardShare > 0 && Math.random() < fleet.forwardShare && forward(socket, msg, rinfo))
+          return;
+      }
       reason = defences.decide(msg, msg.length, key, rinfo.port, received + s.offsetMs, s);
       if (reason === R_DROP_MODE_CONTROL) {
         reason = control.handle(msg, msg.length, key, rinfo.port, received + s.offsetMs);
         for (const d of control.out) socket.send(d, 0, d.length, rinfo.port, rinfo.address);
       }
+      // Withheld by overload control (§12), the request is still as it came: a peer may answer it instead.
+      if (reason === R_DROP_OVERLOAD && fleet.forwardWithheld) forward(socket, msg, rinfo);
       const reply = REASON_REPLY[reason];
       if (reply !== REPLY_NONE) {
         if (reply === REPLY_STAMPED) stampTransmit(msg, clock.now() + s.offsetMs);
-        socket.send(msg, 0, NTP_HEADER_LENGTH, rinfo.port, rinfo.address);
+        socket.send(msg, 0, replyLength(msg, msg.length, reply!), rinfo.port, rinfo.address);
       }
     } catch {
       reason = R_DROP_INTERNAL_ERROR;
@@ -247,6 +272,70 @@ function attachManycast(m: ManycastSocket): void {
   });
 }
 
+/**
+ * How much of a reply to send: the header, or the header and the redirection field naming a peer where the
+ * request brought room for it (never more than the request) and the share says so (§8).
+ */
+function replyLength(buf: Uint8Array, length: number, reply: number): number {
+  if (
+    reply === REPLY_STAMPED &&
+    fleet.redirectShare > 0 &&
+    hasRedirectRoom(buf, length) &&
+    Math.random() < fleet.redirectShare
+  ) {
+    const peer = fleet.peerFor(key, isIPv4Key(key));
+    if (peer === undefined) return NTP_HEADER_LENGTH;
+    writeRedirectField(buf, peer.target);
+    counters[C_FLEET_REDIRECTED]!++;
+    return REDIRECT_PACKET_LENGTH;
+  }
+  return NTP_HEADER_LENGTH;
+}
+
+/**
+ * Sends the request (as it came) to the client's peer, wrapped with the client's address and port; false
+ * when the fleet has no peer of the client's family (the caller then decides the request here).
+ */
+function forward(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): boolean {
+  const v4 = isIPv4Key(key);
+  const peer = fleet.peerFor(key, v4);
+  if (peer === undefined) return false;
+  const wrapped = fleet.wrap(msg, msg.length, key, rinfo.port, v4 ? 4 : 6);
+  socket.send(wrapped, 0, wrapped.length, peer.port, peer.host);
+  counters[C_FLEET_FORWARDED]!++;
+  return true;
+}
+
+/**
+ * A request a fleet peer forwarded: decided here as if it came from the client it names (the call-gap and
+ * the MRU list see the real client), answered from this socket straight to that client. Only from the
+ * fleet's own addresses; never forwarded again (no loops).
+ */
+function takeForwarded(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo, received: number): void {
+  if (!fleet.acceptsFrom(rinfo.address)) {
+    counters[C_FLEET_REFUSED]!++;
+    return;
+  }
+  const clientPort = fleet.unwrap(msg, key);
+  if (clientPort === 0) {
+    counters[C_FLEET_REFUSED]!++;
+    return;
+  }
+  const s = state;
+  const inner = msg.subarray(FORWARD_HEADER_LENGTH);
+  // ntpq's mode 6 (R_DROP_MODE_CONTROL here) is for whoever asks directly, not through a peer: no reply.
+  const reason = defences.decide(inner, inner.length, key, clientPort, received + s.offsetMs, s);
+  counters[C_FLEET_TAKEN]!++;
+  counters[reason]!++;
+  names.kick(); // the name rules may have queued a lookup of the client
+  const reply = REASON_REPLY[reason];
+  if (reply === REPLY_NONE) return;
+  if (reply === REPLY_STAMPED) stampTransmit(inner, clock.now() + s.offsetMs);
+  // A forwarded request is never redirected again: the header alone. The address text is made here, once
+  // per forwarded request (a socket sends only to text); IPv4 in dotted form, for a udp4 socket.
+  socket.send(inner, 0, NTP_HEADER_LENGTH, clientPort, formatAddressKey(key));
+}
+
 async function bindAll(): Promise<void> {
   for (const a of init.listen) {
     const label = formatAddress(a.host, a.port);
@@ -293,6 +382,7 @@ function onMessage(msg: ToWorker): void {
       break;
     case "config":
       overloadSettings = msg.config.overload;
+      fleet = new Fleet(msg.config.fleet);
       defences.reconfigure(msg.config);
       control.reconfigure(msg.config);
       names.reconfigure({ servers: msg.config.names.resolver, timeout: msg.config.names.timeout });

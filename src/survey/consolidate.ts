@@ -187,7 +187,61 @@ export interface SurveyResult {
     at: CurvePoint[];
   };
   elephants: SurveyClient[];
+  /** How evenly the clients spread over the servers (a fleet behind a balancer, §7, §12). */
+  balance: SurveyBalance;
   warnings: string[];
+}
+
+/**
+ * The spread of the window's clients over the servers. Behind a source-hash balancer every client meets
+ * one server, the shares are even and `sharedClients` is 0; round robin puts every client on every server.
+ */
+export interface SurveyBalance {
+  /** Per server (in name order): its clients of the window and their share of the sum over the servers. */
+  servers: { server: string; clients: number; share: number; packets: number; packetShare: number }[];
+  /** Mean clients per server, the most on one, their ratio (1 = even), and the coefficient of variation. */
+  mean: number;
+  max: number;
+  maxOverMean: number;
+  cv: number;
+  /** The same ratio and coefficient for the packets. */
+  packetsMaxOverMean: number;
+  packetsCv: number;
+}
+
+/** max/mean and the coefficient of variation (population standard deviation over the mean) of `xs`. */
+function spread(xs: readonly number[]): { mean: number; max: number; maxOverMean: number; cv: number } {
+  if (xs.length === 0) return { mean: 0, max: 0, maxOverMean: 0, cv: 0 };
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const max = Math.max(...xs);
+  if (mean === 0) return { mean, max, maxOverMean: 0, cv: 0 };
+  const variance = xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length;
+  return { mean, max, maxOverMean: max / mean, cv: Math.sqrt(variance) / mean };
+}
+
+/** The balance figures from the servers' rows. */
+export function balanceOf(servers: readonly SurveyServer[]): SurveyBalance {
+  const clients = servers.map((s) => s.clientsInWindow);
+  const packets = servers.map((s) => s.packetsInWindow);
+  const sumC = clients.reduce((a, b) => a + b, 0);
+  const sumP = packets.reduce((a, b) => a + b, 0);
+  const c = spread(clients);
+  const p = spread(packets);
+  return {
+    servers: servers.map((s) => ({
+      server: s.server,
+      clients: s.clientsInWindow,
+      share: sumC > 0 ? s.clientsInWindow / sumC : 0,
+      packets: s.packetsInWindow,
+      packetShare: sumP > 0 ? s.packetsInWindow / sumP : 0,
+    })),
+    mean: c.mean,
+    max: c.max,
+    maxOverMean: c.maxOverMean,
+    cv: c.cv,
+    packetsMaxOverMean: p.maxOverMean,
+    packetsCv: p.cv,
+  };
 }
 
 function optionError(message: string): never {
@@ -617,6 +671,7 @@ export function consolidate(snapshots: readonly Snapshot[], options: SurveyOptio
     },
     servers,
     skew,
+    balance: balanceOf(servers),
     window: {
       start,
       end,

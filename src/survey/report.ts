@@ -150,6 +150,37 @@ const SERVER_COLUMNS = [
   "captured",
 ];
 
+const BALANCE_COLUMNS = ["server", "clients", "of clients", "packets", "of packets"];
+
+function balanceRows(r: SurveyResult, sourceOf: (name: string) => SurveySource | undefined): string[][] {
+  return r.balance.servers.map((b) => [
+    sourceOf(b.server)?.url ?? b.server,
+    formatInt(b.clients),
+    formatPercent(b.share),
+    formatInt(b.packets),
+    formatPercent(b.packetShare),
+  ]);
+}
+
+/** The balance in one sentence: how even, and whether clients were split between servers (§12). */
+function balanceSentence(r: SurveyResult): string {
+  const b = r.balance;
+  return (
+    `clients per server: mean ${b.mean.toFixed(1)}, max/mean ${b.maxOverMean.toFixed(2)}, ` +
+    `coefficient of variation ${b.cv.toFixed(2)} (packets: max/mean ${b.packetsMaxOverMean.toFixed(2)}, ` +
+    `CV ${b.packetsCv.toFixed(2)}); ${formatInt(r.sharedClients)} of ${formatInt(r.clients)} clients ` +
+    "seen by more than one server (0 behind a source-hash balancer)"
+  );
+}
+
+function balanceLines(r: SurveyResult, sourceOf: (name: string) => SurveySource | undefined): string[] {
+  return [
+    "Balance over the servers (clients of the window each server saw)",
+    ...table(BALANCE_COLUMNS, balanceRows(r, sourceOf), "lrrrr"),
+    `  ${balanceSentence(r)}.`,
+  ];
+}
+
 function serverRows(
   r: SurveyResult,
   sourceOf: (name: string) => SurveySource | undefined,
@@ -176,6 +207,7 @@ export function textReport(r: SurveyResult, context: ReportContext = {}): string
 
   const sourceOf = (name: string) => context.sources?.find((s) => s.ok && s.server === name);
   out.push(...table(SERVER_COLUMNS, serverRows(r, sourceOf, true), "llrlrrrrrr"));
+  if (r.servers.length > 1) out.push("", ...balanceLines(r, sourceOf));
   for (const s of context.sources ?? [])
     if (!s.ok) out.push(`  ${s.url}: FAILED: ${s.error?.message ?? "?"}`);
   const local =
@@ -501,6 +533,9 @@ export function htmlReport(r: SurveyResult, context: ReportContext = {}): string
     r.clients > 0 ? `<p>${escapeHtml(curveSentence(r))} of the clients.</p>` : "",
     "<h2>Servers</h2>",
     htmlTable(SERVER_COLUMNS, serverRows(r, sourceOf, false), 4),
+    r.servers.length > 1
+      ? `<h2>Balance over the servers</h2>\n${htmlTable(BALANCE_COLUMNS, balanceRows(r, sourceOf), 1)}\n<p>${escapeHtml(balanceSentence(r))}</p>`
+      : "",
     ...failed.map(
       (s) => `<p class="failed">${escapeHtml(`${s.url}: FAILED: ${s.error?.message ?? "?"}`)}</p>`,
     ),

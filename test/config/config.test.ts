@@ -80,7 +80,14 @@ describe("defaults", () => {
         protectMax: 10800,
       },
       kod: { enabled: true, maxRate: 100 },
-      blocklist: { enabled: false, path: "ntpshield-blocklist.db", afterKods: 10, duration: 0 },
+      blocklist: {
+        enabled: false,
+        path: "ntpshield-blocklist.db",
+        afterKods: 10,
+        duration: 0,
+        redis: "",
+        redisKey: "ntpshield:blocklist",
+      },
       acl: { default: ["limited", "kod"], rule: [] },
       http: {
         enabled: true,
@@ -103,6 +110,7 @@ describe("defaults", () => {
         cacheSize: 65536,
         timeout: 2,
       },
+      fleet: { peers: [], forwardShare: 0, forwardWithheld: false, redirectShare: 0 },
       log: { level: "info" },
       broadcast: { interval: 64, destination: [] },
       manycast: { group: [], interface: "" },
@@ -489,6 +497,24 @@ const ROWS: Row[] = [
     reason: "blocklist.duration: must be a duration from 0 to 315360000 seconds",
   },
   {
+    key: "blocklist.redis",
+    valid: '"redis://10.0.0.5:6380/1"',
+    value: "redis://10.0.0.5:6380/1",
+    wrongType: "6379",
+    outOfRange: '"redis://10.0.0.5:70000"',
+    reason:
+      'blocklist.redis: must be empty (no sharing) or a URL "redis://[user:password@]host[:port][/db]", got "redis://10.0.0.5:70000"',
+  },
+  {
+    key: "blocklist.redis-key",
+    valid: '"site-a:blocklist"',
+    value: "site-a:blocklist",
+    wrongType: "1",
+    outOfRange: '"has space"',
+    reason:
+      'blocklist.redis-key: must be a Redis key prefix (1-100 characters: letters, digits, and . _ : -), got "has space"',
+  },
+  {
     key: "acl.default",
     valid: '["limited"]',
     value: ["limited"],
@@ -643,6 +669,38 @@ const ROWS: Row[] = [
     wrongType: '"soon"',
     outOfRange: "31",
     reason: "names.timeout: must be a duration from 0.1 to 30 seconds",
+  },
+  {
+    key: "fleet.peers",
+    valid: '["10.0.0.2:123", "[2001:db8::2]"]',
+    value: ["10.0.0.2:123", "[2001:db8::2]:123"],
+    wrongType: '"10.0.0.2"',
+    outOfRange: '["ntp.example.net"]',
+    reason: "fleet.peers[0]: must be an IP address",
+  },
+  {
+    key: "fleet.forward-share",
+    valid: "0.25",
+    value: 0.25,
+    wrongType: '"half"',
+    outOfRange: "1.5",
+    reason: "fleet.forward-share: must be a number from 0 to 1, got 1.5",
+  },
+  {
+    key: "fleet.forward-withheld",
+    valid: "true",
+    value: true,
+    wrongType: '"yes"',
+    outOfRange: "1",
+    reason: "fleet.forward-withheld: must be true or false, got 1",
+  },
+  {
+    key: "fleet.redirect-share",
+    valid: "1",
+    value: 1,
+    wrongType: "false",
+    outOfRange: "-0.1",
+    reason: "fleet.redirect-share: must be a number from 0 to 1, got -0.1",
   },
   {
     key: "log.level",
@@ -936,7 +994,7 @@ describe("unknown keys", () => {
     assert.equal(e.key, "monlist");
     assert.match(
       e.reason,
-      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, log/,
+      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, fleet, log/,
     );
   });
 

@@ -4,10 +4,11 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../../config/index.ts";
-import type { CounterSnapshot } from "../../core/counters.ts";
+import type { CounterSnapshot, FleetCounts } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import type { BlocklistEntry, BlocklistStore, BlocklistWrite } from "../blocklist/index.ts";
+import type { SharingStats } from "../blocklist/sharing.ts";
 import type { Logger } from "../log.ts";
 import type { ListenAddress } from "../messages.ts";
 
@@ -17,10 +18,14 @@ export interface MonitorSource {
   readonly threads: number;
   readonly defences: Defences | undefined;
   readonly blocklistStore: BlocklistStore | undefined;
+  /** The fleet's shared list, when [blocklist] redis is set. */
+  readonly blocklistSharing?: { stats(): SharingStats } | undefined;
   readonly state: ServeState | undefined;
   stats(): CounterSnapshot;
   /** Broadcasts due since start by what became of them ([broadcast], src/core/broadcast.ts). */
   broadcastStats?(): Record<string, number>;
+  /** Active redirection's counts ([fleet]); undefined (or absent) when no peers are configured. */
+  fleetCounts?(): FleetCounts | undefined;
   blockAddress(write: BlocklistWrite): BlocklistEntry;
   unblockAddress(address: string): boolean;
 }

@@ -42,6 +42,7 @@ export function metrics(_req: IncomingMessage, res: ServerResponse, _url: URL, c
     defences: ctx.source.defences!,
     blocklist: blocklistSummary(ctx),
     broadcast: ctx.source.broadcastStats?.(),
+    ...(ctx.source.fleetCounts === undefined ? {} : { fleet: ctx.source.fleetCounts() }),
   });
   sendText(res, METRICS_CONTENT_TYPE, text);
 }
@@ -146,11 +147,13 @@ function blocklistSummary(ctx: MonitorContext): BlocklistSummary {
   // The database's own figures (its write queue above all) come from memory: they are there even when the
   // count below fails, which is when an operator needs them.
   const database = store.stats();
+  const shared = ctx.source.blocklistSharing?.stats();
+  const extra = shared === undefined ? {} : { shared };
   try {
-    return { enabled: true, entries: store.count(), database };
+    return { enabled: true, entries: store.count(), database, ...extra };
   } catch (err) {
     ctx.log.warn("monitoring endpoint: blocklist count failed", { error: err });
-    return { enabled: true, entries: Number.NaN, database };
+    return { enabled: true, entries: Number.NaN, database, ...extra };
   }
 }
 

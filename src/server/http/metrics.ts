@@ -3,13 +3,14 @@
 // when the scrape arrives and knows nothing of requests or sockets.
 
 import { VERSION } from "../../base/version.ts";
-import type { CounterSnapshot } from "../../core/counters.ts";
+import type { CounterSnapshot, FleetCounts } from "../../core/counters.ts";
 import type { Defences } from "../../core/defences.ts";
 import { REASON_NAMES } from "../../core/reasons.ts";
 import type { ServeState } from "../../core/serve-state.ts";
 import { NAME_COUNTER_NAMES } from "../../defence/names-cache.ts";
 import { CLASS_NAMES, POOLS } from "../../defence/overload.ts";
 import type { BlocklistStoreStats } from "../blocklist/index.ts";
+import type { SharingStats } from "../blocklist/sharing.ts";
 import { packetTotals } from "./packet-totals.ts";
 
 /** The content type of a scrape (exposition format 0.0.4). */
@@ -26,6 +27,8 @@ export interface MetricsInput {
   blocklist: BlocklistSummary;
   /** Broadcasts due by what became of them; absent where the source has no broadcaster. */
   broadcast?: Record<string, number> | undefined;
+  /** Active redirection in a fleet; absent or undefined when no peers are configured. */
+  fleet?: FleetCounts | undefined;
 }
 
 /** The blocklist as monitoring shows it: in use or not, its entries, and its database's write figures. */
@@ -34,6 +37,8 @@ export interface BlocklistSummary {
   entries: number;
   /** Absent when the blocklist is off. */
   database?: BlocklistStoreStats;
+  /** The fleet's shared list in Redis; absent when not configured. */
+  shared?: SharingStats;
 }
 
 interface Sample {
@@ -272,6 +277,56 @@ export function metricsText(input: MetricsInput): string {
       "counter",
       "Blocklist database flushes, polls or prunes that failed.",
       db.errors,
+    );
+  }
+  const fl = input.fleet;
+  if (fl !== undefined) {
+    m.add(
+      "ntpshield_fleet_requests_total",
+      "counter",
+      "Active redirection (paper §8): requests forwarded to a fleet peer, forwarded requests taken from peers, forwarding headers refused (not from a peer), replies that named a peer in the redirection field.",
+      [
+        { labels: { event: "forwarded" }, value: fl.forwarded },
+        { labels: { event: "taken" }, value: fl.taken },
+        { labels: { event: "refused" }, value: fl.refused },
+        { labels: { event: "redirected" }, value: fl.redirected },
+      ],
+    );
+  }
+  const sh = bl.shared;
+  if (sh !== undefined) {
+    m.add(
+      "ntpshield_blocklist_shared_up",
+      "gauge",
+      "1 while the fleet's shared blocklist (Redis) is reachable and caught up; 0: serving from the local copy.",
+      sh.up ? 1 : 0,
+    );
+    m.add(
+      "ntpshield_blocklist_shared_pending",
+      "gauge",
+      "Local blocklist writes waiting to be pushed to the shared store.",
+      sh.pending,
+    );
+    m.add(
+      "ntpshield_blocklist_shared_changes_total",
+      "counter",
+      "Blocklist changes pushed to the shared store, and changes made elsewhere applied here.",
+      [
+        { labels: { direction: "pushed" }, value: sh.pushed },
+        { labels: { direction: "pulled" }, value: sh.pulled },
+      ],
+    );
+    m.add(
+      "ntpshield_blocklist_shared_resyncs_total",
+      "counter",
+      "Whole-list reconciliations with the shared store (first connection, lost records, a Redis that lost its data).",
+      sh.resyncs,
+    );
+    m.add(
+      "ntpshield_blocklist_shared_failures_total",
+      "counter",
+      "Times the shared store became unreachable.",
+      sh.failures,
     );
   }
   return m.text();

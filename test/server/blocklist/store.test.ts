@@ -17,6 +17,7 @@ import {
   resolveBlocklistPath,
   updatesOf,
 } from "../../../src/server/blocklist/index.ts";
+import { type StoreUnderTest, storeBehaviour } from "./store-behaviour.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ntpshield-blocklist-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -440,3 +441,23 @@ describe("BlocklistStore file", () => {
     assert.equal(resolveBlocklistPath("bl.db"), join(process.cwd(), "bl.db"));
   });
 });
+
+/** The SQLite store through the shared suite's asynchronous face (the same suite runs against Redis). */
+function sqliteUnderTest(path: string): StoreUnderTest {
+  const s = BlocklistStore.open(path, { pruneIntervalMs: 0 });
+  return {
+    add: async (w) => s.add(w),
+    remove: async (a) => s.remove(a),
+    get: async (a) => s.get(a),
+    list: async (o) => s.list(o),
+    count: async (n) => s.count(n),
+    addHits: async (a, n, at) => {
+      s.enqueueHits(a, n, at);
+      s.flush();
+    },
+    prune: async (n) => s.prune(n),
+    close: async () => s.close(),
+  };
+}
+
+for (const [kind, where] of kinds) storeBehaviour(`SQLite ${kind}`, async () => sqliteUnderTest(where()));

@@ -171,15 +171,16 @@ describe("monitoring endpoint: slow and silent connections", () => {
       const held = all.filter(isHeld).length;
       assert.ok(held >= 1 && held <= PER_ADDRESS, `${held} of 200 held; at most ${PER_ADDRESS}`);
 
+      // Asked a fixed number of times across at least three header timeouts (the holders reconnect all the
+      // while), so that a slow machine asks as often as a fast one.
       let asked = 0;
       let answered = 0;
       const end = performance.now() + 3 * HEADER_MS;
-      while (performance.now() < end) {
+      while (asked < 6 || performance.now() < end) {
         asked++;
         if ((await status(stats)) === 200) answered++;
         await sleep(100);
       }
-      assert.ok(asked >= 5, `asked ${asked} times`);
       assert.equal(answered, asked, `answered ${answered} of ${asked} during the hold`);
     } finally {
       holding = false;
