@@ -76,6 +76,12 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
       reason: `must be at least overload.period-min (${config.overload.periodMin}), got ${config.overload.periodMax}`,
     });
   }
+  if (config.nts.enabled) {
+    for (const k of ["certificate", "key"] as const) {
+      if (config.nts[k] === "")
+        problems.push({ key: `nts.${k}`, reason: "must name a PEM file when nts.enabled is true" });
+    }
+  }
   const gap = config.callgap;
   if (gap.tolerance > gap.minimum) {
     problems.push({

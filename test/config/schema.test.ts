@@ -72,6 +72,11 @@ describe("the schema table", () => {
         "http.enabled",
         "http.listen",
         "names.cache-size",
+        "nts.enabled",
+        "nts.listen",
+        "nts.certificate",
+        "nts.key",
+        "nts.key-file",
       ],
     );
   });
