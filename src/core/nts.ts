@@ -1,0 +1,121 @@
+// NTS-authenticated NTP (RFC 8915 §5.7) in the per-packet decision, after the defences: a request with NTS
+// fields goes through the access list, blocklist, MRU list, call-gap, KoD limiter and overload control
+// exactly as a plain one does (Defences#decideNow, with no cryptography at all), and only a request they
+// would serve is then opened: cookie, authenticator, new cookies, the sealed reply. A gapped, blocked or
+// withheld NTS client costs the server what a plain one costs. Its kiss-o'-death is the plain 48-octet one
+// (unauthenticated; RFC 8915 §5.7 lets a client act on it only as a hint).
+//
+// Plain requests never come here: the shell calls inspect() only for datagrams longer than the header, and
+// only when NTS is on. The NTS path itself allocates (Node's cipher objects), as any AEAD here would.
+//
+// The shell's order, per packet: inspect() before the defences (they overwrite the header with the reply,
+// and the authenticator covers the request's header: the request is kept here), then respond() with the
+// defences' reason; send replyLength octets when the reason says to reply.
+
+import { randomBytes } from "node:crypto";
+import { COOKIE_LENGTH, COOKIE_UNKNOWN_KEY, openCookie, sealCookie } from "../nts/cookie.ts";
+import {
+  cookiesThatFit,
+  inspectNtsRequest,
+  NONCE_LENGTH,
+  NTS_MALFORMED,
+  NTS_NONE,
+  NtsRequestView,
+  verifyRequest,
+  writeNtsNak,
+  writeNtsReply,
+} from "../nts/extensions.ts";
+import { type CookieKey, CookieKeys } from "../nts/keys.ts";
+import { KISS_NTSN, NTP_HEADER_LENGTH, NTP_MAX_PACKET_LENGTH } from "../protocol/index.ts";
+import { stampTransmitAt, writeKod } from "./decide.ts";
+import {
+  R_DROP_NTS_MALFORMED,
+  R_KISS_NTSN_BAD_AUTH,
+  R_KISS_NTSN_BAD_COOKIE,
+  R_KISS_NTSN_UNKNOWN_KEY,
+  R_SERVED_CLIENT,
+  R_SERVED_LEAK,
+  R_SERVED_NTS,
+} from "./reasons.ts";
+import type { ServeState } from "./serve-state.ts";
+
+export class NtsResponder {
+  /** What inspect() found in the current packet: NTS_NONE, NTS_REQUEST or NTS_MALFORMED (src/nts/extensions.ts). */
+  kind = NTS_NONE;
+  /** Octets to send for the current packet's reply (the header alone unless an NTS reply or NAK was written). */
+  replyLength = NTP_HEADER_LENGTH;
+  private keys: CookieKeys | undefined;
+  private readonly view = new NtsRequestView();
+  /** The request as received (the defences write the reply's header over the original). */
+  private readonly request = new Uint8Array(NTP_MAX_PACKET_LENGTH);
+  private requestLength = 0;
+  private readonly tx = new Float64Array(1);
+  /** Writes the transmit time (Unix ms, the served clock) into its argument's cell 0: the shell's clock. */
+  private readonly now: (cell: Float64Array) => void;
+
+  constructor(now: (cell: Float64Array) => void, keys?: readonly CookieKey[]) {
+    this.now = now;
+    if (keys !== undefined) this.setKeys(keys);
+  }
+
+  /** The cookie keys in force (the main thread rotates them and sends every worker the new set). */
+  setKeys(keys: readonly CookieKey[]): void {
+    this.keys = new CookieKeys(keys);
+  }
+
+  /**
+   * Before the defences: whether buf[0..length) carries NTS fields; if so the request is kept for respond().
+   * Returns `kind`.
+   */
+  inspect(buf: Uint8Array, length: number): number {
+    this.replyLength = NTP_HEADER_LENGTH;
+    if (this.keys === undefined || length <= NTP_HEADER_LENGTH) {
+      this.kind = NTS_NONE;
+      return NTS_NONE;
+    }
+    const kind = inspectNtsRequest(buf, length, this.view);
+    this.kind = kind;
+    if (kind !== NTS_NONE) {
+      this.requestLength = Math.min(length, buf.length, NTP_MAX_PACKET_LENGTH);
+      this.request.set(buf.subarray(0, this.requestLength));
+    }
+    return kind;
+  }
+
+  /**
+   * After the defences, with their reason: a request they serve (R_SERVED_CLIENT, R_SERVED_LEAK) is answered
+   * as NTS; any other reason (a kiss, a drop, a symmetric peer) stands as it is. Returns the reason to count
+   * and leaves the reply in `buf`, `replyLength` octets long.
+   */
+  respond(buf: Uint8Array, reason: number, state: ServeState): number {
+    if (this.kind === NTS_NONE || (reason !== R_SERVED_CLIENT && reason !== R_SERVED_LEAK)) return reason;
+    if (this.kind === NTS_MALFORMED) return R_DROP_NTS_MALFORMED;
+    const keys = this.keys!;
+    const view = this.view;
+    const req = this.request.subarray(0, this.requestLength);
+    const opened = openCookie(keys, req.subarray(view.cookie, view.cookie + view.cookieLength));
+    if (opened.session === undefined) {
+      const why = opened.status === COOKIE_UNKNOWN_KEY ? R_KISS_NTSN_UNKNOWN_KEY : R_KISS_NTSN_BAD_COOKIE;
+      return this.nak(buf, state, why);
+    }
+    const session = opened.session;
+    if (!verifyRequest(req, view, session.c2s)) return this.nak(buf, state, R_KISS_NTSN_BAD_AUTH);
+    // One cookie for the one spent and one per placeholder, as many as fit in the request's length.
+    const n = cookiesThatFit(view, this.requestLength, COOKIE_LENGTH);
+    const cookies: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) cookies.push(sealCookie(keys.current, session));
+    const nonce = randomBytes(NONCE_LENGTH);
+    // The transmit timestamp is under the authenticator: stamped now, as late as sealing allows.
+    this.now(this.tx);
+    stampTransmitAt(buf, this.tx);
+    this.replyLength = writeNtsReply(buf, req, view, session.s2c, cookies, nonce);
+    return R_SERVED_NTS;
+  }
+
+  /** NTS NAK (RFC 8915 §5.7): a kiss-o'-death NTSN with the request's Unique Identifier, nothing else. */
+  private nak(buf: Uint8Array, state: ServeState, reason: number): number {
+    writeKod(buf, KISS_NTSN, state);
+    this.replyLength = writeNtsNak(buf, this.request, this.view);
+    return reason;
+  }
+}
