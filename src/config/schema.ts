@@ -632,7 +632,8 @@ export const SCHEMA = {
       min: 0.1,
       max: 60,
       default: 5,
-      description: "Seconds a client has, from connecting, to finish TLS and send its whole request.",
+      description:
+        "Seconds a client has to finish the TLS handshake, and as long again to send its whole request.",
     }),
     "max-record": int({
       min: 16,

@@ -159,8 +159,8 @@ export function errorMessage(code: number): Uint8Array {
 
 /** What the server hands out besides its answer to the negotiation. */
 export interface KeOffer {
-  /** Makes one cookie for the session's keys (called `cookies` times). */
-  readonly cookie: () => Uint8Array;
+  /** Makes one cookie for the session's keys under the agreed AEAD (called `cookies` times). */
+  readonly cookie: (aead: number) => Uint8Array;
   /** Cookies to send (RFC 8915 §4: eight is what clients expect). */
   readonly cookies: number;
   /** NTPv4 Server Negotiation: another server of the fleet for the client's NTP (RFC 8915 §4.1.7); "" = us. */
@@ -243,7 +243,7 @@ export function answerKeRequest(request: readonly KeRecord[], offer: KeOffer): K
   }
   if (aead >= 0) {
     for (let i = 0; i < offer.cookies; i++)
-      records.push({ critical: false, type: KE_NEW_COOKIE, body: offer.cookie() });
+      records.push({ critical: false, type: KE_NEW_COOKIE, body: offer.cookie(aead) });
     if (offer.server !== "")
       records.push({ critical: false, type: KE_SERVER, body: new TextEncoder().encode(offer.server) });
     if (offer.port > 0) records.push(u16Record(KE_PORT, [offer.port], false));

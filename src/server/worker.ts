@@ -18,6 +18,7 @@ import { VERSION } from "../base/version.ts";
 import { C_KERNEL_DROPS, C_SEND_ERRORS, C_SOCKET_ERRORS } from "../core/counters.ts";
 import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
 import { Defences } from "../core/defences.ts";
+import { NtsResponder } from "../core/nts.ts";
 import {
   R_DROP_INTERNAL_ERROR,
   R_DROP_MODE_CONTROL,
@@ -32,6 +33,7 @@ import {
 import type { ServeState } from "../core/serve-state.ts";
 import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
 import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
+import { NTS_NONE } from "../nts/extensions.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { ControlService } from "./control.ts";
 import {
@@ -60,6 +62,17 @@ let state: ServeState = init.state;
 const sockets: dgram.Socket[] = [];
 const defences = Defences.fromConfig(init.config, { shared: init.shared, slot: init.index });
 const key = new Uint32Array(4);
+// NTS-authenticated requests (RFC 8915 §5.7, src/core/nts.ts), only when [nts] is on: then datagrams longer
+// than the header are looked at for NTS fields; 48-octet requests never are. Its transmit time comes from the
+// clock of the I/O in use, as the plain replies' does.
+const nts =
+  init.ntsKeys !== undefined
+    ? new NtsResponder((cell) => {
+        if (native) native.realtime(cell);
+        else cell[0] = clock.now();
+        cell[0]! += state.offsetMs;
+      }, init.ntsKeys)
+    : undefined;
 // The blocklist as it stood when this worker was started: in force before the first packet. Changes since
 // then arrive as messages.
 if (init.blocklist) defences.blocklist.apply(init.blocklist);
@@ -180,7 +193,10 @@ function attach(socket: dgram.Socket, label: string): void {
     try {
       const s = state;
       if (!parseAddressKey(rinfo.address, key)) throw new Error("unparsable source address");
+      const ntsKind =
+        nts !== undefined && msg.length > NTP_HEADER_LENGTH ? nts.inspect(msg, msg.length) : NTS_NONE;
       reason = defences.decide(msg, msg.length, key, rinfo.port, received + s.offsetMs, s);
+      if (ntsKind !== NTS_NONE) reason = nts!.respond(msg, reason, s);
       if (reason === R_DROP_MODE_CONTROL) {
         reason = control.handle(msg, msg.length, key, rinfo.port, received + s.offsetMs);
         for (const d of control.out) socket.send(d, 0, d.length, rinfo.port, rinfo.address);
@@ -188,7 +204,8 @@ function attach(socket: dgram.Socket, label: string): void {
       const reply = REASON_REPLY[reason];
       if (reply !== REPLY_NONE) {
         if (reply === REPLY_STAMPED) stampTransmit(msg, clock.now() + s.offsetMs);
-        socket.send(msg, 0, NTP_HEADER_LENGTH, rinfo.port, rinfo.address);
+        const length = ntsKind !== NTS_NONE ? nts!.replyLength : NTP_HEADER_LENGTH;
+        socket.send(msg, 0, length, rinfo.port, rinfo.address);
       }
     } catch {
       reason = R_DROP_INTERNAL_ERROR;
@@ -250,6 +267,9 @@ function onMessage(msg: ToWorker): void {
       break;
     case "blocklist":
       defences.blocklist.apply(msg.update);
+      break;
+    case "nts-keys":
+      nts?.setKeys(msg.keys);
       break;
     case "stop": {
       clearInterval(blockTimer);
@@ -376,15 +396,18 @@ class NativeLoop {
         reason = R_MALFORMED_TOO_LONG; // longer than a slot: cut by the kernel, never an NTP request
       } else {
         try {
+          const ntsKind =
+            nts !== undefined && length > NTP_HEADER_LENGTH ? nts.inspect(sock.slots[i]!, length) : NTS_NONE;
           defences.time[0] = stamps[i]! + s.offsetMs;
           reason = defences.decideNow(sock.slots[i]!, length, keys[i]!, ports[i]!, s);
+          if (ntsKind !== NTS_NONE) reason = nts!.respond(sock.slots[i]!, reason, s);
           if (reason === R_DROP_MODE_CONTROL) {
             // ntpq: answered at once, in datagrams of their own; nothing in place.
             reason = control.handle(sock.slots[i]!, length, keys[i]!, ports[i]!, defences.time[0]!);
             for (const d of control.out) sock.reply(i, d);
           }
           const reply = REASON_REPLY[reason]!;
-          if (reply !== REPLY_NONE) replies[i] = NTP_HEADER_LENGTH;
+          if (reply !== REPLY_NONE) replies[i] = ntsKind !== NTS_NONE ? nts!.replyLength : NTP_HEADER_LENGTH;
           served[i] = reply === REPLY_STAMPED ? 1 : 0;
         } catch {
           reason = R_DROP_INTERNAL_ERROR;
@@ -400,6 +423,11 @@ class NativeLoop {
     for (let i = 0; i < n; i++) if (served[i] === 1) stampTransmitAt(sock.slots[i]!, this.tx);
     sock.send(n);
     names.kick();
+  }
+
+  /** The clock of the kernel's receive stamps, Unix ms, into cell 0 (NTS replies are stamped from it). */
+  realtime(cell: Float64Array): void {
+    this.udp.realtime(cell);
   }
 
   /** Share of the receive batches since the last call that came back full (0 when there were none). */

@@ -19,6 +19,8 @@ export interface MonitorSource {
   readonly blocklistStore: BlocklistStore | undefined;
   readonly state: ServeState | undefined;
   stats(): CounterSnapshot;
+  /** NTS-KE's outcomes (src/server/nts-ke.ts), undefined while NTS is off. */
+  ntsStats?(): Readonly<Record<string, number>> | undefined;
   blockAddress(write: BlocklistWrite): BlocklistEntry;
   unblockAddress(address: string): boolean;
 }

@@ -41,6 +41,7 @@ export function metrics(_req: IncomingMessage, res: ServerResponse, _url: URL, c
     state: ctx.source.state,
     defences: ctx.source.defences!,
     blocklist: blocklistSummary(ctx),
+    nts: ctx.source.ntsStats?.(),
   });
   sendText(res, METRICS_CONTENT_TYPE, text);
 }

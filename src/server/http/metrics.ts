@@ -24,6 +24,8 @@ export interface MetricsInput {
   state: ServeState | undefined;
   defences: Defences;
   blocklist: BlocklistSummary;
+  /** NTS-KE connections by outcome (src/server/nts-ke.ts); absent while NTS is off. */
+  nts?: Readonly<Record<string, number>> | undefined;
 }
 
 /** The blocklist as monitoring shows it: in use or not, its entries, and its database's write figures. */
@@ -148,6 +150,14 @@ export function metricsText(input: MetricsInput): string {
     "Packets by what was done with them (src/core/reasons.ts); they add up to received.",
     REASON_NAMES.map((reason) => ({ labels: { reason }, value: c.byReason[reason] ?? 0 })),
   );
+  if (input.nts !== undefined) {
+    m.add(
+      "ntpshield_nts_ke_total",
+      "counter",
+      "NTS-KE connections by outcome (RFC 8915 §4): served, refused with an error record, TLS failures, limits.",
+      Object.entries(input.nts).map(([outcome, value]) => ({ labels: { outcome }, value })),
+    );
+  }
   m.add("ntpshield_socket_errors_total", "counter", "Errors reported by the NTP sockets.", t.socketErrors);
   m.add(
     "ntpshield_kernel_drops_total",
