@@ -12,6 +12,7 @@ export * from "./errors.ts";
 export type { ClientAction, ClientEvent } from "./events.ts";
 export * from "./match.ts";
 export * from "./measure.ts";
+export * from "./nts.ts";
 export { CLIENT_DEFAULTS, type ClientOptions, type ServerSpec } from "./options.ts";
 export * from "./poll.ts";
 export * from "./query.ts";

@@ -243,3 +243,95 @@ export async function ntsQuery(
   if (done.kind === "error") return { ...result, outcome: "error", reason: done.error.message };
   return result;
 }
+
+/** How the running client (NtpClient) reaches NTS-KE. */
+export interface NtsClientOptions {
+  /** PEM certificates to trust instead of the system's. */
+  ca?: string | Buffer | undefined;
+  /** Seconds for each key exchange (default 5). */
+  timeout?: number;
+}
+
+/** What a reply to an NTS request is, for the client's shell. */
+export type NtsVerdict = "ok" | "nak" | "ignore";
+
+/**
+ * The NTS state of a running client's sources (RFC 8915 §5.7): a session per source from NTS-KE, a cookie
+ * spent per request, the new ones kept from each authenticated reply, and a new key exchange when the
+ * cookies run out or a reply is an NTS NAK. Source i is the i-th KE server given to establish().
+ */
+export class NtsSources {
+  private readonly ke: readonly { host: string; port: number }[];
+  private readonly o: NtsClientOptions;
+  private readonly sessions: (NtsSession | undefined)[] = [];
+  private readonly pending = new Map<number, Promise<NtsSession>>();
+
+  constructor(keServers: readonly { host: string; port: number }[], o: NtsClientOptions = {}) {
+    this.ke = keServers;
+    this.o = o;
+  }
+
+  /** NTS-KE with every server; returns where each source sends its NTP (the negotiated server and port). */
+  async establish(): Promise<{ host: string; port: number }[]> {
+    const sessions = await Promise.all(this.ke.map((_, i) => this.exchangeKeys(i)));
+    return sessions.map((s) => ({ host: s.ntpHost, port: s.ntpPort }));
+  }
+
+  private exchangeKeys(i: number): Promise<NtsSession> {
+    let p = this.pending.get(i);
+    if (p === undefined) {
+      const k = this.ke[i]!;
+      p = ntsKeyExchange({ host: k.host, port: k.port, ca: this.o.ca, timeout: this.o.timeout ?? 5 }).then(
+        (s) => {
+          this.sessions[i] = s;
+          this.pending.delete(i);
+          return s;
+        },
+        (err: unknown) => {
+          this.pending.delete(i);
+          throw err;
+        },
+      );
+      this.pending.set(i, p);
+    }
+    return p;
+  }
+
+  /**
+   * The NTS request for source i around the client's 48-octet `header`, with the check of its reply: "ok"
+   * (authenticated, new cookies kept), "nak" (NTS NAK: the next request runs NTS-KE first), "ignore" (not
+   * ours, or not authenticated). Runs NTS-KE first when the source has no cookie left.
+   */
+  async request(
+    i: number,
+    header: Uint8Array,
+  ): Promise<{ packet: Uint8Array; check: (reply: Uint8Array) => NtsVerdict }> {
+    let s = this.sessions[i];
+    if (s === undefined || s.cookies.length === 0) s = await this.exchangeKeys(i);
+    const session = s;
+    const cookie = session.cookies.shift()!;
+    const placeholders = Math.max(0, NTS_COOKIES_WANTED - 1 - session.cookies.length);
+    const uid = new Uint8Array(randomBytes(UID_MIN_LENGTH));
+    const packet = buildNtsRequest(
+      header,
+      uid,
+      cookie,
+      placeholders,
+      session.c2s,
+      new Uint8Array(randomBytes(NONCE_LENGTH)),
+    );
+    const check = (reply: Uint8Array): NtsVerdict => {
+      const r = checkNtsReply(reply, uid, session.s2c);
+      if (r.ok) {
+        session.cookies.push(...r.cookies);
+        return "ok";
+      }
+      if (r.nak) {
+        session.cookies.length = 0;
+        return "nak";
+      }
+      return "ignore";
+    };
+    return { packet, check };
+  }
+}
