@@ -232,7 +232,10 @@ export class NtpClient {
   }
 
   private exchange(a: Extract<ClientAction, { type: "send" }>): void {
-    if (this.nts === undefined) return this.exchangeWith(a, a.packet, undefined);
+    if (this.nts === undefined) {
+      this.exchangeWith(a, a.packet, undefined);
+      return;
+    }
     // NTS: the core's request wrapped in the source's cookie and authenticator (NTS-KE first if it has none
     // left); a failed key exchange is a request that got no reply.
     this.nts.request(a.source, a.packet).then(
