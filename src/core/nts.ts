@@ -13,6 +13,7 @@
 // defences' reason; send replyLength octets when the reason says to reply.
 
 import { randomBytes } from "node:crypto";
+import { SivKey } from "../nts/aes-siv.ts";
 import { COOKIE_LENGTH, COOKIE_UNKNOWN_KEY, openCookie, sealCookie } from "../nts/cookie.ts";
 import {
   cookiesThatFit,
@@ -99,7 +100,7 @@ export class NtsResponder {
       return this.nak(buf, state, why);
     }
     const session = opened.session;
-    if (!verifyRequest(req, view, session.c2s)) return this.nak(buf, state, R_KISS_NTSN_BAD_AUTH);
+    if (!verifyRequest(req, view, new SivKey(session.c2s))) return this.nak(buf, state, R_KISS_NTSN_BAD_AUTH);
     // One cookie for the one spent and one per placeholder, as many as fit in the request's length.
     const n = cookiesThatFit(view, this.requestLength, COOKIE_LENGTH);
     const cookies: Uint8Array[] = [];
@@ -108,7 +109,7 @@ export class NtsResponder {
     // The transmit timestamp is under the authenticator: stamped now, as late as sealing allows.
     this.now(this.tx);
     stampTransmitAt(buf, this.tx);
-    this.replyLength = writeNtsReply(buf, req, view, session.s2c, cookies, nonce);
+    this.replyLength = writeNtsReply(buf, req, view, new SivKey(session.s2c), cookies, nonce);
     return R_SERVED_NTS;
   }
 

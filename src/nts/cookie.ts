@@ -8,8 +8,8 @@
 // zero octets are that padding, inside the seal (a cookie with them non-zero does not open).
 
 import { randomBytes } from "node:crypto";
-import { AEAD_AES_SIV_CMAC_256, aeadOpen, aeadSeal, SIV_KEY_LENGTH, SIV_TAG_LENGTH } from "./aes-siv.ts";
-import type { CookieKey, CookieKeys } from "./keys.ts";
+import { AEAD_AES_SIV_CMAC_256, SIV_KEY_LENGTH, SIV_TAG_LENGTH, SivKey } from "./aes-siv.ts";
+import type { CookieKey, CookieKeys, ReadyCookieKey } from "./keys.ts";
 
 const ID = 4;
 const NONCE = 16;
@@ -33,8 +33,15 @@ export const COOKIE_UNKNOWN_KEY = 1;
 /** Wrong length, or it does not authenticate under the key it names (tampered, forged). */
 export const COOKIE_BAD = 2;
 
-/** Seals a new cookie under `key` (the newest, CookieKeys#current). */
-export function sealCookie(key: CookieKey, session: SessionKeys, random = randomBytes): Uint8Array {
+/**
+ * Seals a new cookie under `key` (the newest, CookieKeys#current, whose ciphers are kept; a bare CookieKey
+ * makes them for this cookie).
+ */
+export function sealCookie(
+  key: CookieKey | ReadyCookieKey,
+  session: SessionKeys,
+  random = randomBytes,
+): Uint8Array {
   const out = new Uint8Array(COOKIE_LENGTH);
   out[0] = key.id >>> 24;
   out[1] = (key.id >>> 16) & 0xff;
@@ -47,7 +54,8 @@ export function sealCookie(key: CookieKey, session: SessionKeys, random = random
   plain[1] = session.aead & 0xff;
   plain.set(session.c2s, 4);
   plain.set(session.s2c, 4 + SIV_KEY_LENGTH);
-  out.set(aeadSeal(key.key, nonce, out.subarray(0, ID), plain), ID + NONCE);
+  const siv = "siv" in key ? key.siv : new SivKey(key.key);
+  out.set(siv.seal(nonce, out.subarray(0, ID), plain), ID + NONCE);
   return out;
 }
 
@@ -63,8 +71,7 @@ export function openCookie(keys: CookieKeys, cookie: Uint8Array): OpenedCookie {
   const id = ((cookie[0]! << 24) | (cookie[1]! << 16) | (cookie[2]! << 8) | cookie[3]!) >>> 0;
   const key = keys.byId(id);
   if (key === undefined) return { status: COOKIE_UNKNOWN_KEY, session: undefined };
-  const plain = aeadOpen(
-    key.key,
+  const plain = key.siv.open(
     cookie.subarray(ID, ID + NONCE),
     cookie.subarray(0, ID),
     cookie.subarray(ID + NONCE),

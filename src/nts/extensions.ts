@@ -11,7 +11,14 @@
 // and are ignored (RFC 8915 §5.6).
 
 import { NTP_HEADER_LENGTH, NTP_MAX_PACKET_LENGTH } from "../protocol/index.ts";
-import { aeadOpen, aeadSeal, SIV_TAG_LENGTH } from "./aes-siv.ts";
+import { SIV_TAG_LENGTH, SivKey } from "./aes-siv.ts";
+
+/** A key as bytes, or already made ready (SivKey: the server's keys, kept). */
+export type AeadKey = Uint8Array | SivKey;
+
+function ready(key: AeadKey): SivKey {
+  return key instanceof SivKey ? key : new SivKey(key);
+}
 
 export const EF_UNIQUE_IDENTIFIER = 0x0104;
 export const EF_NTS_COOKIE = 0x0204;
@@ -129,9 +136,8 @@ export function inspectNtsRequest(buf: Uint8Array, length: number, view: NtsRequ
 }
 
 /** Whether the request's authenticator opens under the client-to-server key (RFC 8915 §5.6). */
-export function verifyRequest(req: Uint8Array, view: NtsRequestView, c2s: Uint8Array): boolean {
-  const plain = aeadOpen(
-    c2s,
+export function verifyRequest(req: Uint8Array, view: NtsRequestView, c2s: AeadKey): boolean {
+  const plain = ready(c2s).open(
     req.subarray(view.nonce, view.nonce + view.nonceLength),
     req.subarray(0, view.auth),
     req.subarray(view.ciphertext, view.ciphertext + view.ciphertextLength),
@@ -187,11 +193,11 @@ export function cookieFields(cookies: readonly Uint8Array[]): Uint8Array {
 export function writeAuthenticator(
   buf: Uint8Array,
   at: number,
-  key: Uint8Array,
+  key: AeadKey,
   nonce: Uint8Array,
   plaintext: Uint8Array,
 ): number {
-  const sealed = aeadSeal(key, nonce, buf.subarray(0, at), plaintext);
+  const sealed = ready(key).seal(nonce, buf.subarray(0, at), plaintext);
   const len = 4 + 4 + pad4(nonce.length) + pad4(sealed.length);
   buf.fill(0, at, at + len);
   writeFieldHeader(buf, at, EF_NTS_AUTHENTICATOR, len);
@@ -214,7 +220,7 @@ export function writeNtsReply(
   buf: Uint8Array,
   req: Uint8Array,
   view: NtsRequestView,
-  s2c: Uint8Array,
+  s2c: AeadKey,
   cookies: readonly Uint8Array[],
   nonce: Uint8Array,
 ): number {
@@ -300,7 +306,7 @@ export function checkNtsReply(reply: Uint8Array, uid: Uint8Array, s2c: Uint8Arra
         return { ok: false, nak: false, reason: "bad authenticator" };
       const nonce = body.subarray(4, 4 + nonceLength);
       const ct = body.subarray(4 + pad4(nonceLength), 4 + pad4(nonceLength) + ctLength);
-      const plain = aeadOpen(s2c, nonce, reply.subarray(0, pos), ct);
+      const plain = new SivKey(s2c).open(nonce, reply.subarray(0, pos), ct);
       if (plain === null) return { ok: false, nak: false, reason: "authenticator does not verify" };
       const cookies = readCookieFields(plain);
       if (cookies === null) return { ok: false, nak: false, reason: "encrypted fields malformed" };

@@ -8,7 +8,7 @@
 // other's cookies (a client handed to another server of the fleet by NTS-KE, RFC 8915 §4.1.7, keeps its
 // cookies). Pure: time and randomness come in as arguments.
 
-import { SIV_KEY_LENGTH } from "./aes-siv.ts";
+import { SIV_KEY_LENGTH, SivKey } from "./aes-siv.ts";
 import { NtsError } from "./errors.ts";
 
 export interface CookieKey {
@@ -27,25 +27,32 @@ export interface RotationPolicy {
   readonly keep: number;
 }
 
+/** A key of a set, ready to seal and open (its ciphers made once, for its life). */
+export interface ReadyCookieKey extends CookieKey {
+  readonly siv: SivKey;
+}
+
 /** A set of keys, newest first; what a worker holds. */
 export class CookieKeys {
-  readonly keys: readonly CookieKey[];
-  private readonly byIdMap: Map<number, CookieKey>;
+  readonly keys: readonly ReadyCookieKey[];
+  private readonly byIdMap: Map<number, ReadyCookieKey>;
 
   constructor(keys: readonly CookieKey[]) {
     if (keys.length === 0) throw new NtsError("ERR_NTS_KEY", "a cookie key set needs at least one key");
     for (const k of keys) checkKey(k);
-    this.keys = [...keys].sort((a, b) => b.createdMs - a.createdMs);
+    this.keys = [...keys]
+      .sort((a, b) => b.createdMs - a.createdMs)
+      .map((k) => ({ id: k.id, key: k.key, createdMs: k.createdMs, siv: new SivKey(k.key) }));
     this.byIdMap = new Map(this.keys.map((k) => [k.id, k]));
     if (this.byIdMap.size !== keys.length) throw new NtsError("ERR_NTS_KEY", "two cookie keys share an id");
   }
 
   /** The key that seals new cookies. */
-  get current(): CookieKey {
+  get current(): ReadyCookieKey {
     return this.keys[0]!;
   }
 
-  byId(id: number): CookieKey | undefined {
+  byId(id: number): ReadyCookieKey | undefined {
     return this.byIdMap.get(id);
   }
 }
