@@ -12,7 +12,7 @@
 // and the authenticator covers the request's header: the request is kept here), then respond() with the
 // defences' reason; send replyLength octets when the reason says to reply.
 
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { SivKey } from "../nts/aes-siv.ts";
 import { COOKIE_LENGTH, COOKIE_UNKNOWN_KEY, openCookie, sealCookie } from "../nts/cookie.ts";
 import {
@@ -40,6 +40,26 @@ import {
 } from "./reasons.ts";
 import type { ServeState } from "./serve-state.ts";
 
+/**
+ * Nonces from the CSPRNG, drawn 4 KiB at a time: a call into the CSPRNG per nonce cost more than a tenth
+ * of an NTS reply. A nonce must be unique, not secret beyond the packet it goes into; each is a view that
+ * stays valid until the pool is drawn again, long after the request that took it was sealed.
+ */
+class NoncePool {
+  private readonly pool = new Uint8Array(4096);
+  private at = 4096;
+
+  take = (n: number): Uint8Array => {
+    if (this.at + n > this.pool.length) {
+      randomFillSync(this.pool);
+      this.at = 0;
+    }
+    const out = this.pool.subarray(this.at, this.at + n);
+    this.at += n;
+    return out;
+  };
+}
+
 export class NtsResponder {
   /** What inspect() found in the current packet: NTS_NONE, NTS_REQUEST or NTS_MALFORMED (src/nts/extensions.ts). */
   kind = NTS_NONE;
@@ -51,6 +71,7 @@ export class NtsResponder {
   private readonly request = new Uint8Array(NTP_MAX_PACKET_LENGTH);
   private requestLength = 0;
   private readonly tx = new Float64Array(1);
+  private readonly nonces = new NoncePool();
   /** Writes the transmit time (Unix ms, the served clock) into its argument's cell 0: the shell's clock. */
   private readonly now: (cell: Float64Array) => void;
 
@@ -104,8 +125,8 @@ export class NtsResponder {
     // One cookie for the one spent and one per placeholder, as many as fit in the request's length.
     const n = cookiesThatFit(view, this.requestLength, COOKIE_LENGTH);
     const cookies: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) cookies.push(sealCookie(keys.current, session));
-    const nonce = randomBytes(NONCE_LENGTH);
+    for (let i = 0; i < n; i++) cookies.push(sealCookie(keys.current, session, this.nonces.take));
+    const nonce = this.nonces.take(NONCE_LENGTH);
     // The transmit timestamp is under the authenticator: stamped now, as late as sealing allows.
     this.now(this.tx);
     stampTransmitAt(buf, this.tx);

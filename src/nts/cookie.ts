@@ -40,7 +40,7 @@ export const COOKIE_BAD = 2;
 export function sealCookie(
   key: CookieKey | ReadyCookieKey,
   session: SessionKeys,
-  random = randomBytes,
+  random: (n: number) => Uint8Array = randomBytes,
 ): Uint8Array {
   const out = new Uint8Array(COOKIE_LENGTH);
   out[0] = key.id >>> 24;
