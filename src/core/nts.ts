@@ -67,7 +67,10 @@ export class NtsResponder {
   replyLength = NTP_HEADER_LENGTH;
   private keys: CookieKeys | undefined;
   private readonly view = new NtsRequestView();
-  /** The request as received (the defences write the reply's header over the original). */
+  /**
+   * The request as received, put together for a request the defences serve: its header kept by inspect()
+   * (the defences write the reply's header over it), the rest from the buffer, which they leave alone.
+   */
   private readonly request = new Uint8Array(NTP_MAX_PACKET_LENGTH);
   private requestLength = 0;
   private readonly tx = new Float64Array(1);
@@ -86,8 +89,8 @@ export class NtsResponder {
   }
 
   /**
-   * Before the defences: whether buf[0..length) carries NTS fields; if so the request is kept for respond().
-   * Returns `kind`.
+   * Before the defences: whether buf[0..length) carries NTS fields; if so its 48-octet header is kept for
+   * respond() (no more: a request the defences refuse costs a parse and this copy). Returns `kind`.
    */
   inspect(buf: Uint8Array, length: number): number {
     this.replyLength = NTP_HEADER_LENGTH;
@@ -99,7 +102,8 @@ export class NtsResponder {
     this.kind = kind;
     if (kind !== NTS_NONE) {
       this.requestLength = Math.min(length, buf.length, NTP_MAX_PACKET_LENGTH);
-      this.request.set(buf.subarray(0, this.requestLength));
+      const request = this.request;
+      for (let i = 0; i < NTP_HEADER_LENGTH; i++) request[i] = buf[i]!;
     }
     return kind;
   }
@@ -114,6 +118,8 @@ export class NtsResponder {
     if (this.kind === NTS_MALFORMED) return R_DROP_NTS_MALFORMED;
     const keys = this.keys!;
     const view = this.view;
+    // The request whole again: the kept header, the fields after it as they still are in `buf`.
+    this.request.set(buf.subarray(NTP_HEADER_LENGTH, this.requestLength), NTP_HEADER_LENGTH);
     const req = this.request.subarray(0, this.requestLength);
     const opened = openCookie(keys, req.subarray(view.cookie, view.cookie + view.cookieLength));
     if (opened.session === undefined) {
