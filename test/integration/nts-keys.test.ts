@@ -104,6 +104,41 @@ describe("cookie keys in a running server", () => {
   });
 });
 
+describe("both I/O paths", () => {
+  it("the node:dgram path answers NTS as the native one does: authenticated, the UID echoed, new cookies", async () => {
+    const dgramServer = await startNtpshield({
+      listen: [`${HOST}:${await freeUdpPort(HOST)}`],
+      http: `${HOST}:0`,
+      configToml: [
+        "[server]",
+        'io = "dgram"',
+        "[callgap]",
+        "enabled = false",
+        "[nts]",
+        "enabled = true",
+        `listen = "${HOST}:0"`,
+        `certificate = "${certs.cert}"`,
+        `key = "${certs.key}"`,
+        "",
+      ].join("\n"),
+    });
+    try {
+      const rec = dgramServer.records.find((r) => r["msg"] === "listening")!;
+      assert.equal(rec["io"], "dgram");
+      const [host, port] = String(rec["nts"]).split(":");
+      const session = await ntsKeyExchange({ host: host!, port: Number(port), ca: readFileSync(certs.ca) });
+      for (let i = 0; i < 2; i++) {
+        const r = await ntsQuery(session, session.ntpHost);
+        assert.equal(r.outcome, "sample", r.reason);
+        assert.equal(r.newCookies, 1);
+      }
+      assert.equal(await count(dgramServer, "ntpshield_packets_total", { reason: "served_nts" }), 2);
+    } finally {
+      await dgramServer.stop();
+    }
+  });
+});
+
 describe("NTS-KE limits", () => {
   it("beyond max-connections a connection is closed at once; a silent client is cut after handshake-timeout", async () => {
     const { s, ke } = await start("max-connections = 2\nhandshake-timeout = 0.5");
