@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ import { ntsKeyExchange, ntsQuery } from "../../src/client/nts.ts";
 import { parseKeyFile } from "../../src/nts/keys.ts";
 import { metric, parsePrometheus } from "../helpers/monitor.ts";
 import { makeNtsCertificates, type NtsCertificates, rawKe } from "../helpers/nts.ts";
-import { freeUdpPort, killAllPeers, type Ntpshield, startNtpshield } from "../helpers/peers.ts";
+import { freeUdpPort, killAllPeers, type Ntpshield, startNtpshield, waitFor } from "../helpers/peers.ts";
 
 const HOST = "127.0.40.31";
 let dir: string;
@@ -101,6 +101,53 @@ describe("cookie keys in a running server", () => {
     await assert.rejects(start(`key-file = "${join(dir, "absent.keys")}"\nrotate = 0`), (e: Error) =>
       /nts\.key-file: .*does not exist, and nts\.rotate = 0 makes no keys/.test(e.message),
     );
+  });
+});
+
+describe("a reload (SIGHUP)", () => {
+  it("changes what NTS-KE hands out (cookies, server, port) without a restart; the listen address needs one", async () => {
+    const file = join(dir, "reload.toml");
+    const base = [
+      "[nts]",
+      "enabled = true",
+      `listen = "${HOST}:0"`,
+      `certificate = "${certs.cert}"`,
+      `key = "${certs.key}"`,
+    ];
+    await writeFile(file, `${base.join("\n")}\n`);
+    const s = await startNtpshield({
+      listen: [`${HOST}:${await freeUdpPort(HOST)}`],
+      http: `${HOST}:0`,
+      extraArgs: ["--config", file],
+    });
+    try {
+      const rec = s.records.find((r) => r["msg"] === "listening")!;
+      const [host, port] = String(rec["nts"]).split(":");
+      const ca = readFileSync(certs.ca);
+      const before = await ntsKeyExchange({ host: host!, port: Number(port), ca });
+      assert.equal(before.cookies.length, 8);
+      assert.equal(before.ntpHost, host);
+      await writeFile(
+        file,
+        `${[...base, "cookies = 3", 'server = "ntp9.example.net"', "port = 10123", 'listen = "127.0.40.32:4460"'].join("\n").replace(`listen = "${HOST}:0"\n`, "")}\n`,
+      );
+      const reloaded = s.records.length;
+      s.child.kill("SIGHUP");
+      await waitFor(
+        "the reload",
+        async () => s.records.slice(reloaded).find((r) => r["msg"] === "configuration reloaded"),
+        5000,
+        50,
+      );
+      const line = s.records.slice(reloaded).find((r) => r["msg"] === "configuration reloaded")!;
+      assert.deepEqual(line["needsRestart"], ["nts.listen"]);
+      const after = await ntsKeyExchange({ host: host!, port: Number(port), ca });
+      assert.equal(after.cookies.length, 3);
+      assert.equal(after.ntpHost, "ntp9.example.net");
+      assert.equal(after.ntpPort, 10123);
+    } finally {
+      await s.stop();
+    }
   });
 });
 
