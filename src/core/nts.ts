@@ -78,14 +78,17 @@ export class NtsResponder {
   /** Writes the transmit time (Unix ms, the served clock) into its argument's cell 0: the shell's clock. */
   private readonly now: (cell: Float64Array) => void;
 
-  constructor(now: (cell: Float64Array) => void, keys?: readonly CookieKey[]) {
+  constructor(now: (cell: Float64Array) => void, keys?: readonly CookieKey[], activation = 0) {
     this.now = now;
-    if (keys !== undefined) this.setKeys(keys);
+    if (keys !== undefined) this.setKeys(keys, activation);
   }
 
-  /** The cookie keys in force (the main thread rotates them and sends every worker the new set). */
-  setKeys(keys: readonly CookieKey[]): void {
-    this.keys = new CookieKeys(keys);
+  /**
+   * The cookie keys in force (the main thread rotates them and sends every worker the new set); a new key
+   * seals only once `activation` ms old (src/nts/keys.ts activationMs).
+   */
+  setKeys(keys: readonly CookieKey[], activation = 0): void {
+    this.keys = new CookieKeys(keys, activation);
   }
 
   /**
@@ -130,8 +133,10 @@ export class NtsResponder {
     if (!verifyRequest(req, view, new SivKey(session.c2s))) return this.nak(buf, state, R_KISS_NTSN_BAD_AUTH);
     // One cookie for the one spent and one per placeholder, as many as fit in the request's length.
     const n = cookiesThatFit(view, this.requestLength, COOKIE_LENGTH);
+    this.now(this.tx);
+    const sealing = keys.sealing(this.tx[0]!);
     const cookies: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) cookies.push(sealCookie(keys.current, session, this.nonces.take));
+    for (let i = 0; i < n; i++) cookies.push(sealCookie(sealing, session, this.nonces.take));
     const nonce = this.nonces.take(NONCE_LENGTH);
     // The transmit timestamp is under the authenticator: stamped now, as late as sealing allows.
     this.now(this.tx);

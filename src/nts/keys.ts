@@ -27,6 +27,25 @@ export interface RotationPolicy {
   readonly keep: number;
 }
 
+/**
+ * How long a new key only opens cookies before it seals any, ms: long enough for every worker thread, and
+ * every server of a fleet that reads the key file, to hold it, so that no cookie is handed out that some
+ * server of the fleet cannot open yet. A quarter of the rotation interval, at most 10 s (a fleet member's
+ * file check comes every 5 s); 10 s for a member that does not rotate itself.
+ */
+export function activationMs(rotateSeconds: number): number {
+  return rotateSeconds > 0 ? Math.min(10_000, rotateSeconds * 250) : 10_000;
+}
+
+/**
+ * The key that seals at `nowMs`: the newest old enough (activationMs), else the oldest there is (a new
+ * server's first key seals at once). `keys` newest first.
+ */
+export function sealingKey<K extends CookieKey>(keys: readonly K[], nowMs: number, activation: number): K {
+  for (const k of keys) if (k.createdMs + activation <= nowMs) return k;
+  return keys[keys.length - 1]!;
+}
+
 /** A key of a set, ready to seal and open (its ciphers made once, for its life). */
 export interface ReadyCookieKey extends CookieKey {
   readonly siv: SivKey;
@@ -37,7 +56,11 @@ export class CookieKeys {
   readonly keys: readonly ReadyCookieKey[];
   private readonly byIdMap: Map<number, ReadyCookieKey>;
 
-  constructor(keys: readonly CookieKey[]) {
+  /** See activationMs. */
+  readonly activation: number;
+
+  constructor(keys: readonly CookieKey[], activation = 0) {
+    this.activation = activation;
     if (keys.length === 0) throw new NtsError("ERR_NTS_KEY", "a cookie key set needs at least one key");
     for (const k of keys) checkKey(k);
     this.keys = [...keys]
@@ -47,9 +70,14 @@ export class CookieKeys {
     if (this.byIdMap.size !== keys.length) throw new NtsError("ERR_NTS_KEY", "two cookie keys share an id");
   }
 
-  /** The key that seals new cookies. */
+  /** The newest key. */
   get current(): ReadyCookieKey {
     return this.keys[0]!;
+  }
+
+  /** The key that seals new cookies at `nowMs` (sealingKey). */
+  sealing(nowMs: number): ReadyCookieKey {
+    return sealingKey(this.keys, nowMs, this.activation);
   }
 
   byId(id: number): ReadyCookieKey | undefined {

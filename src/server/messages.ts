@@ -37,6 +37,8 @@ export interface WorkerInit {
   blocklist?: BlocklistUpdate | undefined;
   /** NTS's cookie keys ([nts] enabled): the worker answers NTS requests with them. Absent: NTS off. */
   ntsKeys?: CookieKey[] | undefined;
+  /** How long a new NTS key waits before it seals, ms (src/nts/keys.ts activationMs). */
+  ntsActivationMs?: number | undefined;
 }
 
 /** Packets from a blocked address that a worker discarded since its last report. */
@@ -62,7 +64,7 @@ export type ToWorker =
   | { type: "offset"; sharedOffset: number }
   | { type: "config"; config: Config }
   | { type: "blocklist"; update: BlocklistUpdate }
-  | { type: "nts-keys"; keys: CookieKey[] }
+  | { type: "nts-keys"; keys: CookieKey[]; activationMs: number }
   | { type: "stop" };
 
 export type FromWorker =

@@ -8,7 +8,14 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { NtsError } from "../nts/errors.ts";
-import { type CookieKey, formatKeyFile, parseKeyFile, rotateCookieKeys } from "../nts/keys.ts";
+import {
+  activationMs,
+  type CookieKey,
+  formatKeyFile,
+  parseKeyFile,
+  rotateCookieKeys,
+  sealingKey,
+} from "../nts/keys.ts";
 import { ServeError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -25,11 +32,15 @@ export class NtsKeyManager {
   keys: CookieKey[] = [];
   private settings: NtsKeySettings;
   private readonly log: Logger;
-  private readonly onChange: (keys: CookieKey[]) => void;
+  private readonly onChange: (keys: CookieKey[], activationMs: number) => void;
   private timer: NodeJS.Timeout | undefined;
   private fileMtimeMs = -1;
 
-  constructor(settings: NtsKeySettings, log: Logger, onChange: (keys: CookieKey[]) => void) {
+  constructor(
+    settings: NtsKeySettings,
+    log: Logger,
+    onChange: (keys: CookieKey[], activationMs: number) => void,
+  ) {
     this.settings = settings;
     this.log = log;
     this.onChange = onChange;
@@ -54,11 +65,15 @@ export class NtsKeyManager {
     return this.keys;
   }
 
-  /** The key that seals new cookies: the newest. */
+  /** How long a new key waits before it seals (activationMs of the rotation interval). */
+  get activationMs(): number {
+    return activationMs(this.settings.rotate);
+  }
+
+  /** The key that seals new cookies now: the newest old enough to be held everywhere (sealingKey). */
   current(): CookieKey {
-    let newest = this.keys[0]!;
-    for (const k of this.keys) if (k.createdMs > newest.createdMs) newest = k;
-    return newest;
+    const sorted = [...this.keys].sort((a, b) => b.createdMs - a.createdMs);
+    return sealingKey(sorted, Date.now(), this.activationMs);
   }
 
   /** New rotation settings (the key file's path needs a restart and is kept). */
@@ -88,7 +103,7 @@ export class NtsKeyManager {
         const keys = this.readFile();
         this.keys = keys;
         this.log.info("nts: cookie keys read from the key file", { path: s.keyFile, keys: keys.length });
-        this.onChange(keys);
+        this.onChange(keys, this.activationMs);
       }
       this.rotate(Date.now(), true);
     } catch (err) {
@@ -103,12 +118,24 @@ export class NtsKeyManager {
     const next = rotateCookieKeys(this.keys, nowMs, { rotate: s.rotate, keep: s.keep }, random);
     if (!next.changed) return;
     this.keys = next.keys;
-    if (s.keyFile !== "") this.writeFile();
+    // The workers get the new set first; a key file that cannot be written is said, and the keys in memory
+    // stay in force (a fleet's other members then miss the new key: it is logged as an error).
+    if (announce) this.onChange(this.keys, this.activationMs);
     this.log.info("nts: cookie keys rotated", {
-      current: this.keys[0]!.id.toString(16).padStart(8, "0"),
+      newest: this.keys[0]!.id.toString(16).padStart(8, "0"),
       keys: this.keys.length,
+      sealsFromMs: this.activationMs,
     });
-    if (announce) this.onChange(this.keys);
+    if (s.keyFile !== "") {
+      try {
+        this.writeFile();
+      } catch (err) {
+        const why = `nts.key-file: cannot write ${s.keyFile}: ${(err as Error).message}`;
+        // At start, a key file that cannot be made stops the server; later, the server serves on.
+        if (!announce) throw new ServeError("ERR_NTS_KEY_FILE", why);
+        this.log.error("nts: cannot write the key file", { path: s.keyFile, error: why });
+      }
+    }
   }
 
   private readFile(): CookieKey[] {

@@ -313,7 +313,7 @@ export class NtpServer {
     this.ntsKeys = new NtsKeyManager(
       { keyFile: this.configPath(n.keyFile), rotate: n.rotate, keep: n.keep },
       this.log,
-      (keys) => this.broadcast({ type: "nts-keys", keys }),
+      (keys, activationMs) => this.broadcast({ type: "nts-keys", keys, activationMs }),
     );
     this.ntsKeys.start();
     const ntp = this.addresses[0]?.port ?? 123;
@@ -520,6 +520,7 @@ export class NtpServer {
       nonceSecret: this.nonceSecret,
       startedMs: this.startedMs,
       ntsKeys: this.ntsKeys?.keys,
+      ntsActivationMs: this.ntsKeys?.activationMs,
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ntpshield-worker-${index}` });
     slot.worker = worker;

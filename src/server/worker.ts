@@ -67,11 +67,15 @@ const key = new Uint32Array(4);
 // clock of the I/O in use, as the plain replies' does.
 const nts =
   init.ntsKeys !== undefined
-    ? new NtsResponder((cell) => {
-        if (native) native.realtime(cell);
-        else cell[0] = clock.now();
-        cell[0]! += state.offsetMs;
-      }, init.ntsKeys)
+    ? new NtsResponder(
+        (cell) => {
+          if (native) native.realtime(cell);
+          else cell[0] = clock.now();
+          cell[0]! += state.offsetMs;
+        },
+        init.ntsKeys,
+        init.ntsActivationMs ?? 0,
+      )
     : undefined;
 // The blocklist as it stood when this worker was started: in force before the first packet. Changes since
 // then arrive as messages.
@@ -269,7 +273,7 @@ function onMessage(msg: ToWorker): void {
       defences.blocklist.apply(msg.update);
       break;
     case "nts-keys":
-      nts?.setKeys(msg.keys);
+      nts?.setKeys(msg.keys, msg.activationMs);
       break;
     case "stop": {
       clearInterval(blockTimer);

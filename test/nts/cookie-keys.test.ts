@@ -13,6 +13,7 @@ import {
 } from "../../src/nts/cookie.ts";
 import { NtsError } from "../../src/nts/errors.ts";
 import {
+  activationMs,
   CookieKeys,
   formatKeyFile,
   newCookieKey,
@@ -81,6 +82,19 @@ describe("cookie keys: rotation and the fleet's key file", () => {
       false,
     );
     assert.equal(openCookie(new CookieKeys(keys), cookie).status, COOKIE_UNKNOWN_KEY);
+  });
+
+  it("a new key seals only once it is activationMs old (every server then holds it); a lone key at once", () => {
+    assert.equal(activationMs(86400), 10_000);
+    assert.equal(activationMs(8), 2000);
+    assert.equal(activationMs(0), 10_000, "a fleet member that only reads the file");
+    const old = newCookieKey([], 0, random);
+    const young = newCookieKey([old], 100_000, random);
+    const set = new CookieKeys([old, young], activationMs(86400));
+    assert.equal(set.current.id, young.id, "the newest");
+    assert.equal(set.sealing(100_000 + 9_999).id, old.id, "not yet the new one");
+    assert.equal(set.sealing(100_000 + 10_000).id, young.id);
+    assert.equal(new CookieKeys([young], 10_000).sealing(100_000).id, young.id, "the only key seals at once");
   });
 
   it("the key file round-trips, so two servers with the same file open each other's cookies", () => {
