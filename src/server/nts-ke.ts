@@ -143,6 +143,8 @@ export class NtsKeServer {
       this.server.once("error", onError);
       this.server.listen(port, host, () => {
         this.server.off("error", onError);
+        // Later errors of the listening socket (too many open files, say) are logged, never fatal.
+        this.server.on("error", (err) => this.opts.log.error("nts-ke: server error", { error: err }));
         const a = this.server.address();
         if (a !== null && typeof a === "object") {
           this.address = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;

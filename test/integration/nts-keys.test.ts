@@ -97,6 +97,26 @@ describe("cookie keys in a running server", () => {
     }
   });
 
+  it("a certificate that cannot be read, or is not PEM, stops the start with a message naming the key", async () => {
+    const missing = join(dir, "missing.crt");
+    await assert.rejects(
+      startNtpshield({
+        listen: [`${HOST}:${await freeUdpPort(HOST)}`],
+        http: "off",
+        configToml: `[nts]\nenabled = true\nlisten = "${HOST}:0"\ncertificate = "${missing}"\nkey = "${certs.key}"\n`,
+      }),
+      (e: Error) => e.message.includes(`nts.certificate: cannot read ${missing}`),
+    );
+    await assert.rejects(
+      startNtpshield({
+        listen: [`${HOST}:${await freeUdpPort(HOST)}`],
+        http: "off",
+        configToml: `[nts]\nenabled = true\nlisten = "${HOST}:0"\ncertificate = "${certs.ca}"\nkey = "${certs.cert}"\n`,
+      }),
+      (e: Error) => /nts\.certificate \/ nts\.key: not a usable certificate and key/.test(e.message),
+    );
+  });
+
   it("a fleet member with rotate = 0 and no key file refuses to start, naming nts.key-file", async () => {
     await assert.rejects(start(`key-file = "${join(dir, "absent.keys")}"\nrotate = 0`), (e: Error) =>
       /nts\.key-file: .*does not exist, and nts\.rotate = 0 makes no keys/.test(e.message),
