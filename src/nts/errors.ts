@@ -8,6 +8,8 @@ import { CodedError } from "../base/errors.ts";
 export type NtsErrorCode =
   /** A key, nonce or length given to the AEAD that it cannot take. */
   | "ERR_NTS_AEAD_ARGUMENT"
+  /** An NTS request our own code asked to build that no server would take (too long). */
+  | "ERR_NTS_REQUEST"
   /** A KE record our own code asked to encode that the wire format cannot carry. */
   | "ERR_NTS_KE_ENCODE"
   /** A KE message received that breaks RFC 8915 §4 (the client's view of a server's answer). */

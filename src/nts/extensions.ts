@@ -12,6 +12,7 @@
 
 import { NTP_HEADER_LENGTH, NTP_MAX_PACKET_LENGTH } from "../protocol/index.ts";
 import { SIV_TAG_LENGTH, SivKey } from "./aes-siv.ts";
+import { NtsError } from "./errors.ts";
 
 /** A key as bytes, or already made ready (SivKey: the server's keys, kept). */
 export type AeadKey = Uint8Array | SivKey;
@@ -255,8 +256,13 @@ export function buildNtsRequest(
   const uidField = COOKIE_FIELD_OVERHEAD + pad4(uid.length);
   const authField = 4 + 4 + pad4(nonce.length) + pad4(SIV_TAG_LENGTH);
   const total = NTP_HEADER_LENGTH + uidField + cookieField * (1 + placeholders) + authField;
-  const buf = new Uint8Array(Math.min(total, NTP_MAX_PACKET_LENGTH));
-  if (total > NTP_MAX_PACKET_LENGTH) throw new RangeError(`an NTS request of ${total} octets is too long`);
+  if (total > NTP_MAX_PACKET_LENGTH) {
+    throw new NtsError(
+      "ERR_NTS_REQUEST",
+      `an NTS request of ${total} octets is longer than the ${NTP_MAX_PACKET_LENGTH} a server accepts: fewer placeholders`,
+    );
+  }
+  const buf = new Uint8Array(total);
   buf.set(header.subarray(0, NTP_HEADER_LENGTH));
   let at = NTP_HEADER_LENGTH;
   writeFieldHeader(buf, at, EF_UNIQUE_IDENTIFIER, uidField);

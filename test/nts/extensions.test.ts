@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { COOKIE_LENGTH } from "../../src/nts/cookie.ts";
+import { NtsError } from "../../src/nts/errors.ts";
 import {
   buildNtsRequest,
   checkNtsReply,
@@ -84,6 +85,13 @@ describe("NTS extension fields (RFC 8915 §5)", () => {
       assert.equal(checkNtsReply(reply, random(32), s2c).ok, false);
       assert.equal(checkNtsReply(reply, uid, random(32)).ok, false);
     }
+  });
+
+  it("a request too long for any server (too many placeholders) is refused with a code", () => {
+    assert.throws(
+      () => request(9),
+      (e: unknown) => e instanceof NtsError && e.code === "ERR_NTS_REQUEST",
+    );
   });
 
   it("an NTS NAK echoes the unique identifier and the client reads it as one", () => {
