@@ -264,7 +264,8 @@ export class NtpClient {
       onSent: (t1) => this.core.sent(a.exchange, t1),
       onDatagram: (data, from, t4) => {
         if (!this.running) return true;
-        // NTS: only an authenticated reply, or an NTS NAK (a kiss the core notes), reaches the core.
+        // NTS: only an authenticated reply, an NTS NAK or another kiss-o'-death (kisses the core judges by
+        // their origin) reaches the core.
         if (check !== undefined && check(data) === "ignore") return false;
         const r = this.core.receive(this.clock.now(), t4, a.exchange, data, from);
         this.run(r.actions);

@@ -218,6 +218,14 @@ export async function ntsQuery(
           result.reason = auth.reason;
           return true;
         }
+        if (verdict.ok === false && verdict.reason === "kiss") {
+          // An unauthenticated kiss that echoes our origin (a server's defences answer before any NTS work:
+          // RATE from a call-gap): honoured as a plain client would, which RFC 8915 §5.7 leaves to us.
+          result.outcome = "kiss";
+          result.kiss = String.fromCharCode(...data.subarray(12, 16));
+          result.reason = "unauthenticated";
+          return true;
+        }
         result.ignored++;
         result.reason = auth.reason;
         return false;
@@ -253,7 +261,7 @@ export interface NtsClientOptions {
 }
 
 /** What a reply to an NTS request is, for the client's shell. */
-export type NtsVerdict = "ok" | "nak" | "ignore";
+export type NtsVerdict = "ok" | "nak" | "kiss" | "ignore";
 
 /**
  * The NTS state of a running client's sources (RFC 8915 §5.7): a session per source from NTS-KE, a cookie
@@ -299,7 +307,8 @@ export class NtsSources {
 
   /**
    * The NTS request for source i around the client's 48-octet `header`, with the check of its reply: "ok"
-   * (authenticated, new cookies kept), "nak" (NTS NAK: the next request runs NTS-KE first), "ignore" (not
+   * (authenticated, new cookies kept), "nak" (NTS NAK: the next request runs NTS-KE first), "kiss" (an
+   * unauthenticated kiss-o'-death, for the core to judge by its origin), "ignore" (not
    * ours, or not authenticated). Runs NTS-KE first when the source has no cookie left.
    */
   async request(
@@ -330,7 +339,9 @@ export class NtsSources {
         session.cookies.length = 0;
         return "nak";
       }
-      return "ignore";
+      // A kiss-o'-death without NTS (the server's defences spoke before any NTS work): the core judges it
+      // by its origin as any kiss, and obeys it as a plain client does (RFC 8915 §5.7 leaves that to us).
+      return reply.length >= NTP_HEADER_LENGTH && reply[1] === 0 ? "kiss" : "ignore";
     };
     return { packet, check };
   }

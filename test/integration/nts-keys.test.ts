@@ -171,6 +171,47 @@ describe("a reload (SIGHUP)", () => {
   });
 });
 
+describe("the defences first", () => {
+  it("an NTS client that asks too often gets the call-gap's RATE kiss, unauthenticated, and its client reports it", async () => {
+    const file = [
+      "[nts]",
+      "enabled = true",
+      `listen = "${HOST}:0"`,
+      `certificate = "${certs.cert}"`,
+      `key = "${certs.key}"`,
+      "[callgap]",
+      "minimum = 2",
+      "average = 8",
+      "burst = 1",
+      "",
+    ].join("\n");
+    const s = await startNtpshield({
+      listen: [`${HOST}:${await freeUdpPort(HOST)}`],
+      http: `${HOST}:0`,
+      configToml: file,
+    });
+    try {
+      const [host, port] = String(s.records.find((r) => r["msg"] === "listening")!["nts"]).split(":");
+      const session = await ntsKeyExchange({ host: host!, port: Number(port), ca: readFileSync(certs.ca) });
+      const outcomes: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const r = await ntsQuery(session, session.ntpHost, { timeout: 0.3 });
+        outcomes.push(r.outcome === "kiss" ? `kiss ${r.kiss}` : r.outcome);
+      }
+      assert.equal(outcomes[0], "sample");
+      assert.ok(outcomes.includes("kiss RATE"), outcomes.join(", "));
+      assert.ok((await count(s, "ntpshield_packets_total", { reason: "kiss_rate" })) >= 1);
+      // No request the call-gap refused was opened: every NTS reason adds up to the samples.
+      assert.equal(
+        await count(s, "ntpshield_packets_total", { reason: "served_nts" }),
+        outcomes.filter((o) => o === "sample").length,
+      );
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
 describe("both I/O paths", () => {
   it("the node:dgram path answers NTS as the native one does: authenticated, the UID echoed, new cookies", async () => {
     const dgramServer = await startNtpshield({
