@@ -101,11 +101,15 @@ export class SivKey {
     this.cmac = new Cmac(key.subarray(0, 16));
     this.ecb = createCipheriv("aes-128-ecb", key.subarray(16, 32), null);
     this.ecb.setAutoPadding(false);
+    this.d0 = this.cmac.mac(ZERO);
   }
+
+  /** S2V's first step, CMAC(K1, <zero>): the same for every message under this key, so made once. */
+  private readonly d0: Uint8Array;
 
   /** S2V (RFC 5297 §2.4): a CMAC-based PRF over a vector of strings, the plaintext last. */
   private s2v(ad: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array {
-    let d = this.cmac.mac(ZERO);
+    let d = this.d0;
     for (const a of ad) {
       d = dbl(d);
       xorInto(d, this.cmac.mac(a));
