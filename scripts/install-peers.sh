@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real NTP implementations the interoperability tests talk to (see docs/testing.md):
-#   - chrony (chronyd as client and as server), Debian package, its service left stopped;
+#   - chrony (chronyd as client and as server, NTS both ways), Debian package, its service left stopped;
+#   - openssl, for the NTS tests' certificates;
 #   - python3-ntplib, iproute2, util-linux (ip, unshare, nsenter);
 #   - dnsmasq-base: the dnsmasq binary alone, no system service, the DNS server the reverse-DNS access
 #     list tests start on loopback (test/server/name-resolver.test.ts);
@@ -53,6 +54,9 @@ packages=(chrony python3 python3-ntplib iproute2 util-linux libbsd0 libssl3 dnsm
 packages+=(libcap2)
 # The fleet's balancer and shared blocklist (docs/fleet.md).
 packages+=(nginx libnginx-mod-stream redis-server)
+# openssl: the NTS tests make their own CA and server certificates (test/helpers/nts.ts); chrony's NTS is
+# built in (its +NTS).
+packages+=(openssl)
 missing=()
 for p in "${packages[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != "installed" ]; then

@@ -2,10 +2,10 @@
 // of every source file, so that the next import that points up a layer fails CI rather than waiting for a
 // reader to notice. The order, bottom first:
 //
-//   base < protocol < defence < config < core < client, control, survey < sim < server < cli
+//   base < protocol < defence, nts < config < core < client, control, survey < sim < server < cli
 //
 // base holds what every layer may use (the version string, the coded error class). Folders of one rank
-// (client, control, survey) are independent of each other.
+// (defence and nts; client, control, survey) are independent of each other.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -17,6 +17,7 @@ export const LAYER_RANK: Readonly<Record<string, number>> = Object.freeze({
   base: 0,
   protocol: 1,
   defence: 2,
+  nts: 2,
   config: 3,
   core: 4,
   client: 5,

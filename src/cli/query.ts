@@ -8,13 +8,19 @@
 // printed); 1 when one gave no usable reply (none in time, unsynchronised, name not resolved); 2 for a
 // usage error.
 
+import { lookup } from "node:dns/promises";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { formatServer, unmapAddress } from "../client/address.ts";
+import { ntsKeyExchange, ntsQuery } from "../client/nts.ts";
 import type { QueryResult } from "../client/query.ts";
 import { queryServer } from "../client/query.ts";
 import { tryParseHostPort } from "../config/address.ts";
+import { NTS_KE_PORT } from "../nts/ke-records.ts";
 import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 
 export const QUERY_USAGE = `usage: ntpshield query [--json] [--timeout S] [--follow-redirects] HOST[:PORT]...
+       ntpshield query --nts [--nts-ca FILE] [--json] [--timeout S] HOST[:KE-PORT]...
 
 Sends one NTP request to each server (port 123 unless given; IPv6 as [ADDR]:PORT) and prints the offset of
 this machine's clock from the server's, the round-trip delay, stratum, refid, leap indicator and the address
@@ -23,6 +29,10 @@ that answered. A name is resolved and one of its addresses chosen at random.
   --json              one JSON array of results
   --timeout S         seconds to wait for each reply (default 2)
   --follow-redirects  accept the reply from another address when it echoes our exact origin timestamp
+  --nts               Network Time Security (RFC 8915): HOST[:PORT] is the NTS-KE server (port 4460 unless
+                      given); the request goes where it says (its server and port, else HOST:123) and only
+                      an authenticated reply counts
+  --nts-ca FILE       PEM certificates to trust for NTS-KE instead of the system's
 
 exit status: 0 every server gave a valid reply; 1 some gave no usable reply; 3 some sent a kiss-o'-death;
 2 usage error`;
@@ -60,6 +70,78 @@ function textLine(r: QueryResult): string {
       return `${head}  unusable reply: ${r.reason}`;
     default:
       return `${head}  ${r.outcome === "no-reply" ? "no reply" : r.outcome}: ${r.reason}`;
+  }
+}
+
+/**
+ * One NTS exchange (RFC 8915): NTS-KE with host:kePort, then one authenticated request to the server and
+ * port it named, reported in the shape of a plain query (`server` is the KE server, `address` where the
+ * NTP went). A reply that does not authenticate is no reply; an NTS NAK is reported as the kiss NTSN.
+ */
+async function ntsQueryServer(
+  host: string,
+  kePort: number,
+  ca: Buffer | undefined,
+  timeout: number,
+): Promise<QueryResult> {
+  const result: QueryResult = {
+    server: formatServer(host, kePort),
+    host,
+    port: kePort,
+    addresses: [],
+    address: undefined,
+    answeredBy: undefined,
+    answeredPort: undefined,
+    redirected: false,
+    redirectTo: undefined,
+    outcome: "error",
+    sample: undefined,
+    kiss: undefined,
+    kissAction: undefined,
+    reason: undefined,
+    ignored: 0,
+    localPort: undefined,
+  };
+  try {
+    const session = await ntsKeyExchange({ host, port: kePort, ca, timeout: Math.max(timeout, 5) });
+    const addresses = await lookup(session.ntpHost, { all: true, order: "verbatim" });
+    result.addresses = addresses.map((a) => unmapAddress(a.address));
+    const address = result.addresses[0];
+    if (address === undefined)
+      return { ...result, outcome: "resolve-failed", reason: "the name has no address" };
+    const r = await ntsQuery(session, address, { timeout });
+    result.address = address;
+    result.ignored = r.ignored;
+    result.redirected = session.ntpHost !== host;
+    if (r.outcome === "sample" || r.outcome === "kiss" || r.outcome === "nak") {
+      result.answeredBy = address;
+      result.answeredPort = session.ntpPort;
+    }
+    switch (r.outcome) {
+      case "sample":
+        return { ...result, outcome: "sample", sample: r.sample };
+      case "nak":
+        return { ...result, outcome: "kiss", kiss: "NTSN", kissAction: "info" };
+      case "kiss":
+        return {
+          ...result,
+          outcome: "kiss",
+          kiss: r.kiss,
+          kissAction: kissCodeInfo(r.kiss ?? "")?.action ?? "info",
+        };
+      case "unusable":
+        return { ...result, outcome: "unusable", reason: r.reason };
+      case "no-reply":
+        return {
+          ...result,
+          outcome: "no-reply",
+          reason: r.reason ?? `no authenticated reply within ${timeout} s`,
+        };
+      default:
+        return { ...result, outcome: "error", reason: r.reason };
+    }
+  } catch (err) {
+    return { ...result, outcome: "error", reason: `NTS-KE: ${(err as Error).message}` };
   }
 }
 
@@ -102,6 +184,8 @@ export async function queryCommand(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       timeout: { type: "string", short: "t" },
       "follow-redirects": { type: "boolean" },
+      nts: { type: "boolean" },
+      "nts-ca": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -124,15 +208,30 @@ export async function queryCommand(argv: string[]): Promise<number> {
   }
   const servers = [];
   for (const text of positionals) {
-    const hp = tryParseHostPort(text, { defaultPort: 123, names: true });
+    // With --nts the server named is the NTS-KE server, port 4460 unless given (RFC 8915 §7.1).
+    const hp = tryParseHostPort(text, { defaultPort: values.nts ? NTS_KE_PORT : 123, names: true });
     if (!hp.ok) {
       process.stderr.write(`ntpshield query: "${text}": ${hp.reason}\n`);
       return EXIT_USAGE;
     }
     servers.push({ host: hp.value.host, port: hp.value.port });
   }
+  let ca: Buffer | undefined;
+  if (values["nts-ca"] !== undefined) {
+    try {
+      ca = readFileSync(values["nts-ca"]);
+    } catch (err) {
+      process.stderr.write(`ntpshield query: --nts-ca: ${(err as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+  }
+  const nts = values.nts === true;
   const results = await Promise.all(
-    servers.map((s) => queryServer(s, { timeout, followRedirects: values["follow-redirects"] === true })),
+    servers.map((s) =>
+      nts
+        ? ntsQueryServer(s.host, s.port, ca, timeout)
+        : queryServer(s, { timeout, followRedirects: values["follow-redirects"] === true }),
+    ),
   );
   if (values.json) process.stdout.write(`${JSON.stringify(results.map(jsonResult), null, 1)}\n`);
   else for (const r of results) process.stdout.write(`${textLine(r)}\n`);

@@ -210,6 +210,7 @@ async function serve(argv: string[], signals: Signals): Promise<number> {
     io: server.io,
     ioDetail: server.ioReason,
     http: monitor?.address ?? "off",
+    nts: server.ntsKe?.address ?? "off",
     clock: server.describeClock(),
     config: flags.config ?? "(embedded defaults)",
   });

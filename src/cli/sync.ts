@@ -7,13 +7,16 @@
 // Exit status: 0 after SIGINT/SIGTERM or --count polls; 3 when every server has refused us (DENY/RSTR,
 // now or remembered from an earlier run); 2 for a usage error.
 
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { formatServer } from "../client/address.ts";
 import { NtpClient } from "../client/client.ts";
 import { ClientError } from "../client/errors.ts";
 import type { ClientEvent } from "../client/events.ts";
+import { NtsSources } from "../client/nts.ts";
 import { defaultStatePath } from "../client/state-file.ts";
 import { tryParseHostPort } from "../config/address.ts";
+import { NTS_KE_PORT } from "../nts/ke-records.ts";
 import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 import { leapText } from "./query.ts";
 import { broadcastSync } from "./sync-broadcast.ts";
@@ -39,6 +42,9 @@ With several servers, falsetickers are dropped and the three with the lowest roo
   --count N             stop after N polls
   --json                one JSON object per line (the client's events)
   --verbose             also print name resolutions and ignored datagrams
+  --nts                 Network Time Security (RFC 8915): each --server is an NTS-KE server (port 4460 unless
+                        given); NTP goes where it says, every reply must authenticate, cookies are renewed
+  --nts-ca FILE         PEM certificates to trust for NTS-KE instead of the system's
 
 Broadcast client (paper §9): ntpshield sync --broadcast GROUP[:PORT] [options]
 Joins the group (or listens on a subnet broadcast address), calibrates each server it hears by a brief
@@ -167,6 +173,8 @@ export async function syncCommand(argv: string[]): Promise<number> {
       count: { type: "string" },
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
+      nts: { type: "boolean" },
+      "nts-ca": { type: "string" },
       help: { type: "boolean", short: "h" },
       broadcast: { type: "string" },
       interface: { type: "string" },
@@ -207,12 +215,30 @@ export async function syncCommand(argv: string[]): Promise<number> {
   const specs = values.server ?? [];
   if (specs.length === 0)
     return fail(`no server given: name at least one with --server HOST[:PORT]\n${SYNC_USAGE}`);
-  const servers = [];
+  let servers = [];
   for (const text of specs) {
-    const hp = tryParseHostPort(text, { defaultPort: 123, names: true });
+    // With --nts a server is an NTS-KE server, port 4460 unless given (RFC 8915 §7.1).
+    const hp = tryParseHostPort(text, { defaultPort: values.nts ? NTS_KE_PORT : 123, names: true });
     if (!hp.ok) return fail(`--server "${text}": ${hp.reason}`);
     servers.push({ host: hp.value.host, port: hp.value.port });
   }
+  let nts: NtsSources | undefined;
+  if (values.nts) {
+    let ca: Buffer | undefined;
+    try {
+      ca = values["nts-ca"] === undefined ? undefined : readFileSync(values["nts-ca"]);
+    } catch (err) {
+      return fail(`--nts-ca: ${(err as Error).message}`);
+    }
+    nts = new NtsSources(servers, { ca });
+    try {
+      // Where NTP goes: each KE server's Server and Port Negotiation (the fleet's choice, RFC 8915 §4.1.7).
+      servers = await nts.establish();
+    } catch (err) {
+      process.stderr.write(`ntpshield sync: NTS-KE: ${(err as Error).message}\n`);
+      return 1;
+    }
+  } else if (values["nts-ca"] !== undefined) return fail("--nts-ca needs --nts");
   let count: number | undefined;
   if (values.count !== undefined) {
     count = Number(values.count);
@@ -241,6 +267,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
       burst: values.burst ? 3 : 0,
       followRedirects: values["follow-redirects"] === true,
       stateFile,
+      ...(nts !== undefined ? { nts } : {}),
       onWarning: (m) => process.stderr.write(`ntpshield sync: ${m}\n`),
       onEvent: (e) => {
         const stamp = new Date().toISOString();
@@ -271,7 +298,8 @@ export async function syncCommand(argv: string[]): Promise<number> {
     process.stdout.write(
       `${new Date().toISOString()}  sync ${servers.map((s) => formatServer(s.host, s.port)).join(", ")}: ` +
         `minpoll ${o.minpoll} s, maxpoll ${o.maxpoll} s, first request within ${o.startSpread} s` +
-        `${o.burst > 0 ? ", burst" : ""}${o.followRedirects ? ", following redirects" : ""}; the clock is not set\n`,
+        `${o.burst > 0 ? ", burst" : ""}${o.followRedirects ? ", following redirects" : ""}` +
+        `${nts !== undefined ? ", NTS-authenticated" : ""}; the clock is not set\n`,
     );
   }
   client.start();

@@ -18,6 +18,7 @@ import type { ResolvedAddress } from "./address.ts";
 import { ClientCore, type Estimate } from "./core.ts";
 import { ClientError } from "./errors.ts";
 import type { ClientAction, ClientEvent } from "./events.ts";
+import type { NtsSources, NtsVerdict } from "./nts.ts";
 import type { ClientOptions, ServerSpec } from "./options.ts";
 import { cryptoRandom, type Random } from "./random.ts";
 import type { SourceStatus } from "./source.ts";
@@ -88,6 +89,11 @@ export interface NtpClientOptions extends Partial<ClientOptions> {
   onEvent?: (e: ClientEvent) => void;
   /** Problems that do not stop the client: options clamped to the rules, an unreadable state file. */
   onWarning?: (message: string) => void;
+  /**
+   * NTS (RFC 8915): every request authenticated through these sessions, source i by the i-th (their
+   * establish() gives the servers to pass as `servers`); a reply that does not authenticate is ignored.
+   */
+  nts?: NtsSources;
 }
 
 export class NtpClient {
@@ -102,6 +108,7 @@ export class NtpClient {
   private readonly cancels = new Set<() => void>();
   private timer: unknown;
   private running = false;
+  private readonly nts: NtsSources | undefined;
 
   constructor(o: NtpClientOptions) {
     this.clock = o.clock ?? systemClock();
@@ -112,6 +119,7 @@ export class NtpClient {
     }
     this.replyTimeoutMs = reply * 1000;
     this.stateFile = o.stateFile;
+    this.nts = o.nts;
     this.onEvent = o.onEvent ?? (() => {});
     this.onWarning = o.onWarning ?? (() => {});
     let refusals: Refusal[] = [];
@@ -224,16 +232,41 @@ export class NtpClient {
   }
 
   private exchange(a: Extract<ClientAction, { type: "send" }>): void {
+    if (this.nts === undefined) {
+      this.exchangeWith(a, a.packet, undefined);
+      return;
+    }
+    // NTS: the core's request wrapped in the source's cookie and authenticator (NTS-KE first if it has none
+    // left); a failed key exchange is a request that got no reply.
+    this.nts.request(a.source, a.packet).then(
+      (r) => this.exchangeWith(a, r.packet, r.check),
+      () => {
+        if (this.running && this.core.pending(a.exchange))
+          this.run(this.core.timeout(this.clock.now(), a.exchange));
+        this.arm();
+      },
+    );
+  }
+
+  private exchangeWith(
+    a: Extract<ClientAction, { type: "send" }>,
+    packet: Uint8Array,
+    check: ((reply: Uint8Array) => NtsVerdict) | undefined,
+  ): void {
+    if (!this.running) return;
     const x = udpExchange({
       family: a.family,
       address: a.address,
       port: a.port,
-      packet: a.packet,
+      packet,
       timeoutMs: this.replyTimeoutMs,
       wallMs: () => this.clock.wallMs(),
       onSent: (t1) => this.core.sent(a.exchange, t1),
       onDatagram: (data, from, t4) => {
         if (!this.running) return true;
+        // NTS: only an authenticated reply, an NTS NAK or another kiss-o'-death (kisses the core judges by
+        // their origin) reaches the core.
+        if (check !== undefined && check(data) === "ignore") return false;
         const r = this.core.receive(this.clock.now(), t4, a.exchange, data, from);
         this.run(r.actions);
         return r.accepted;

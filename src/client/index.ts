@@ -17,6 +17,7 @@ export * from "./manycast.ts";
 export * from "./manycast-query.ts";
 export * from "./match.ts";
 export * from "./measure.ts";
+export * from "./nts.ts";
 export { CLIENT_DEFAULTS, type ClientOptions, type ServerSpec } from "./options.ts";
 export * from "./poll.ts";
 export * from "./query.ts";

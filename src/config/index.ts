@@ -82,6 +82,12 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
   for (const f of multicastFindings(config)) {
     if (f.severity === "error") problems.push({ key: f.key, reason: f.reason });
   }
+  if (config.nts.enabled) {
+    for (const k of ["certificate", "key"] as const) {
+      if (config.nts[k] === "")
+        problems.push({ key: `nts.${k}`, reason: "must name a PEM file when nts.enabled is true" });
+    }
+  }
   const gap = config.callgap;
   if (gap.tolerance > gap.minimum) {
     problems.push({

@@ -604,6 +604,109 @@ export const SCHEMA = {
         "Share of answered requests whose reply names a peer in the redirection extension field, where the request has room for it.",
     }),
   },
+  // Network Time Security (RFC 8915, docs/nts.md): the NTS-KE server over TLS 1.3 and authenticated NTP.
+  // Off by default: it needs a certificate, which no default can supply.
+  nts: {
+    enabled: bool({
+      default: false,
+      restart: true,
+      description: "Serve NTS-KE and answer NTS-authenticated requests; needs `certificate` and `key`.",
+    }),
+    // An unprivileged loopback port so that `npm start` with NTS on needs no root; production sets 4460.
+    listen: str({
+      default: "127.0.0.1:11460",
+      expect: 'an IP address and port (0 = any free port), as "ADDR:PORT" or "[IPv6]:PORT"',
+      test: isHttpListen,
+      restart: true,
+      description: "Where the NTS-KE server listens (TLS 1.3, ALPN `ntske/1`); the IANA port is 4460.",
+    }),
+    certificate: str({
+      default: "",
+      expect: "a file path (or empty)",
+      pattern: "^[^\\u0000]{0,4096}$",
+      restart: true,
+      description:
+        "The server's certificate chain, PEM; a relative path is taken from the configuration file's directory.",
+    }),
+    key: str({
+      default: "",
+      expect: "a file path (or empty)",
+      pattern: "^[^\\u0000]{0,4096}$",
+      restart: true,
+      description: "The certificate's private key, PEM; a relative path as for `certificate`.",
+    }),
+    cookies: int({
+      min: 1,
+      max: 8,
+      default: 8,
+      description: "Cookies handed out by NTS-KE (RFC 8915 §4: clients expect eight).",
+    }),
+    server: str({
+      default: "",
+      expect: "a host name or IP address (or empty)",
+      pattern: "^[A-Za-z0-9.:_-]{0,253}$",
+      description:
+        "NTPv4 Server Negotiation: the server of the fleet clients send their NTP to (RFC 8915 §4.1.7); " +
+        "empty = this one.",
+    }),
+    port: int({
+      min: 0,
+      max: 65535,
+      default: 0,
+      description:
+        "NTPv4 Port Negotiation (RFC 8915 §4.1.8); `0` = the first `[server] listen` port when it is not 123, " +
+        "else none said.",
+    }),
+    "key-file": str({
+      default: "",
+      expect: "a file path (or empty)",
+      pattern: "^[^\\u0000]{0,4096}$",
+      restart: true,
+      description:
+        "The cookie keys, shared by a fleet so that its servers open each other's cookies; made if missing; " +
+        "empty = keys in memory only.",
+    }),
+    rotate: duration({
+      min: 0,
+      max: 90 * 86400,
+      default: 86400,
+      description:
+        "Seconds a cookie key seals new cookies before a new one replaces it; `0` = never make keys " +
+        "(a fleet member reading the key file another server rotates).",
+    }),
+    keep: duration({
+      min: 0,
+      max: 365 * 86400,
+      default: 7 * 86400,
+      description:
+        "Seconds a replaced key still opens cookies (clients holding older ones run NTS-KE again).",
+    }),
+    "max-connections": int({
+      min: 1,
+      max: 65_536,
+      default: 256,
+      description: "NTS-KE connections held at once; a new one beyond them is closed at once.",
+    }),
+    "handshake-timeout": duration({
+      min: 0.1,
+      max: 60,
+      default: 5,
+      description:
+        "Seconds a client has to finish the TLS handshake, and as long again to send its whole request.",
+    }),
+    "max-record": int({
+      min: 16,
+      max: 65_535,
+      default: 1024,
+      description: "Longest NTS-KE record body accepted, octets; a longer one is answered Bad Request.",
+    }),
+    "max-message": int({
+      min: 64,
+      max: 65_536,
+      default: 4096,
+      description: "Longest NTS-KE request accepted, octets; a longer one is answered Bad Request.",
+    }),
+  },
   log: {
     level: oneOf(["debug", "info", "warn", "error"], {
       default: "info",

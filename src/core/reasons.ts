@@ -50,7 +50,15 @@ export const R_DROP_MANYCAST_UNSYNCHRONISED = 33; // to a group while we cannot 
 export const R_DROP_MANYCAST_SOURCE = 34; // from a multicast or broadcast source: never answered
 export const R_DROP_MANYCAST_MODE = 35; // anything but mode 3 to a group (ntpq, symmetric): never answered
 
-export const REASON_COUNT = 36;
+// NTS (RFC 8915 §5.7, src/core/nts.ts): the defences above decide first, as for any request; these are the
+// fates of an NTS request they would serve.
+export const R_SERVED_NTS = 36; // authenticated reply with new cookies (stamped before it was sealed)
+export const R_KISS_NTSN_UNKNOWN_KEY = 37; // NTS NAK: the cookie's key is none of ours (expired, another fleet)
+export const R_KISS_NTSN_BAD_COOKIE = 38; // NTS NAK: the cookie does not open (tampered, forged, wrong length)
+export const R_KISS_NTSN_BAD_AUTH = 39; // NTS NAK: the cookie opens but the request's authenticator does not verify
+export const R_DROP_NTS_MALFORMED = 40; // NTS fields missing, repeated or of bad lengths: dropped
+
+export const REASON_COUNT = 41;
 
 export const REASON_NAMES: readonly string[] = Object.freeze([
   "served_client",
@@ -89,6 +97,11 @@ export const REASON_NAMES: readonly string[] = Object.freeze([
   "drop_manycast_unsynchronised",
   "drop_manycast_source",
   "drop_manycast_mode",
+  "served_nts",
+  "kiss_ntsn_unknown_key",
+  "kiss_ntsn_bad_cookie",
+  "kiss_ntsn_bad_auth",
+  "drop_nts_malformed",
 ]);
 
 export const REASON_RESPONSE: readonly Response[] = Object.freeze(
@@ -98,23 +111,33 @@ export const REASON_RESPONSE: readonly Response[] = Object.freeze(
       r === R_SERVED_SYMMETRIC ||
       r === R_SERVED_LEAK ||
       r === R_SERVED_CONTROL ||
-      r === R_SERVED_MANYCAST
+      r === R_SERVED_MANYCAST ||
+      r === R_SERVED_NTS
     ) {
       return RESPONSE_SERVED;
     }
-    return r === R_KISS_RATE || r === R_KISS_RSTR || r === R_KISS_DENY ? RESPONSE_KISSED : RESPONSE_DROPPED;
+    return r === R_KISS_RATE ||
+      r === R_KISS_RSTR ||
+      r === R_KISS_DENY ||
+      r === R_KISS_NTSN_UNKNOWN_KEY ||
+      r === R_KISS_NTSN_BAD_COOKIE ||
+      r === R_KISS_NTSN_BAD_AUTH
+      ? RESPONSE_KISSED
+      : RESPONSE_DROPPED;
   }),
 );
 
 // What the shell sends back for a reason, in the request's own bytes: nothing, the reply decide wrote (stamp
 // its transmit time first), or a kiss-o'-death (sent as written: it carries no time of ours). A control reply
-// is served, but in datagrams of its own (src/server/control.ts), so nothing goes back in place.
+// is served, but in datagrams of its own (src/server/control.ts), so nothing goes back in place. An NTS reply
+// is sent as written: its transmit timestamp was stamped before the authenticator sealed it.
 export const REPLY_NONE = 0;
 export const REPLY_STAMPED = 1;
 export const REPLY_AS_IS = 2;
 
 export const REASON_REPLY: Readonly<Uint8Array> = Uint8Array.from({ length: REASON_COUNT }, (_, r) => {
   if (r === R_SERVED_CONTROL) return REPLY_NONE;
+  if (r === R_SERVED_NTS) return REPLY_AS_IS;
   const response = REASON_RESPONSE[r];
   return response === RESPONSE_SERVED
     ? REPLY_STAMPED
@@ -149,6 +172,9 @@ export const REASON_CATEGORY: Readonly<Uint8Array> = Uint8Array.from({ length: R
     case R_DROP_NAME_PENDING:
     case R_DROP_BLOCKLISTED:
     case R_DROP_KOD_LIMITED_DENIED:
+    case R_KISS_NTSN_UNKNOWN_KEY:
+    case R_KISS_NTSN_BAD_COOKIE:
+    case R_KISS_NTSN_BAD_AUTH:
       return CATEGORY_DENIED;
     case R_DROP_GAPPED:
     case R_KISS_RATE:

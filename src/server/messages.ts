@@ -5,6 +5,7 @@ import type { Config } from "../config/index.ts";
 import type { SharedDefences } from "../core/defences.ts";
 import type { ServeState } from "../core/serve-state.ts";
 import type { BlocklistUpdate } from "../defence/blocklist.ts";
+import type { CookieKey } from "../nts/keys.ts";
 
 export interface ListenAddress {
   host: string;
@@ -34,6 +35,10 @@ export interface WorkerInit {
   startedMs: number;
   /** The blocklist as it stands, applied before the first packet is read. */
   blocklist?: BlocklistUpdate | undefined;
+  /** NTS's cookie keys ([nts] enabled): the worker answers NTS requests with them. Absent: NTS off. */
+  ntsKeys?: CookieKey[] | undefined;
+  /** How long a new NTS key waits before it seals, ms (src/nts/keys.ts activationMs). */
+  ntsActivationMs?: number | undefined;
 }
 
 /** Packets from a blocked address that a worker discarded since its last report. */
@@ -59,6 +64,7 @@ export type ToWorker =
   | { type: "offset"; sharedOffset: number }
   | { type: "config"; config: Config }
   | { type: "blocklist"; update: BlocklistUpdate }
+  | { type: "nts-keys"; keys: CookieKey[]; activationMs: number }
   | { type: "stop" };
 
 export type FromWorker =

@@ -5,6 +5,7 @@
 import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { type Config, changedKeys } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
@@ -42,6 +43,8 @@ import {
   type WorkerInit,
 } from "./messages.ts";
 import { tryLoadNativeUdp } from "./native-udp.ts";
+import { type KeOutcome, NtsKeServer } from "./nts-ke.ts";
+import { NtsKeyManager } from "./nts-keys.ts";
 import { measurePrecision, measureSharedOffset, WallClock } from "./wallclock.ts";
 
 export interface ServerSettings {
@@ -186,6 +189,9 @@ export class NtpServer {
   private broadcastGeneration = 0;
   /** The fleet's shared list ([blocklist] redis; docs/fleet.md), when configured. */
   blocklistSharing: BlocklistSharing | undefined;
+  /** NTS ([nts] enabled): the cookie keys every worker holds, and the NTS-KE server. */
+  private ntsKeys: NtsKeyManager | undefined;
+  ntsKe: NtsKeServer | undefined;
 
   constructor(settings: ServerSettings, log: Logger) {
     this.settings = settings;
@@ -212,6 +218,7 @@ export class NtpServer {
     // One overload-control slot per worker thread (src/defence/overload.ts): each measures its own load.
     this.defences = Defences.fromConfig(this.settings.config, { workers: this.threads });
     if (this.settings.config.blocklist.enabled) this.openBlocklist();
+    if (this.settings.config.nts.enabled) this.prepareNts();
     this.clock = this.makeClock();
     const state = this.clock.state;
     const threads = this.threads;
@@ -240,6 +247,15 @@ export class NtpServer {
       throw err;
     }
     if (this.stopping) await this.abandonStart();
+    if (this.ntsKe) {
+      try {
+        await this.ntsKe.listen();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+      this.log.info("nts-ke listening", { address: this.ntsKe.address, alpn: "ntske/1" });
+    }
     this.clock.start();
     try {
       await this.startBroadcaster();
@@ -351,6 +367,43 @@ export class NtpServer {
     }
     this.io = "dgram";
     this.ioReason = `native I/O unavailable: ${loaded.reason}`;
+  }
+
+  /** A path of the configuration, relative to the configuration file's directory. */
+  private configPath(path: string): string {
+    if (path === "" || isAbsolute(path)) return path;
+    const file = this.settings.configFile;
+    return file === undefined ? resolve(path) : resolve(dirname(resolve(file)), path);
+  }
+
+  /**
+   * NTS (RFC 8915): the cookie keys (made, or read from the key file) before the workers start, since each
+   * starts with them; the NTS-KE server with its certificate, so that a bad one stops the start here.
+   */
+  private prepareNts(): void {
+    const n = this.settings.config.nts;
+    this.ntsKeys = new NtsKeyManager(
+      { keyFile: this.configPath(n.keyFile), rotate: n.rotate, keep: n.keep },
+      this.log,
+      (keys, activationMs) => this.broadcast({ type: "nts-keys", keys, activationMs }),
+    );
+    this.ntsKeys.start();
+    const ntp = this.addresses[0]?.port ?? 123;
+    this.ntsKe = new NtsKeServer({
+      listen: n.listen,
+      certificatePath: this.configPath(n.certificate),
+      keyPath: this.configPath(n.key),
+      settings: n,
+      currentKey: () => this.ntsKeys!.current(),
+      // Port Negotiation by default only where clients would otherwise get it wrong (RFC 8915 §4.1.8).
+      ntpPort: ntp === 123 ? 0 : ntp,
+      log: this.log,
+    });
+  }
+
+  /** NTS-KE's outcomes since start, for /metrics; undefined while NTS is off. */
+  ntsStats(): Record<KeOutcome, number> | undefined {
+    return this.ntsKe?.stats();
   }
 
   /** Opens the blocklist database and keeps every worker's copy in step with it (paper §11). */
@@ -568,6 +621,8 @@ export class NtpServer {
       allCounters: this.slots.map((s) => s.counters),
       nonceSecret: this.nonceSecret,
       startedMs: this.startedMs,
+      ntsKeys: this.ntsKeys?.keys,
+      ntsActivationMs: this.ntsKeys?.activationMs,
     };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `ntpshield-worker-${index}` });
     slot.worker = worker;
@@ -697,6 +752,8 @@ export class NtpServer {
         this.log.error("broadcast: cannot start with the new settings", { error: err }),
       );
     }
+    this.ntsKe?.reconfigure(config.nts);
+    this.ntsKeys?.reconfigure({ keyFile: "", rotate: config.nts.rotate, keep: config.nts.keep });
     if (config.blocklist.enabled && !this.blocklistStore) this.openBlocklist();
     if (clockChanged) {
       if (next.precision !== 0) this.precision = next.precision;
@@ -737,6 +794,8 @@ export class NtpServer {
     clearInterval(this.calibrateTimer);
     clearInterval(this.overloadTimer);
     clearInterval(this.fileTimer);
+    this.ntsKeys?.stop();
+    await this.ntsKe?.close();
     this.clock?.stop();
     this.stopWatch?.();
     // Slots start() has yet to fill are left empty: it looks at `stopping` before it spawns again.

@@ -27,6 +27,7 @@ import {
 import { stampTransmit, stampTransmitAt } from "../core/decide.ts";
 import { Defences } from "../core/defences.ts";
 import { decideManycast } from "../core/manycast.ts";
+import { NtsResponder } from "../core/nts.ts";
 import {
   R_DROP_INTERNAL_ERROR,
   R_DROP_MODE_CONTROL,
@@ -43,6 +44,7 @@ import type { ServeState } from "../core/serve-state.ts";
 import { warmDecisionPath } from "../core/warmup.ts";
 import { formatAddressKey, formatPrefixKey, isIPv4Key, parseAddressKey } from "../defence/address-key.ts";
 import { CLASS_MOUSE, nextAutoRedline, type WorkerSecond } from "../defence/overload.ts";
+import { NTS_NONE } from "../nts/extensions.ts";
 import { NTP_HEADER_LENGTH } from "../protocol/index.ts";
 import { hasRedirectRoom, REDIRECT_PACKET_LENGTH, writeRedirectField } from "../protocol/redirect.ts";
 import { ControlService } from "./control.ts";
@@ -77,6 +79,21 @@ const key = new Uint32Array(4);
 // Active redirection (paper §8, fleet.ts): on the node:dgram path only (the server chooses it when [fleet]
 // peers are set): forwarding sends to an address other than the request's source.
 let fleet = new Fleet(init.config.fleet);
+// NTS-authenticated requests (RFC 8915 §5.7, src/core/nts.ts), only when [nts] is on: then datagrams longer
+// than the header are looked at for NTS fields; 48-octet requests never are. Its transmit time comes from the
+// clock of the I/O in use, as the plain replies' does.
+const nts =
+  init.ntsKeys !== undefined
+    ? new NtsResponder(
+        (cell) => {
+          if (native) native.realtime(cell);
+          else cell[0] = clock.now();
+          cell[0]! += state.offsetMs;
+        },
+        init.ntsKeys,
+        init.ntsActivationMs ?? 0,
+      )
+    : undefined;
 // The blocklist as it stood when this worker was started: in force before the first packet. Changes since
 // then arrive as messages.
 if (init.blocklist) defences.blocklist.apply(init.blocklist);
@@ -213,7 +230,10 @@ function attach(socket: dgram.Socket, label: string): void {
         if (fleet.forwardShare > 0 && Math.random() < fleet.forwardShare && forward(socket, msg, rinfo))
           return;
       }
+      const ntsKind =
+        nts !== undefined && msg.length > NTP_HEADER_LENGTH ? nts.inspect(msg, msg.length) : NTS_NONE;
       reason = defences.decide(msg, msg.length, key, rinfo.port, received + s.offsetMs, s);
+      if (ntsKind !== NTS_NONE) reason = nts!.respond(msg, reason, s);
       if (reason === R_DROP_MODE_CONTROL) {
         reason = control.handle(msg, msg.length, key, rinfo.port, received + s.offsetMs);
         for (const d of control.out) socket.send(d, 0, d.length, rinfo.port, rinfo.address);
@@ -223,7 +243,8 @@ function attach(socket: dgram.Socket, label: string): void {
       const reply = REASON_REPLY[reason];
       if (reply !== REPLY_NONE) {
         if (reply === REPLY_STAMPED) stampTransmit(msg, clock.now() + s.offsetMs);
-        socket.send(msg, 0, replyLength(msg, msg.length, reply!), rinfo.port, rinfo.address);
+        const length = ntsKind !== NTS_NONE ? nts!.replyLength : replyLength(msg, msg.length, reply!);
+        socket.send(msg, 0, length, rinfo.port, rinfo.address);
       }
     } catch {
       reason = R_DROP_INTERNAL_ERROR;
@@ -390,6 +411,9 @@ function onMessage(msg: ToWorker): void {
     case "blocklist":
       defences.blocklist.apply(msg.update);
       break;
+    case "nts-keys":
+      nts?.setKeys(msg.keys, msg.activationMs);
+      break;
     case "stop": {
       closeManycast(manycast);
       clearInterval(blockTimer);
@@ -520,15 +544,18 @@ class NativeLoop {
         reason = R_MALFORMED_TOO_LONG; // longer than a slot: cut by the kernel, never an NTP request
       } else {
         try {
+          const ntsKind =
+            nts !== undefined && length > NTP_HEADER_LENGTH ? nts.inspect(sock.slots[i]!, length) : NTS_NONE;
           defences.time[0] = stamps[i]! + s.offsetMs;
           reason = defences.decideNow(sock.slots[i]!, length, keys[i]!, ports[i]!, s);
+          if (ntsKind !== NTS_NONE) reason = nts!.respond(sock.slots[i]!, reason, s);
           if (reason === R_DROP_MODE_CONTROL) {
             // ntpq: answered at once, in datagrams of their own; nothing in place.
             reason = control.handle(sock.slots[i]!, length, keys[i]!, ports[i]!, defences.time[0]!);
             for (const d of control.out) sock.reply(i, d);
           }
           const reply = REASON_REPLY[reason]!;
-          if (reply !== REPLY_NONE) replies[i] = NTP_HEADER_LENGTH;
+          if (reply !== REPLY_NONE) replies[i] = ntsKind !== NTS_NONE ? nts!.replyLength : NTP_HEADER_LENGTH;
           served[i] = reply === REPLY_STAMPED ? 1 : 0;
         } catch {
           reason = R_DROP_INTERNAL_ERROR;
@@ -544,6 +571,11 @@ class NativeLoop {
     for (let i = 0; i < n; i++) if (served[i] === 1) stampTransmitAt(sock.slots[i]!, this.tx);
     sock.send(n);
     names.kick();
+  }
+
+  /** The clock of the kernel's receive stamps, Unix ms, into cell 0 (NTS replies are stamped from it). */
+  realtime(cell: Float64Array): void {
+    this.udp.realtime(cell);
   }
 
   /** Share of the receive batches since the last call that came back full (0 when there were none). */

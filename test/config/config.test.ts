@@ -111,6 +111,22 @@ describe("defaults", () => {
         timeout: 2,
       },
       fleet: { peers: [], forwardShare: 0, forwardWithheld: false, redirectShare: 0 },
+      nts: {
+        enabled: false,
+        listen: "127.0.0.1:11460",
+        certificate: "",
+        key: "",
+        cookies: 8,
+        server: "",
+        port: 0,
+        keyFile: "",
+        rotate: 86400,
+        keep: 604800,
+        maxConnections: 256,
+        handshakeTimeout: 5,
+        maxRecord: 1024,
+        maxMessage: 4096,
+      },
       log: { level: "info" },
       broadcast: { interval: 64, destination: [] },
       manycast: { group: [], interface: "" },
@@ -703,6 +719,118 @@ const ROWS: Row[] = [
     reason: "fleet.redirect-share: must be a number from 0 to 1, got -0.1",
   },
   {
+    key: "nts.enabled",
+    valid: "false",
+    value: false,
+    wrongType: '"yes"',
+    outOfRange: "1",
+    reason: "nts.enabled: must be true or false, got 1",
+  },
+  {
+    key: "nts.listen",
+    valid: '"0.0.0.0:4460"',
+    value: "0.0.0.0:4460",
+    wrongType: "4460",
+    outOfRange: '"127.0.0.1:65536"',
+    reason: "nts.listen: must be an IP address and port",
+  },
+  {
+    key: "nts.certificate",
+    valid: '"/etc/ntpshield/nts.crt"',
+    value: "/etc/ntpshield/nts.crt",
+    wrongType: "1",
+    outOfRange: '"a\\u0000b"',
+    reason: "nts.certificate: must be a file path (or empty)",
+  },
+  {
+    key: "nts.key",
+    valid: '"/etc/ntpshield/nts.key"',
+    value: "/etc/ntpshield/nts.key",
+    wrongType: "[]",
+    outOfRange: '"a\\u0000b"',
+    reason: "nts.key: must be a file path (or empty)",
+  },
+  {
+    key: "nts.cookies",
+    valid: "4",
+    value: 4,
+    wrongType: '"8"',
+    outOfRange: "9",
+    reason: "nts.cookies: must be an integer from 1 to 8, got 9",
+  },
+  {
+    key: "nts.server",
+    valid: '"ntp2.example.net"',
+    value: "ntp2.example.net",
+    wrongType: "2",
+    outOfRange: '"a b"',
+    reason: "nts.server: must be a host name or IP address (or empty)",
+  },
+  {
+    key: "nts.port",
+    valid: "10123",
+    value: 10123,
+    wrongType: '"123"',
+    outOfRange: "65536",
+    reason: "nts.port: must be an integer from 0 to 65535, got 65536",
+  },
+  {
+    key: "nts.key-file",
+    valid: '"/var/lib/ntpshield/nts-keys"',
+    value: "/var/lib/ntpshield/nts-keys",
+    wrongType: "true",
+    outOfRange: '"a\\u0000b"',
+    reason: "nts.key-file: must be a file path (or empty)",
+  },
+  {
+    key: "nts.rotate",
+    valid: '"12h"',
+    value: 43200,
+    wrongType: "true",
+    outOfRange: '"91d"',
+    reason: "nts.rotate: must be a duration from 0 to 7776000 seconds",
+  },
+  {
+    key: "nts.keep",
+    valid: '"14d"',
+    value: 1209600,
+    wrongType: "[1]",
+    outOfRange: "-1",
+    reason: "nts.keep: must be a duration from 0 to 31536000 seconds",
+  },
+  {
+    key: "nts.max-connections",
+    valid: "16",
+    value: 16,
+    wrongType: '"16"',
+    outOfRange: "0",
+    reason: "nts.max-connections: must be an integer from 1 to 65536, got 0",
+  },
+  {
+    key: "nts.handshake-timeout",
+    valid: "2",
+    value: 2,
+    wrongType: "false",
+    outOfRange: "61",
+    reason: "nts.handshake-timeout: must be a duration from 0.1 to 60 seconds",
+  },
+  {
+    key: "nts.max-record",
+    valid: "512",
+    value: 512,
+    wrongType: "512.5",
+    outOfRange: "8",
+    reason: "nts.max-record: must be an integer from 16 to 65535, got 8",
+  },
+  {
+    key: "nts.max-message",
+    valid: "2048",
+    value: 2048,
+    wrongType: '"2k"',
+    outOfRange: "65537",
+    reason: "nts.max-message: must be an integer from 64 to 65536, got 65537",
+  },
+  {
     key: "log.level",
     valid: '"debug"',
     value: "debug",
@@ -994,7 +1122,7 @@ describe("unknown keys", () => {
     assert.equal(e.key, "monlist");
     assert.match(
       e.reason,
-      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, fleet, log/,
+      /known: server, clock, mru, callgap, overload, kod, blocklist, acl, http, control, names, fleet, nts, log/,
     );
   });
 
@@ -1262,4 +1390,17 @@ test("resolveThreads: 0 means one per core", () => {
   assert.equal(resolveThreads(0, 1000), 256);
   assert.equal(resolveThreads(0, 0), 1);
   assert.ok(resolveThreads(0) >= 1);
+});
+
+describe("[nts] cross checks", () => {
+  test("NTS on needs a certificate and a key, each named when missing", () => {
+    const e = configError(() => parseConfig("[nts]\nenabled = true\n"));
+    assert.deepEqual(
+      e.problems.map((p) => p.key),
+      ["nts.certificate", "nts.key"],
+    );
+    assert.match(e.problems[0]!.reason, /must name a PEM file when nts.enabled is true/);
+    const ok = parseConfig('[nts]\nenabled = true\ncertificate = "c.pem"\nkey = "k.pem"\n');
+    assert.equal(ok.nts.enabled, true);
+  });
 });

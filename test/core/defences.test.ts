@@ -28,6 +28,7 @@ import {
   R_SERVED_CLIENT,
   R_SERVED_CONTROL,
   R_SERVED_LEAK,
+  R_SERVED_NTS,
   R_SERVED_SYMMETRIC,
   REASON_CATEGORY,
   REASON_COUNT,
@@ -699,11 +700,13 @@ describe("every packet: exactly one reason, and never a reply longer than the re
       const want =
         r === R_SERVED_CONTROL
           ? REPLY_NONE
-          : REASON_RESPONSE[r] === RESPONSE_SERVED
-            ? REPLY_STAMPED
-            : REASON_RESPONSE[r] === RESPONSE_KISSED
-              ? REPLY_AS_IS
-              : REPLY_NONE;
+          : r === R_SERVED_NTS
+            ? REPLY_AS_IS // stamped before it was sealed: sent as written
+            : REASON_RESPONSE[r] === RESPONSE_SERVED
+              ? REPLY_STAMPED
+              : REASON_RESPONSE[r] === RESPONSE_KISSED
+                ? REPLY_AS_IS
+                : REPLY_NONE;
       assert.equal(REASON_REPLY[r], want, REASON_NAMES[r]);
     }
   });

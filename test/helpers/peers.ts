@@ -385,6 +385,10 @@ export interface ChronyClientOptions {
   samples?: number;
   /** Run inside this sandbox (when the server lives in one). */
   sandbox?: PortSandbox;
+  /** More options on the `server` line ("nts ntsport 4460"). */
+  serverOptions?: string;
+  /** More chrony.conf lines ("ntstrustedcerts /path/ca.pem"). */
+  lines?: string[];
 }
 
 /**
@@ -408,10 +412,11 @@ export async function chronyClientCheck(
     await writeFile(
       conf,
       [
-        `server ${host} port ${port} iburst minsamples ${samples} maxsamples ${samples}`,
+        `server ${host} port ${port} iburst minsamples ${samples} maxsamples ${samples}${opts.serverOptions ? ` ${opts.serverOptions}` : ""}`,
         "cmdport 0",
         "bindcmdaddress /",
         `pidfile ${join(dir, "chronyd.pid")}`,
+        ...(opts.lines ?? []),
         "",
       ].join("\n"),
     );

@@ -26,6 +26,8 @@ export interface MonitorSource {
   broadcastStats?(): Record<string, number>;
   /** Active redirection's counts ([fleet]); undefined (or absent) when no peers are configured. */
   fleetCounts?(): FleetCounts | undefined;
+  /** NTS-KE's outcomes (src/server/nts-ke.ts), undefined while NTS is off. */
+  ntsStats?(): Readonly<Record<string, number>> | undefined;
   blockAddress(write: BlocklistWrite): BlocklistEntry;
   unblockAddress(address: string): boolean;
 }

@@ -43,6 +43,7 @@ export function metrics(_req: IncomingMessage, res: ServerResponse, _url: URL, c
     blocklist: blocklistSummary(ctx),
     broadcast: ctx.source.broadcastStats?.(),
     ...(ctx.source.fleetCounts === undefined ? {} : { fleet: ctx.source.fleetCounts() }),
+    nts: ctx.source.ntsStats?.(),
   });
   sendText(res, METRICS_CONTENT_TYPE, text);
 }

@@ -29,6 +29,8 @@ export interface MetricsInput {
   broadcast?: Record<string, number> | undefined;
   /** Active redirection in a fleet; absent or undefined when no peers are configured. */
   fleet?: FleetCounts | undefined;
+  /** NTS-KE connections by outcome (src/server/nts-ke.ts); absent while NTS is off. */
+  nts?: Readonly<Record<string, number>> | undefined;
 }
 
 /** The blocklist as monitoring shows it: in use or not, its entries, and its database's write figures. */
@@ -161,6 +163,14 @@ export function metricsText(input: MetricsInput): string {
       "counter",
       "Mode 5 broadcasts due ([broadcast], one per destination per interval), by what became of them.",
       Object.entries(input.broadcast).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
+  }
+  if (input.nts !== undefined) {
+    m.add(
+      "ntpshield_nts_ke_total",
+      "counter",
+      "NTS-KE connections by outcome (RFC 8915 §4): served, refused with an error record, TLS failures, limits.",
+      Object.entries(input.nts).map(([outcome, value]) => ({ labels: { outcome }, value })),
     );
   }
   m.add("ntpshield_socket_errors_total", "counter", "Errors reported by the NTP sockets.", t.socketErrors);

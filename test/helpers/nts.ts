@@ -1,0 +1,112 @@
+// NTS test material: a private CA and a server certificate for loopback addresses, made with the real
+// openssl (scripts/install-peers.sh installs it; a missing openssl fails the test, never skips it), and a
+// raw NTS-KE client that sends any bytes, for the hostile-input tests.
+
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { connect } from "node:tls";
+import { findTool, PeerError, run } from "./peers.ts";
+
+export interface NtsCertificates {
+  /** The CA's certificate, PEM: what clients trust (chrony's ntstrustedcerts, our client's ca). */
+  ca: string;
+  /** The server's certificate and key, PEM, for every address in `addresses`. */
+  cert: string;
+  key: string;
+}
+
+/** A CA and a server certificate (P-256, valid two days) naming `addresses` and localhost, in `dir`. */
+export async function makeNtsCertificates(
+  dir: string,
+  addresses: readonly string[],
+): Promise<NtsCertificates> {
+  const openssl = findTool("openssl");
+  const ca = join(dir, "ca.crt");
+  const caKey = join(dir, "ca.key");
+  const cert = join(dir, "server.crt");
+  const key = join(dir, "server.key");
+  const csr = join(dir, "server.csr");
+  const ext = join(dir, "server.ext");
+  await writeFile(
+    ext,
+    [
+      `subjectAltName=${[...addresses.map((a) => `IP:${a}`), "DNS:localhost"].join(",")}`,
+      "extendedKeyUsage=serverAuth",
+      "basicConstraints=CA:FALSE",
+      "",
+    ].join("\n"),
+  );
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const args = [
+    [
+      openssl,
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      caKey,
+      "-out",
+      ca,
+      "-subj",
+      "/CN=ntsT test CA",
+      "-days",
+      "2",
+    ].concat(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]),
+    [openssl, "req", ...ec, "-keyout", key, "-out", csr, "-subj", `/CN=${addresses[0] ?? "localhost"}`],
+    [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", cert].concat(
+      ["-days", "2", "-extfile", ext],
+    ),
+  ];
+  for (const argv of args) {
+    const r = await run(argv, 20_000);
+    if (r.code !== 0)
+      throw new PeerError("PEER_FAILED", `openssl failed: ${argv.slice(1, 3).join(" ")}`, r.output);
+  }
+  return { ca, cert, key };
+}
+
+export interface RawKeResult {
+  /** ALPN the server agreed on (false: none). */
+  alpn: string | false;
+  /** Everything the server sent before closing. */
+  received: Buffer;
+  /** The TLS or socket error, if the connection failed. */
+  error: Error | undefined;
+}
+
+/**
+ * Connects to an NTS-KE server with TLS, sends `bytes` (then, with `end`, closes our side), and collects what
+ * comes back until the server closes. `alpn: null` offers no ALPN at all.
+ */
+export function rawKe(
+  host: string,
+  port: number,
+  ca: string | Buffer,
+  bytes: Uint8Array,
+  o: { alpn?: string[] | null; end?: boolean; maxVersion?: "TLSv1.2" | "TLSv1.3"; waitMs?: number } = {},
+): Promise<RawKeResult> {
+  return new Promise((resolve) => {
+    const socket = connect({
+      host,
+      port,
+      ca,
+      ...(o.alpn === null ? {} : { ALPNProtocols: o.alpn ?? ["ntske/1"] }),
+      ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+    });
+    const chunks: Buffer[] = [];
+    let error: Error | undefined;
+    const timer = setTimeout(() => socket.destroy(), o.waitMs ?? 5000);
+    socket.once("secureConnect", () => {
+      if (bytes.length > 0) socket.write(bytes);
+      if (o.end) socket.end();
+    });
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("error", (e) => {
+      error = e;
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ alpn: socket.alpnProtocol ?? false, received: Buffer.concat(chunks), error });
+    });
+  });
+}
