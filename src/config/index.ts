@@ -88,6 +88,9 @@ function crossCheck(config: Config, problems: ConfigProblem[]): void {
         problems.push({ key: `nts.${k}`, reason: "must name a PEM file when nts.enabled is true" });
     }
   }
+  if (config.nts.shedToFleet && config.fleet.peers.length === 0) {
+    problems.push({ key: "nts.shed-to-fleet", reason: "needs [fleet] peers: the servers to name instead" });
+  }
   const gap = config.callgap;
   if (gap.tolerance > gap.minimum) {
     problems.push({

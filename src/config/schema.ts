@@ -706,6 +706,12 @@ export const SCHEMA = {
       default: 4096,
       description: "Longest NTS-KE request accepted, octets; a longer one is answered Bad Request.",
     }),
+    "shed-to-fleet": bool({
+      default: false,
+      description:
+        "While overload control withholds requests here (past the redline), NTS-KE names a server of " +
+        "`[fleet] peers` (the same one for a client each time) instead of this one; they must share `key-file`.",
+    }),
   },
   log: {
     level: oneOf(["debug", "info", "warn", "error"], {

@@ -242,6 +242,17 @@ export class OverloadControl {
   }
 
   /**
+   * Whether the server is past its redline at `nowS` (the clock's seconds), seen from outside the packet path
+   * (the NTS-KE server, in the main thread). The state is recomputed only as requests arrive: once a flood
+   * stops and nothing more comes, the last state says "past the redline" for ever. A state not recomputed
+   * for two windows is taken as over.
+   */
+  overloadedAt(nowS: number): boolean {
+    if (this.h[I_OVERLOADED] !== 1) return false;
+    return Atomics.load(this.h, I_WINDOW) >= Math.floor(nowS / WINDOW) - 2;
+  }
+
+  /**
    * One request of class `klass` from a source whose hash is `hash` (any 30-bit hash of the source seeded
    * with `seed`), at the time in `clock[0]`. Returns OVERLOAD_ADMIT or OVERLOAD_WITHHOLD. Allocation-free.
    */

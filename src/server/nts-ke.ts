@@ -42,6 +42,7 @@ export interface NtsKeSettings {
 /** The outcomes counted, one per connection (docs/monitoring.md: ntpshield_nts_ke_total). */
 export const KE_OUTCOMES = [
   "served", // cookies handed out
+  "served_redirected", // cookies handed out, naming another server of the fleet (overload: [nts] shed-to-fleet)
   "no_common_algorithm", // answered, but no NTPv4 or no AEAD in common: no cookies
   "error_bad_request", // answered with error 1 (malformed, oversized, a broken rule of §4.1)
   "error_unrecognized_critical", // answered with error 0
@@ -64,6 +65,11 @@ export interface NtsKeOptions {
   currentKey: () => CookieKey;
   /** The NTP port to tell clients when [nts] port is 0 and ours is not 123 (0: say nothing). */
   ntpPort: number;
+  /**
+   * Another server of the fleet to name to the client at this address, or undefined for the configured one
+   * (src/core/nts-ke-redirect.ts decides; asked once per request).
+   */
+  redirect?: (remoteAddress: string) => { host: string; port: number } | undefined;
   log: Logger;
 }
 
@@ -227,11 +233,12 @@ export class NtsKeServer {
         return sealCookie(this.opts.currentKey(), session);
       };
       let verdict: ReturnType<typeof answerKeRequest>;
+      const elsewhere = this.opts.redirect?.(socket.remoteAddress ?? "");
       try {
         verdict = answerKeRequest(r.records, {
           cookies: this.settings.cookies,
-          server: this.settings.server,
-          port: this.settings.port > 0 ? this.settings.port : this.opts.ntpPort,
+          server: elsewhere?.host ?? this.settings.server,
+          port: elsewhere?.port ?? (this.settings.port > 0 ? this.settings.port : this.opts.ntpPort),
           cookie,
         });
       } catch (err) {
@@ -243,7 +250,7 @@ export class NtsKeServer {
         return finish(outcomeOf(verdict.code), errorMessage(verdict.code));
       }
       if (verdict.aead < 0) return finish("no_common_algorithm", encodeKeRecords(verdict.records));
-      finish("served", encodeKeRecords(verdict.records));
+      finish(elsewhere === undefined ? "served" : "served_redirected", encodeKeRecords(verdict.records));
     });
   }
 }

@@ -4,10 +4,11 @@
 
 import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
-import { type Config, changedKeys } from "../config/index.ts";
+import { type Config, changedKeys, NTP_PORT, parseHostPort } from "../config/index.ts";
 import { createNonceSecret } from "../control/nonce.ts";
 import { BROADCAST_REASON_COUNT } from "../core/broadcast.ts";
 import {
@@ -18,8 +19,9 @@ import {
   summariseFleet,
 } from "../core/counters.ts";
 import { Defences } from "../core/defences.ts";
+import { type KePeer, keRedirectPeer } from "../core/nts-ke-redirect.ts";
 import type { ServeState } from "../core/serve-state.ts";
-import { formatPrefixKey } from "../defence/address-key.ts";
+import { formatPrefixKey, parseAddressKey } from "../defence/address-key.ts";
 import { Blocklist, type BlocklistUpdate, canonicalEntry } from "../defence/blocklist.ts";
 import {
   type BlocklistEntry,
@@ -398,7 +400,28 @@ export class NtpServer {
       // Port Negotiation by default only where clients would otherwise get it wrong (RFC 8915 §4.1.8).
       ntpPort: ntp === 123 ? 0 : ntp,
       log: this.log,
+      redirect: (remote) => this.ntsRedirect(remote),
     });
+  }
+
+  /** The fleet's peers as NTS-KE names them ([fleet] peers, fixed at start). */
+  private ntsPeers: KePeer[] | undefined;
+  private readonly ntsClientKey = new Uint32Array(4);
+
+  /**
+   * The server NTS-KE names to a client while overload control withholds requests here ([nts] shed-to-fleet,
+   * src/core/nts-ke-redirect.ts), or undefined for the configured one.
+   */
+  private ntsRedirect(remote: string): KePeer | undefined {
+    const config = this.settings.config;
+    if (!config.nts.shedToFleet || this.defences === undefined) return undefined;
+    this.ntsPeers ??= config.fleet.peers.map((p) => {
+      const hp = parseHostPort(p, NTP_PORT);
+      return { host: hp.host, port: hp.port, v4: isIP(hp.host) === 4 };
+    });
+    if (!parseAddressKey(remote, this.ntsClientKey)) return undefined;
+    const nowS = (Date.now() + (this.clock?.state.offsetMs ?? 0)) / 1000;
+    return keRedirectPeer(true, this.defences.overload.overloadedAt(nowS), this.ntsPeers, this.ntsClientKey);
   }
 
   /** NTS-KE's outcomes since start, for /metrics; undefined while NTS is off. */

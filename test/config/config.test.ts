@@ -126,6 +126,7 @@ describe("defaults", () => {
         handshakeTimeout: 5,
         maxRecord: 1024,
         maxMessage: 4096,
+        shedToFleet: false,
       },
       log: { level: "info" },
       broadcast: { interval: 64, destination: [] },
@@ -831,6 +832,14 @@ const ROWS: Row[] = [
     reason: "nts.max-message: must be an integer from 64 to 65536, got 65537",
   },
   {
+    key: "nts.shed-to-fleet",
+    valid: "false",
+    value: false,
+    wrongType: '"yes"',
+    outOfRange: "1",
+    reason: "nts.shed-to-fleet: must be true or false, got 1",
+  },
+  {
     key: "log.level",
     valid: '"debug"',
     value: "debug",
@@ -1402,5 +1411,16 @@ describe("[nts] cross checks", () => {
     assert.match(e.problems[0]!.reason, /must name a PEM file when nts.enabled is true/);
     const ok = parseConfig('[nts]\nenabled = true\ncertificate = "c.pem"\nkey = "k.pem"\n');
     assert.equal(ok.nts.enabled, true);
+  });
+
+  test("shedding to the fleet needs [fleet] peers to name", () => {
+    const e = configError(() => parseConfig("[nts]\nshed-to-fleet = true\n"));
+    assert.deepEqual(
+      e.problems.map((p) => p.key),
+      ["nts.shed-to-fleet"],
+    );
+    assert.match(e.problems[0]!.reason, /needs \[fleet\] peers/);
+    const ok = parseConfig('[nts]\nshed-to-fleet = true\n[fleet]\npeers = ["192.0.2.7"]\n');
+    assert.equal(ok.nts.shedToFleet, true);
   });
 });

@@ -254,6 +254,20 @@ describe("overload control: a period's run of withheld pools, mid-period", () =>
   });
 });
 
+describe("overload control seen from outside the packet path", () => {
+  test("a state that nothing recomputed for two windows (the flood stopped, nothing came since) is over", () => {
+    const oc = OverloadControl.create({ workers: 1 }, createRng(12));
+    assert.equal(oc.overloadedAt(0.5), false);
+    oc.setRedline(100);
+    run(oc, 3, [0, 0, 2000]);
+    assert.equal(oc.overloaded, true);
+    assert.equal(oc.overloadedAt(3.2), true, "in the window after the last request");
+    assert.equal(oc.overloadedAt(4.9), true);
+    assert.equal(oc.overloadedAt(6.1), false, "nothing recomputed since the third window");
+    assert.equal(oc.overloaded, true, "the shared state itself is as it was left");
+  });
+});
+
 describe("the automatic redline (a worker's own measure of what it can carry)", () => {
   const quiet = { processed: 1000, answered: 1000, kernelDrops: 0, fullBatches: 0 };
   test("no redline until the first saturated second", () => {

@@ -241,6 +241,87 @@ describe("the fleet: a shared key file and redirection through NTS-KE (RFC 8915 
   });
 });
 
+describe("the fleet: a server past its redline sends new NTS clients elsewhere ([nts] shed-to-fleet, §8)", () => {
+  it("names a peer while overload control withholds requests, and itself again once the flood is over", {
+    timeout: 60_000,
+  }, async () => {
+    const b = await startNtpshield({
+      listen: [`${B}:${await freeUdpPort(B)}`],
+      configToml: ntsConfig().replace(`${A}:0`, `${B}:0`),
+      http: `${B}:0`,
+    });
+    const floodSocks: dgram.Socket[] = [];
+    try {
+      const bAddr = addressesOf(b);
+      const front = await startNtpshield({
+        listen: [`${A}:${await freeUdpPort(A)}`],
+        configToml:
+          ntsConfig("shed-to-fleet = true") +
+          `[fleet]\npeers = ["${B}:${bAddr.ntpPort}"]\n[overload]\nredline = 20\nperiod-min = 1\nperiod-max = 2\n`,
+        http: `${A}:0`,
+      });
+      try {
+        const f = addressesOf(front);
+        // Under the redline: the KE names this server (no Server Negotiation record: the KE host itself).
+        const calm = await ntsKeyExchange({ host: f.keHost, port: f.kePort, ca });
+        assert.equal(calm.ntpHost, f.keHost);
+        assert.equal(await keOutcome(front, "served_redirected"), 0);
+
+        // A flood of plain requests from 100 sources, about 400 a second for at most 8 s: twenty times the
+        // redline of either worker.
+        for (let i = 0; i < 100; i++) {
+          const sock = dgram.createSocket("udp4");
+          await new Promise<void>((r) => sock.bind(0, `127.0.41.${i + 1}`, () => r()));
+          floodSocks.push(sock);
+        }
+        const packet = new Uint8Array(48);
+        packet[0] = 0x23;
+        let flooding = true;
+        const flood = (async () => {
+          const end = Date.now() + 8000;
+          for (let k = 0; flooding && Date.now() < end; k++) {
+            floodSocks[k % 100]!.send(packet, f.ntpPort, A);
+            if (k % 20 === 19) await new Promise((r) => setTimeout(r, 50));
+          }
+        })();
+        const overloaded = async () => metric(await metrics(front), "ntpshield_overload_active") === 1;
+        const t0 = Date.now();
+        while (!(await overloaded())) {
+          assert.ok(Date.now() - t0 < 6000, "the flood put the server past its redline");
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const shed = await ntsKeyExchange({ host: f.keHost, port: f.kePort, ca });
+        assert.equal(shed.ntpHost, B, "a peer of the fleet is named");
+        assert.equal(shed.ntpPort, bAddr.ntpPort);
+        assert.equal(await keOutcome(front, "served_redirected"), 1);
+        // The peer opens the front's cookies (the fleet's key file) and answers with authenticated time.
+        const r = await ntsQuery(shed, shed.ntpHost);
+        assert.equal(r.outcome, "sample", r.reason);
+        assert.equal(r.address, B);
+
+        flooding = false;
+        await flood;
+        // Nothing arrives any more, so nothing recomputes overload control's state: the KE server takes a
+        // state two windows old as over.
+        const t1 = Date.now();
+        let after = await ntsKeyExchange({ host: f.keHost, port: f.kePort, ca });
+        while (after.ntpHost !== f.keHost) {
+          assert.ok(Date.now() - t1 < 10_000, "itself again once the flood stopped");
+          await new Promise((r) => setTimeout(r, 500));
+          after = await ntsKeyExchange({ host: f.keHost, port: f.kePort, ca });
+        }
+        const redirected = await keOutcome(front, "served_redirected");
+        assert.ok(redirected >= 1 && redirected <= 8, `${redirected} redirected`);
+      } finally {
+        await front.stop();
+      }
+    } finally {
+      for (const s of floodSocks) s.close();
+      await b.stop();
+    }
+  });
+});
+
 describe("hostile input", () => {
   const request = (extra: { critical: boolean; type: number; body: Uint8Array }[] = []) =>
     encodeKeRecords([
