@@ -1,11 +1,11 @@
 // NTS test material: a private CA and a server certificate for loopback addresses, made with the real
-// openssl (scripts/install-peers.sh installs it; a missing openssl fails the test, never skips it), and a
-// raw NTS-KE client that sends any bytes, for the hostile-input tests.
+// openssl (scripts/install-peers.sh installs it; a missing openssl fails the test, never skips it), an
+// ntpshield serving NTS with them, and a raw NTS-KE client that sends any bytes, for the hostile-input tests.
 
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connect } from "node:tls";
-import { findTool, PeerError, run } from "./peers.ts";
+import { findTool, freeUdpPort, type Ntpshield, PeerError, run, startNtpshield } from "./peers.ts";
 
 export interface NtsCertificates {
   /** The CA's certificate, PEM: what clients trust (chrony's ntstrustedcerts, our client's ca). */
@@ -63,6 +63,48 @@ export async function makeNtsCertificates(
       throw new PeerError("PEER_FAILED", `openssl failed: ${argv.slice(1, 3).join(" ")}`, r.output);
   }
   return { ca, cert, key };
+}
+
+/** The [nts] table of a server whose NTS-KE listens on `host` (a port the system picks) with `certs`. */
+export function ntsTable(host: string, certs: NtsCertificates): string[] {
+  return [
+    "[nts]",
+    "enabled = true",
+    `listen = "${host}:0"`,
+    `certificate = "${certs.cert}"`,
+    `key = "${certs.key}"`,
+  ];
+}
+
+/** Where a started server's NTS-KE listens, as its "listening" log line says. */
+export function ntsKeAddress(s: Ntpshield): { host: string; port: number } {
+  const [host, port] = String(s.records.find((r) => r["msg"] === "listening")!["nts"]).split(":");
+  return { host: host!, port: Number(port) };
+}
+
+/**
+ * ntpshield serving NTP on `host` (at `ntpPort`, or a free port) and NTS-KE beside it, HTTP on a port the
+ * system picks. The call-gap is off unless `callgap` gives its table's lines: the tests ask more often than
+ * it allows. `head` comes before the tables, `nts` is added to [nts].
+ */
+export async function startNtsServer(
+  host: string,
+  certs: NtsCertificates,
+  o: { ntpPort?: number; head?: string[]; callgap?: string[]; nts?: string[] } = {},
+): Promise<{ server: Ntpshield; ke: { host: string; port: number } }> {
+  const server = await startNtpshield({
+    listen: [`${host}:${o.ntpPort ?? (await freeUdpPort(host))}`],
+    http: `${host}:0`,
+    configToml: [
+      ...(o.head ?? []),
+      "[callgap]",
+      ...(o.callgap ?? ["enabled = false"]),
+      ...ntsTable(host, certs),
+      ...(o.nts ?? []),
+      "",
+    ].join("\n"),
+  });
+  return { server, ke: ntsKeAddress(server) };
 }
 
 export interface RawKeResult {
