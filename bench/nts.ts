@@ -32,14 +32,13 @@ import {
   fmt,
   freePort,
   type Launch,
-  LOAD_CPU,
   ntpshieldLaunch,
   parseNumber,
   parseRate,
   pct,
   ROOT,
   runBench,
-  spawnPinned,
+  runGenerator,
   startServer,
 } from "./harness.ts";
 
@@ -103,33 +102,12 @@ function certificates(dir: string): { ca: string; cert: string; key: string } {
 }
 
 function load(args: string[], timeoutMs: number): Promise<Step> {
-  return new Promise((resolve, reject) => {
-    const child = spawnPinned(
-      LOAD_CPU,
-      [process.execPath, join(ROOT, "bench", "nts-load.ts"), ...args],
-      false,
-    );
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      const line = out.trim().split("\n").pop() ?? "";
-      if (code !== 0 || !line.startsWith("{")) {
-        reject(
-          new BenchError("ERR_BENCH_LOAD", `nts-load failed (exit ${code}): ${err.trim() || out.trim()}`),
-        );
-        return;
-      }
-      resolve(JSON.parse(line) as Step);
-    });
-  });
+  return runGenerator<Step>(
+    "nts-load",
+    [process.execPath, join(ROOT, "bench", "nts-load.ts"), ...args],
+    false,
+    timeoutMs,
+  );
 }
 
 /**
