@@ -3,8 +3,8 @@
 // ntpshield serving NTS with them, and a raw NTS-KE client that sends any bytes, for the hostile-input tests.
 
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { connect } from "node:tls";
+import { certificateRecipe } from "../../bench/certificates.ts";
 import { findTool, freeUdpPort, type Ntpshield, PeerError, run, startNtpshield } from "./peers.ts";
 
 export interface NtsCertificates {
@@ -21,48 +21,14 @@ export async function makeNtsCertificates(
   addresses: readonly string[],
 ): Promise<NtsCertificates> {
   const openssl = findTool("openssl");
-  const ca = join(dir, "ca.crt");
-  const caKey = join(dir, "ca.key");
-  const cert = join(dir, "server.crt");
-  const key = join(dir, "server.key");
-  const csr = join(dir, "server.csr");
-  const ext = join(dir, "server.ext");
-  await writeFile(
-    ext,
-    [
-      `subjectAltName=${[...addresses.map((a) => `IP:${a}`), "DNS:localhost"].join(",")}`,
-      "extendedKeyUsage=serverAuth",
-      "basicConstraints=CA:FALSE",
-      "",
-    ].join("\n"),
-  );
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  const args = [
-    [
-      openssl,
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      caKey,
-      "-out",
-      ca,
-      "-subj",
-      "/CN=ntsT test CA",
-      "-days",
-      "2",
-    ].concat(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]),
-    [openssl, "req", ...ec, "-keyout", key, "-out", csr, "-subj", `/CN=${addresses[0] ?? "localhost"}`],
-    [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", cert].concat(
-      ["-days", "2", "-extfile", ext],
-    ),
-  ];
-  for (const argv of args) {
-    const r = await run(argv, 20_000);
+  const recipe = certificateRecipe(dir, addresses, { caName: "ntsT test CA", days: 2 });
+  await writeFile(recipe.extFile, recipe.extensions);
+  for (const args of recipe.commands) {
+    const r = await run([openssl, ...args], 20_000);
     if (r.code !== 0)
-      throw new PeerError("PEER_FAILED", `openssl failed: ${argv.slice(1, 3).join(" ")}`, r.output);
+      throw new PeerError("PEER_FAILED", `openssl failed: ${args.slice(0, 2).join(" ")}`, r.output);
   }
-  return { ca, cert, key };
+  return { ca: recipe.ca, cert: recipe.cert, key: recipe.key };
 }
 
 /** The [nts] table of a server whose NTS-KE listens on `host` (a port the system picks) with `certs`. */
