@@ -21,6 +21,7 @@ import {
 import {
   killAllPeers,
   type Ntpshield,
+  type NtpshieldOptions,
   type PortSandbox,
   run,
   startNtpshield,
@@ -53,11 +54,21 @@ function broadcastConfig(extra = ""): string {
 }
 
 /**
- * The sandbox of one describe block's tests (opened before them) and the server a test starts in it: both
- * gone after them.
+ * The sandbox of one describe block's tests (opened before them) and the server a test starts in it with
+ * `start`: both gone after them.
  */
 function sandboxAndServer(open: () => Promise<PortSandbox> = multicastSandbox) {
-  const env = { server: undefined } as { sandbox: PortSandbox; server: Ntpshield | undefined };
+  const env = {
+    server: undefined,
+    start: async (o: Omit<NtpshieldOptions, "sandbox">): Promise<Ntpshield> => {
+      env.server = await startNtpshield({ ...o, sandbox: env.sandbox });
+      return env.server;
+    },
+  } as {
+    sandbox: PortSandbox;
+    server: Ntpshield | undefined;
+    start: (o: Omit<NtpshieldOptions, "sandbox">) => Promise<Ntpshield>;
+  };
   before(async () => {
     env.sandbox = await open();
   });
@@ -81,15 +92,13 @@ describe("broadcast server and broadcast client in a namespace", () => {
     timeout: 30_000,
   }, async () => {
     const { sandbox } = env;
-    const server = await startNtpshield({
+    const server = await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       // Broadcasts every second here (64 s in service), so each calibration pair's request comes a second
       // after the last, from the one address of every client in these tests: the call-gap would rightly kiss
       // that (the interplay is the call-gap's own tests' business), so it is off.
       configToml: `[clock]\nstratum = 3\nrefid = "GPS"\n[callgap]\nenabled = false\n${broadcastConfig()}`,
     });
-    env.server = server;
     const r = await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "5000"], 10_000);
     assert.notEqual(r.stdout.trim(), "none", `no broadcast heard: ${r.output}\n${server.stderr()}`);
     const got = JSON.parse(r.stdout) as { hex: string; from: string; at: number };
@@ -213,13 +222,11 @@ describe("an unsynchronised server does not broadcast", () => {
     timeout: 30_000,
   }, async () => {
     const { sandbox } = env;
-    const server = await startNtpshield({
+    const server = await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       // Nothing answers there: the server starts, and stays, unsynchronised.
       configToml: `[clock]\nupstream = ["127.0.60.9:123"]\n${broadcastConfig()}`,
     });
-    env.server = server;
     const r = await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "3500"], 10_000);
     assert.equal(r.stdout.trim(), "none", `heard: ${r.stdout}`);
     const m = await fetchIn(sandbox, `${server.httpUrl}/metrics`);
@@ -247,9 +254,8 @@ describe("subnet broadcast and IPv6 multicast over a veth pair", () => {
   test("192.0.2.255 (kind broadcast) and ff02::101 (hop limit 1, sent from mcT0): calibrated and listened to", {
     timeout: 60_000,
   }, async () => {
-    env.server = await startNtpshield({
+    await env.start({
       listen: ["192.0.2.1:123", "[2001:db8::1]:123"],
-      sandbox: env.sandbox,
       http: "off",
       configToml:
         '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
@@ -288,12 +294,10 @@ describe("[broadcast] on SIGHUP", () => {
     const { sandbox } = env;
     const file = join(dir!, "ntpshield.toml");
     await writeFile(file, "[clock]\nstratum = 3\n");
-    const server = await startNtpshield({
+    const server = await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       extraArgs: ["--config", file],
     });
-    env.server = server;
     const hear = async () =>
       (await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "2500"], 10_000)).stdout.trim();
     assert.equal(await hear(), "none", "no [broadcast]: nothing sent");
@@ -326,9 +330,8 @@ describe("source-specific multicast (232/8)", () => {
   test("the listener joins (S,G) naming the source; another source gives nothing; no source is refused", {
     timeout: 60_000,
   }, async () => {
-    env.server = await startNtpshield({
+    await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox: env.sandbox,
       http: "off",
       configToml:
         '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
@@ -406,9 +409,8 @@ setTimeout(() => process.exit(0), Number(process.argv[1]));
     timeout: 60_000,
   }, async () => {
     const { sandbox } = env;
-    env.server = await startNtpshield({
+    await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       http: "off",
       configToml:
         '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
