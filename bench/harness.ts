@@ -324,8 +324,16 @@ export const CONTENDED = 0.1;
  * printf writes; each benchmark declares those it reads), or rejects with its output.
  */
 export function runLoad<T>(args: string[], nice: boolean, timeoutMs: number): Promise<T> {
+  return runGenerator<T>("ntpload", [LOAD_BINARY, ...args], nice, timeoutMs);
+}
+
+/**
+ * Runs a load generator (`argv`, called `name` in errors) pinned to the generator's core, killed after
+ * `timeoutMs`, and returns its last line parsed as JSON, or rejects with its output.
+ */
+export function runGenerator<T>(name: string, argv: string[], nice: boolean, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawnPinned(LOAD_CPU, [LOAD_BINARY, ...args], nice);
+    const child = spawnPinned(LOAD_CPU, argv, nice);
     let out = "";
     let err = "";
     child.stdout?.on("data", (c: Buffer) => {
@@ -340,7 +348,7 @@ export function runLoad<T>(args: string[], nice: boolean, timeoutMs: number): Pr
       const line = out.trim().split("\n").pop() ?? "";
       if (code !== 0 || !line.startsWith("{")) {
         reject(
-          new BenchError("ERR_BENCH_LOAD", `ntpload failed (exit ${code}): ${err.trim() || out.trim()}`),
+          new BenchError("ERR_BENCH_LOAD", `${name} failed (exit ${code}): ${err.trim() || out.trim()}`),
         );
         return;
       }

@@ -25,6 +25,7 @@ import { AEAD_AES_SIV_CMAC_256 } from "../src/nts/aes-siv.ts";
 import { sealCookie } from "../src/nts/cookie.ts";
 import { buildNtsRequest } from "../src/nts/extensions.ts";
 import { CookieKeys, newCookieKey } from "../src/nts/keys.ts";
+import { certificateRecipe } from "./certificates.ts";
 import {
   BARE_CONFIG,
   BenchError,
@@ -32,14 +33,13 @@ import {
   fmt,
   freePort,
   type Launch,
-  LOAD_CPU,
   ntpshieldLaunch,
   parseNumber,
   parseRate,
   pct,
   ROOT,
   runBench,
-  spawnPinned,
+  runGenerator,
   startServer,
 } from "./harness.ts";
 
@@ -65,71 +65,26 @@ function freeTcpPort(): Promise<number> {
   );
 }
 
-/** A CA and a certificate for 127.0.0.1, as the tests make them (test/helpers/nts.ts). */
+/** A CA and a certificate for 127.0.0.1, made as the tests make theirs (bench/certificates.ts). */
 function certificates(dir: string): { ca: string; cert: string; key: string } {
-  const ca = join(dir, "ca.crt");
-  const caKey = join(dir, "ca.key");
-  const cert = join(dir, "server.crt");
-  const key = join(dir, "server.key");
-  const csr = join(dir, "server.csr");
-  const ext = join(dir, "server.ext");
-  writeFileSync(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  const run = (args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
+  const recipe = certificateRecipe(dir, ["127.0.0.1"], { caName: "bench CA", days: 1 });
+  writeFileSync(recipe.extFile, recipe.extensions);
   try {
-    run(["req", "-x509", ...ec, "-keyout", caKey, "-out", ca, "-subj", "/CN=bench CA", "-days", "1"]);
-    run(["req", ...ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"]);
-    run(
-      [
-        "x509",
-        "-req",
-        "-in",
-        csr,
-        "-CA",
-        ca,
-        "-CAkey",
-        caKey,
-        "-CAcreateserial",
-        "-out",
-        cert,
-        "-days",
-        "1",
-      ].concat(["-extfile", ext]),
-    );
+    for (const args of recipe.commands)
+      execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     throw new BenchError("ERR_BENCH_OPENSSL", `openssl failed: ${(err as Error).message}`);
   }
-  return { ca, cert, key };
+  return { ca: recipe.ca, cert: recipe.cert, key: recipe.key };
 }
 
 function load(args: string[], timeoutMs: number): Promise<Step> {
-  return new Promise((resolve, reject) => {
-    const child = spawnPinned(
-      LOAD_CPU,
-      [process.execPath, join(ROOT, "bench", "nts-load.ts"), ...args],
-      false,
-    );
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      const line = out.trim().split("\n").pop() ?? "";
-      if (code !== 0 || !line.startsWith("{")) {
-        reject(
-          new BenchError("ERR_BENCH_LOAD", `nts-load failed (exit ${code}): ${err.trim() || out.trim()}`),
-        );
-        return;
-      }
-      resolve(JSON.parse(line) as Step);
-    });
-  });
+  return runGenerator<Step>(
+    "nts-load",
+    [process.execPath, join(ROOT, "bench", "nts-load.ts"), ...args],
+    false,
+    timeoutMs,
+  );
 }
 
 /**

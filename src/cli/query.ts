@@ -11,10 +11,10 @@
 import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { formatServer, unmapAddress } from "../client/address.ts";
+import { unmapAddress } from "../client/address.ts";
 import { ntsKeyExchange, ntsQuery } from "../client/nts.ts";
 import type { QueryResult } from "../client/query.ts";
-import { queryServer } from "../client/query.ts";
+import { newQueryResult, queryServer } from "../client/query.ts";
 import { tryParseHostPort } from "../config/address.ts";
 import { NTS_KE_PORT } from "../nts/ke-records.ts";
 import { kissCodeInfo, refIdText } from "../protocol/index.ts";
@@ -84,24 +84,7 @@ async function ntsQueryServer(
   ca: Buffer | undefined,
   timeout: number,
 ): Promise<QueryResult> {
-  const result: QueryResult = {
-    server: formatServer(host, kePort),
-    host,
-    port: kePort,
-    addresses: [],
-    address: undefined,
-    answeredBy: undefined,
-    answeredPort: undefined,
-    redirected: false,
-    redirectTo: undefined,
-    outcome: "error",
-    sample: undefined,
-    kiss: undefined,
-    kissAction: undefined,
-    reason: undefined,
-    ignored: 0,
-    localPort: undefined,
-  };
+  const result = newQueryResult(host, kePort, "error");
   try {
     const session = await ntsKeyExchange({ host, port: kePort, ca, timeout: Math.max(timeout, 5) });
     const addresses = await lookup(session.ntpHost, { all: true, order: "verbatim" });

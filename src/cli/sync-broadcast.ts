@@ -9,6 +9,7 @@ import { tryParseHostPort } from "../config/address.ts";
 import { groupFindings } from "../config/multicast.ts";
 import { refIdText } from "../protocol/index.ts";
 import { leapText } from "./query.ts";
+import { onStopSignal } from "./stop-signals.ts";
 
 export interface BroadcastSyncFlags {
   broadcast: string;
@@ -137,12 +138,9 @@ export async function broadcastSync(
     if (err instanceof ClientError) return fail(err.message);
     throw err;
   }
-  const onSignal = () => finish(0);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const offSignal = onStopSignal(() => finish(0));
   const code = await done;
   client.stop();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
+  offSignal();
   return code;
 }

@@ -8,6 +8,7 @@ import { type ManycastRound, ManycastSet } from "../client/manycast.ts";
 import { manycastQuery } from "../client/manycast-query.ts";
 import { tryParseHostPort } from "../config/address.ts";
 import { groupFindings } from "../config/multicast.ts";
+import { onStopSignal } from "./stop-signals.ts";
 
 export interface ManycastSyncFlags {
   manycast: string;
@@ -79,12 +80,10 @@ export async function manycastSync(f: ManycastSyncFlags, fail: (message: string)
   if (window >= interval) return fail("--timeout must be shorter than --interval");
   let stopped = false;
   let wake: () => void = () => {};
-  const onSignal = () => {
+  const offSignal = onStopSignal(() => {
     stopped = true;
     wake();
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  });
   const set = new ManycastSet();
   try {
     for (let n = 1; !stopped && (count === undefined || n <= count); n++) {
@@ -124,8 +123,7 @@ export async function manycastSync(f: ManycastSyncFlags, fail: (message: string)
     if (err instanceof ClientError) return fail(err.message);
     throw err;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    offSignal();
   }
   return 0;
 }

@@ -19,6 +19,7 @@ import { tryParseHostPort } from "../config/address.ts";
 import { NTS_KE_PORT } from "../nts/ke-records.ts";
 import { kissCodeInfo, refIdText } from "../protocol/index.ts";
 import { leapText } from "./query.ts";
+import { onStopSignal } from "./stop-signals.ts";
 import { broadcastSync } from "./sync-broadcast.ts";
 import { manycastSync } from "./sync-manycast.ts";
 
@@ -290,9 +291,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
     if (err instanceof ClientError) return fail(err.message);
     throw err;
   }
-  const onSignal = () => finish(0);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const offSignal = onStopSignal(() => finish(0));
   if (!json) {
     const o = client.core.options;
     process.stdout.write(
@@ -305,7 +304,6 @@ export async function syncCommand(argv: string[]): Promise<number> {
   client.start();
   const code = await done;
   client.stop();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
+  offSignal();
   return code;
 }

@@ -20,7 +20,7 @@ export * from "./measure.ts";
 export * from "./nts.ts";
 export { CLIENT_DEFAULTS, type ClientOptions, type ServerSpec } from "./options.ts";
 export * from "./poll.ts";
-export * from "./query.ts";
+export { type QueryOptions, type QueryOutcome, type QueryResult, queryServer } from "./query.ts";
 export * from "./random.ts";
 export * from "./select.ts";
 export {

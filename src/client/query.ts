@@ -56,6 +56,28 @@ export interface QueryResult {
   localPort: number | undefined;
 }
 
+/** The result for host:port before anything is known: `outcome` unless the exchange says otherwise. */
+export function newQueryResult(host: string, port: number, outcome: QueryOutcome): QueryResult {
+  return {
+    server: formatServer(host, port),
+    host,
+    port,
+    addresses: [],
+    address: undefined,
+    answeredBy: undefined,
+    answeredPort: undefined,
+    redirected: false,
+    redirectTo: undefined,
+    outcome,
+    sample: undefined,
+    kiss: undefined,
+    kissAction: undefined,
+    reason: undefined,
+    ignored: 0,
+    localPort: undefined,
+  };
+}
+
 /** One exchange with `server`. Never throws for network trouble: the outcome says what happened. */
 export async function queryServer(server: ServerSpec, o: QueryOptions = {}): Promise<QueryResult> {
   const timeout = o.timeout ?? 2;
@@ -64,24 +86,7 @@ export async function queryServer(server: ServerSpec, o: QueryOptions = {}): Pro
   }
   const random = o.random ?? cryptoRandom();
   const wallMs = o.wallMs ?? (() => performance.timeOrigin + performance.now());
-  const result: QueryResult = {
-    server: formatServer(server.host, server.port),
-    host: server.host,
-    port: server.port,
-    addresses: [],
-    address: undefined,
-    answeredBy: undefined,
-    answeredPort: undefined,
-    redirected: false,
-    redirectTo: undefined,
-    outcome: "no-reply",
-    sample: undefined,
-    kiss: undefined,
-    kissAction: undefined,
-    reason: undefined,
-    ignored: 0,
-    localPort: undefined,
-  };
+  const result = newQueryResult(server.host, server.port, "no-reply");
   let addresses: ResolvedAddress[];
   try {
     addresses = await (o.resolver ?? systemResolver)(server.host);

@@ -6,15 +6,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { makeNtsCertificates, type NtsCertificates } from "../helpers/nts.ts";
-import {
-  freeUdpPort,
-  killAllPeers,
-  type Ntpshield,
-  REPO_ROOT,
-  run,
-  startNtpshield,
-} from "../helpers/peers.ts";
+import { makeNtsCertificates, type NtsCertificates, startNtsServer } from "../helpers/nts.ts";
+import { freeUdpPort, killAllPeers, type Ntpshield, REPO_ROOT, run } from "../helpers/peers.ts";
 
 const MAIN = `${REPO_ROOT}/src/cli/main.ts`;
 const cli = (...args: string[]) => run([process.execPath, MAIN, ...args], 30_000);
@@ -30,21 +23,9 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "ntpshield-ntsT-cli-"));
   certs = await makeNtsCertificates(dir, [HOST]);
   ntpPort = await freeUdpPort(HOST);
-  server = await startNtpshield({
-    listen: [`${HOST}:${ntpPort}`],
-    http: `${HOST}:0`,
-    configToml: [
-      "[callgap]",
-      "enabled = false",
-      "[nts]",
-      "enabled = true",
-      `listen = "${HOST}:0"`,
-      `certificate = "${certs.cert}"`,
-      `key = "${certs.key}"`,
-      "",
-    ].join("\n"),
-  });
-  ke = String(server.records.find((r) => r["msg"] === "listening")!["nts"]);
+  const started = await startNtsServer(HOST, certs, { ntpPort });
+  server = started.server;
+  ke = `${started.ke.host}:${started.ke.port}`;
 });
 
 after(async () => {

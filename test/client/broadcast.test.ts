@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { BroadcastListener, MAX_FREQ } from "../../src/client/broadcast.ts";
 import type { Sample } from "../../src/client/measure.ts";
 import { MODE_BROADCAST, writeNtpTimestampFromUnixMs } from "../../src/protocol/index.ts";
+import { sample } from "../helpers/client.ts";
 
 const T0 = Date.UTC(2026, 11, 5, 0, 0, 0);
 
@@ -24,19 +25,7 @@ function writeNtpTimestampFromUnixMsFuzzed(b: Uint8Array, ms: number): void {
 }
 
 function unicast(offsetMs: number, delayMs: number, atMs: number): Sample {
-  return {
-    offsetMs,
-    delayMs,
-    leap: 0,
-    version: 4,
-    stratum: 2,
-    poll: 6,
-    precision: -20,
-    rootDelay: 0,
-    rootDispersion: 0,
-    refId: 0,
-    atMs,
-  };
+  return sample(atMs, { offsetMs, delayMs });
 }
 
 // The server's clock is 250 ms ahead of ours; broadcasts take 7 ms to arrive.

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MANYCAST_KEEP, type ManycastAnswer, ManycastSet } from "../../src/client/manycast.ts";
 import type { Sample } from "../../src/client/measure.ts";
+import { sample } from "../helpers/client.ts";
 
 const T0 = Date.UTC(2026, 11, 5, 1, 0, 0);
 
@@ -10,20 +11,7 @@ function answer(server: string, o: Partial<Sample> = {}, atMs = T0): ManycastAns
   return {
     server,
     port: 123,
-    sample: {
-      offsetMs: 0,
-      delayMs: 1,
-      leap: 0,
-      version: 4,
-      stratum: 2,
-      poll: 6,
-      precision: -20,
-      rootDelay: 0,
-      rootDispersion: 0,
-      refId: 0,
-      atMs,
-      ...o,
-    },
+    sample: sample(atMs, o),
   };
 }
 

@@ -43,52 +43,19 @@ import {
   RESPONSE_SERVED,
 } from "../../src/core/reasons.ts";
 import type { ServeState } from "../../src/core/serve-state.ts";
-import { addressKey, formatAddressKey, formatPrefixKey } from "../../src/defence/address-key.ts";
+import { formatAddressKey, formatPrefixKey } from "../../src/defence/address-key.ts";
 import { NAME_ALLOW, NAME_DENY } from "../../src/defence/names-rules.ts";
 import { createRng } from "../../src/defence/random.ts";
+import { defences, key, request, syncedState } from "../helpers/core.ts";
 
 const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
 
 function state(): ServeState {
-  return {
-    leap: 0,
-    stratum: 2,
-    precision: -20,
-    rootDelay: 0.01,
-    rootDispersion: 0.02,
-    dispersionRate: 0,
-    refId: 0xc0000201,
-    refTimeMs: T0 - 10_000,
-    offsetMs: 0,
-    answerSymmetric: true,
-  };
+  return syncedState(T0);
 }
 
 function config(toml = ""): Config {
   return parseConfig(toml);
-}
-
-function defences(toml = "", seed = 1): Defences {
-  return Defences.fromConfig(config(toml), { rng: createRng(seed) });
-}
-
-function key(address: string): Uint32Array {
-  const k = addressKey(address);
-  assert.ok(k, address);
-  return k;
-}
-
-/** A request whose transmit timestamp is recognisable: `tag` in its low word. */
-function request(mode = 3, tag = 0x01020304, version = 4, length = 48): Uint8Array {
-  const b = new Uint8Array(length);
-  b[0] = (version << 3) | mode;
-  b[2] = 6;
-  if (length >= 48) {
-    const dv = new DataView(b.buffer);
-    dv.setUint32(40, 0xec000000);
-    dv.setUint32(44, tag);
-  }
-  return b;
 }
 
 /** Sends one request from `address` at `t` seconds after T0; returns the reason and the buffer. */

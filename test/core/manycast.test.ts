@@ -3,8 +3,7 @@
 // the unicast pipeline would (access lists, call-gap, KoD).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseConfig } from "../../src/config/index.ts";
-import { Defences } from "../../src/core/defences.ts";
+import type { Defences } from "../../src/core/defences.ts";
 import { decideManycast, isGroupOrBroadcastKey } from "../../src/core/manycast.ts";
 import {
   R_DROP_ACL_IGNORE,
@@ -21,44 +20,12 @@ import {
 } from "../../src/core/reasons.ts";
 import type { ServeState } from "../../src/core/serve-state.ts";
 import { unsynchronisedState } from "../../src/core/serve-state.ts";
-import { addressKey } from "../../src/defence/address-key.ts";
-import { createRng } from "../../src/defence/random.ts";
+import { defences, key, request, syncedState } from "../helpers/core.ts";
 
 const T0 = Date.UTC(2026, 11, 5, 1, 0, 0);
 
 function synced(): ServeState {
-  return {
-    leap: 0,
-    stratum: 2,
-    precision: -20,
-    rootDelay: 0.01,
-    rootDispersion: 0.02,
-    dispersionRate: 0,
-    refId: 0xc0000201,
-    refTimeMs: T0 - 10_000,
-    offsetMs: 0,
-    answerSymmetric: true,
-  };
-}
-
-function defences(toml = ""): Defences {
-  return Defences.fromConfig(parseConfig(toml), { rng: createRng(1) });
-}
-
-function key(address: string): Uint32Array {
-  const k = addressKey(address);
-  assert.ok(k, address);
-  return k;
-}
-
-function request(mode = 3, tag = 0x01020304): Uint8Array {
-  const b = new Uint8Array(48);
-  b[0] = (4 << 3) | mode;
-  b[2] = 6;
-  const dv = new DataView(b.buffer);
-  dv.setUint32(40, 0xec000000);
-  dv.setUint32(44, tag);
-  return b;
+  return syncedState(T0);
 }
 
 function ask(d: Defences, address: string, t: number, o: { mode?: number; state?: ServeState } = {}) {

@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { parseConfig } from "../../src/config/index.ts";
-import { Defences } from "../../src/core/defences.ts";
+import type { Defences } from "../../src/core/defences.ts";
 import { NtsResponder } from "../../src/core/nts.ts";
 import {
   R_DROP_GAPPED,
@@ -22,7 +21,6 @@ import {
 } from "../../src/core/reasons.ts";
 import type { ServeState } from "../../src/core/serve-state.ts";
 import { addressKey } from "../../src/defence/address-key.ts";
-import { createRng } from "../../src/defence/random.ts";
 import { AEAD_AES_SIV_CMAC_256 } from "../../src/nts/aes-siv.ts";
 import { sealCookie } from "../../src/nts/cookie.ts";
 import { buildNtsRequest, checkNtsReply, NTS_NONE, NTS_REQUEST } from "../../src/nts/extensions.ts";
@@ -34,31 +32,21 @@ import {
   NTP_HEADER_LENGTH,
   readNtpTimestampToUnixMs,
 } from "../../src/protocol/index.ts";
+import { defences, syncedState } from "../helpers/core.ts";
 
 const T0 = Date.UTC(2026, 11, 5, 1, 0, 0);
 const TX = T0 + 7;
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
 function state(): ServeState {
-  return {
-    leap: 0,
-    stratum: 2,
-    precision: -20,
-    rootDelay: 0.01,
-    rootDispersion: 0.02,
-    dispersionRate: 0,
-    refId: 0xc0000201,
-    refTimeMs: T0 - 10_000,
-    offsetMs: 0,
-    answerSymmetric: true,
-  };
+  return syncedState(T0);
 }
 
 const serverKey = newCookieKey([], T0, random);
 const keys = new CookieKeys([serverKey]);
 
 function setup(toml = "") {
-  const d = Defences.fromConfig(parseConfig(toml), { rng: createRng(1) });
+  const d = defences(toml);
   const nts = new NtsResponder(
     (cell) => {
       cell[0] = TX;

@@ -1,7 +1,8 @@
 // Multicast for the tests, never on the machine's interfaces: a private network namespace (the port-123
-// sandbox of peers.ts) whose loopback carries multicast, with 224.0.0.0/4 routed to it there only.
+// sandbox of peers.ts) whose loopback carries multicast, with 224.0.0.0/4 routed to it there only; and
+// running `ntpshield` and reading its JSON events in there.
 
-import { findTool, openPort123Sandbox, type PortSandbox, run, waitFor } from "./peers.ts";
+import { findTool, openPort123Sandbox, type PortSandbox, REPO_ROOT, run, waitFor } from "./peers.ts";
 
 /** A namespace with lo up, multicast on it, and 224/4 routed to it. */
 export async function multicastSandbox(): Promise<PortSandbox> {
@@ -58,4 +59,38 @@ export async function vethSandbox(): Promise<PortSandbox> {
     throw err;
   }
   return sandbox;
+}
+
+/** The argv of `ntpshield ARGS...` run from this checkout's sources. */
+export function ntpshieldArgv(args: readonly string[]): string[] {
+  return [process.execPath, `${REPO_ROOT}/src/cli/main.ts`, ...args];
+}
+
+/** `ntpshield ARGS...` inside the sandbox, where the group and the servers are. */
+export function ntpshieldIn(sandbox: PortSandbox, args: readonly string[], timeoutMs: number) {
+  return run(sandbox.wrap(ntpshieldArgv(args)), timeoutMs);
+}
+
+/** GET `url` inside the sandbox (the servers' HTTP addresses are only there); the body is on stdout. */
+export function fetchIn(sandbox: PortSandbox, url: string) {
+  const code = "const r = await fetch(process.argv[1]); console.log(await r.text());";
+  return run(sandbox.wrap([process.execPath, "--input-type=module", "-e", code, url]), 5000);
+}
+
+/** The events of `sync --json`, one JSON object a line. */
+export function jsonEvents(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The samples among `sync --broadcast --json`'s events, in order. */
+export function samplesOf(events: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  return events.filter((e) => e["kind"] === "sample").map((e) => e["sample"] as Record<string, unknown>);
+}
+
+/** The completed calibrations (a unicast exchange and the broadcast delay it gave) among those events. */
+export function calibrationsOf(events: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  return events.filter((e) => e["kind"] === "calibrated" && e["delayMs"] !== undefined);
 }

@@ -1,11 +1,11 @@
 // NTS test material: a private CA and a server certificate for loopback addresses, made with the real
-// openssl (scripts/install-peers.sh installs it; a missing openssl fails the test, never skips it), and a
-// raw NTS-KE client that sends any bytes, for the hostile-input tests.
+// openssl (scripts/install-peers.sh installs it; a missing openssl fails the test, never skips it), an
+// ntpshield serving NTS with them, and a raw NTS-KE client that sends any bytes, for the hostile-input tests.
 
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { connect } from "node:tls";
-import { findTool, PeerError, run } from "./peers.ts";
+import { certificateRecipe } from "../../bench/certificates.ts";
+import { findTool, freeUdpPort, type Ntpshield, PeerError, run, startNtpshield } from "./peers.ts";
 
 export interface NtsCertificates {
   /** The CA's certificate, PEM: what clients trust (chrony's ntstrustedcerts, our client's ca). */
@@ -21,48 +21,56 @@ export async function makeNtsCertificates(
   addresses: readonly string[],
 ): Promise<NtsCertificates> {
   const openssl = findTool("openssl");
-  const ca = join(dir, "ca.crt");
-  const caKey = join(dir, "ca.key");
-  const cert = join(dir, "server.crt");
-  const key = join(dir, "server.key");
-  const csr = join(dir, "server.csr");
-  const ext = join(dir, "server.ext");
-  await writeFile(
-    ext,
-    [
-      `subjectAltName=${[...addresses.map((a) => `IP:${a}`), "DNS:localhost"].join(",")}`,
-      "extendedKeyUsage=serverAuth",
-      "basicConstraints=CA:FALSE",
+  const recipe = certificateRecipe(dir, addresses, { caName: "ntsT test CA", days: 2 });
+  await writeFile(recipe.extFile, recipe.extensions);
+  for (const args of recipe.commands) {
+    const r = await run([openssl, ...args], 20_000);
+    if (r.code !== 0)
+      throw new PeerError("PEER_FAILED", `openssl failed: ${args.slice(0, 2).join(" ")}`, r.output);
+  }
+  return { ca: recipe.ca, cert: recipe.cert, key: recipe.key };
+}
+
+/** The [nts] table of a server whose NTS-KE listens on `host` (a port the system picks) with `certs`. */
+export function ntsTable(host: string, certs: NtsCertificates): string[] {
+  return [
+    "[nts]",
+    "enabled = true",
+    `listen = "${host}:0"`,
+    `certificate = "${certs.cert}"`,
+    `key = "${certs.key}"`,
+  ];
+}
+
+/** Where a started server's NTS-KE listens, as its "listening" log line says. */
+export function ntsKeAddress(s: Ntpshield): { host: string; port: number } {
+  const [host, port] = String(s.records.find((r) => r["msg"] === "listening")!["nts"]).split(":");
+  return { host: host!, port: Number(port) };
+}
+
+/**
+ * ntpshield serving NTP on `host` (at `ntpPort`, or a free port) and NTS-KE beside it, HTTP on a port the
+ * system picks. The call-gap is off unless `callgap` gives its table's lines: the tests ask more often than
+ * it allows. `head` comes before the tables, `nts` is added to [nts].
+ */
+export async function startNtsServer(
+  host: string,
+  certs: NtsCertificates,
+  o: { ntpPort?: number; head?: string[]; callgap?: string[]; nts?: string[] } = {},
+): Promise<{ server: Ntpshield; ke: { host: string; port: number } }> {
+  const server = await startNtpshield({
+    listen: [`${host}:${o.ntpPort ?? (await freeUdpPort(host))}`],
+    http: `${host}:0`,
+    configToml: [
+      ...(o.head ?? []),
+      "[callgap]",
+      ...(o.callgap ?? ["enabled = false"]),
+      ...ntsTable(host, certs),
+      ...(o.nts ?? []),
       "",
     ].join("\n"),
-  );
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  const args = [
-    [
-      openssl,
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      caKey,
-      "-out",
-      ca,
-      "-subj",
-      "/CN=ntsT test CA",
-      "-days",
-      "2",
-    ].concat(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]),
-    [openssl, "req", ...ec, "-keyout", key, "-out", csr, "-subj", `/CN=${addresses[0] ?? "localhost"}`],
-    [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", cert].concat(
-      ["-days", "2", "-extfile", ext],
-    ),
-  ];
-  for (const argv of args) {
-    const r = await run(argv, 20_000);
-    if (r.code !== 0)
-      throw new PeerError("PEER_FAILED", `openssl failed: ${argv.slice(1, 3).join(" ")}`, r.output);
-  }
-  return { ca, cert, key };
+  });
+  return { server, ke: ntsKeAddress(server) };
 }
 
 export interface RawKeResult {

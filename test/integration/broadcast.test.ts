@@ -9,12 +9,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { MODE_BROADCAST } from "../../src/protocol/index.ts";
-import { multicastSandbox, vethSandbox } from "../helpers/multicast.ts";
+import {
+  calibrationsOf,
+  fetchIn,
+  jsonEvents,
+  multicastSandbox,
+  ntpshieldIn,
+  samplesOf,
+  vethSandbox,
+} from "../helpers/multicast.ts";
 import {
   killAllPeers,
   type Ntpshield,
+  type NtpshieldOptions,
   type PortSandbox,
-  REPO_ROOT,
   run,
   startNtpshield,
   waitFor,
@@ -37,15 +45,38 @@ s.on("message", (m, r) => { console.log(JSON.stringify({ hex: m.toString("hex"),
 setTimeout(() => { console.log("none"); process.exit(0); }, Number(ms));
 `;
 
-/** GET url inside the sandbox; the body. */
-const FETCH = `const r = await fetch(process.argv[1]); console.log(await r.text());`;
-
 function broadcastConfig(extra = ""): string {
   return (
     '[broadcast]\ninterval = "1s"\n' +
     '[[broadcast.destination]]\naddress = "224.0.1.1"\nttl = 1\ninterface = "127.0.0.1"\n' +
     extra
   );
+}
+
+/**
+ * The sandbox of one describe block's tests (opened before them) and the server a test starts in it with
+ * `start`: both gone after them.
+ */
+function sandboxAndServer(open: () => Promise<PortSandbox> = multicastSandbox) {
+  const env = {
+    server: undefined,
+    start: async (o: Omit<NtpshieldOptions, "sandbox">): Promise<Ntpshield> => {
+      env.server = await startNtpshield({ ...o, sandbox: env.sandbox });
+      return env.server;
+    },
+  } as {
+    sandbox: PortSandbox;
+    server: Ntpshield | undefined;
+    start: (o: Omit<NtpshieldOptions, "sandbox">) => Promise<Ntpshield>;
+  };
+  before(async () => {
+    env.sandbox = await open();
+  });
+  after(async () => {
+    await env.server?.stop();
+    await env.sandbox?.close();
+  });
+  return env;
 }
 
 function metric(text: string, name: string, reason: string): number {
@@ -55,22 +86,14 @@ function metric(text: string, name: string, reason: string): number {
 }
 
 describe("broadcast server and broadcast client in a namespace", () => {
-  let sandbox: PortSandbox;
-  let server: Ntpshield | undefined;
-  before(async () => {
-    sandbox = await multicastSandbox();
-  });
-  after(async () => {
-    await server?.stop();
-    await sandbox?.close();
-  });
+  const env = sandboxAndServer();
 
   test("serve sends mode 5 to 224.0.1.1 with its time and state, counted on /metrics", {
     timeout: 30_000,
   }, async () => {
-    server = await startNtpshield({
+    const { sandbox } = env;
+    const server = await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       // Broadcasts every second here (64 s in service), so each calibration pair's request comes a second
       // after the last, from the one address of every client in these tests: the call-gap would rightly kiss
       // that (the interplay is the call-gap's own tests' business), so it is off.
@@ -92,7 +115,7 @@ describe("broadcast server and broadcast client in a namespace", () => {
     const t3 = (p.readUInt32BE(40) - 2_208_988_800) * 1000 + (p.readUInt32BE(44) / 2 ** 32) * 1000;
     assert.ok(Math.abs(t3 - got.at) < 1000, `transmit ${t3} vs heard at ${got.at}`);
     assert.equal(got.from, "127.0.0.1", "sent from the interface configured");
-    const m = await nodeIn(sandbox, FETCH, [`${server.httpUrl}/metrics`], 5000);
+    const m = await fetchIn(sandbox, `${server.httpUrl}/metrics`);
     assert.ok(metric(m.stdout, "ntpshield_broadcast_packets_total", "sent") >= 1, m.output);
     assert.equal(metric(m.stdout, "ntpshield_broadcast_packets_total", "withheld_unsynchronised"), 0);
   });
@@ -100,27 +123,15 @@ describe("broadcast server and broadcast client in a namespace", () => {
   test("sync --broadcast calibrates by unicast with the broadcaster, then takes its broadcasts", {
     timeout: 30_000,
   }, async () => {
+    const { sandbox, server } = env;
     assert.ok(server, "the server of the previous test");
-    const r = await run(
-      sandbox.wrap([
-        process.execPath,
-        `${REPO_ROOT}/src/cli/main.ts`,
-        "sync",
-        "--broadcast",
-        "224.0.1.1",
-        "--interface",
-        "127.0.0.1",
-        "--count",
-        "3",
-        "--json",
-      ]),
+    const r = await ntpshieldIn(
+      sandbox,
+      ["sync", "--broadcast", "224.0.1.1", "--interface", "127.0.0.1", "--count", "3", "--json"],
       20_000,
     );
     assert.equal(r.code, 0, r.output);
-    const events = r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = jsonEvents(r.stdout);
     const kinds = events.map((e) => e["kind"]);
     assert.deepEqual(kinds.slice(0, 2), ["listening", "calibrating"], r.stdout);
     // Three broadcast and unicast pairs, each one exchange; the last completes the calibration.
@@ -133,16 +144,14 @@ describe("broadcast server and broadcast client in a namespace", () => {
     // On loopback both paths are well under a few ms, and both clocks are this machine's.
     assert.ok(Math.abs(cal["offsetMs"] as number) < 5, `unicast offset ${cal["offsetMs"]}`);
     assert.ok(Math.abs(cal["delayMs"] as number) < 20, `broadcast delay ${cal["delayMs"]}`);
-    const samples = events
-      .filter((e) => e["kind"] === "sample")
-      .map((e) => e["sample"] as Record<string, number>);
+    const samples = samplesOf(events);
     assert.equal(samples.length, 3);
     for (const s of samples) {
-      assert.ok(Math.abs(s["offsetMs"]!) < 20, `offset ${s["offsetMs"]}`);
+      assert.ok(Math.abs(s["offsetMs"] as number) < 20, `offset ${s["offsetMs"]}`);
       assert.equal(s["stratum"], 3);
     }
     // The unicast calibration reached the server as a client request.
-    const m = await nodeIn(sandbox, FETCH, [`${server.httpUrl}/metrics`], 5000);
+    const m = await fetchIn(sandbox, `${server.httpUrl}/metrics`);
     assert.ok(
       Number(/^ntpshield_packets_total\{reason="served_client"\} (\d+)$/m.exec(m.stdout)?.[1]) >= 3,
       m.stdout,
@@ -150,6 +159,7 @@ describe("broadcast server and broadcast client in a namespace", () => {
   });
 
   test("broadcasts from a server it could not calibrate with are ignored", { timeout: 30_000 }, async () => {
+    const { sandbox } = env;
     // A sender of well-formed mode 5 packets from 127.0.0.5, where nobody answers unicast requests.
     const FAKE = `
 import dgram from "node:dgram";
@@ -167,10 +177,9 @@ s.bind(0, "127.0.0.5", () => {
 setTimeout(() => process.exit(0), 9000);
 `;
     const fake = nodeIn(sandbox, FAKE, [], 15_000);
-    const r = await run(
-      sandbox.wrap([
-        process.execPath,
-        `${REPO_ROOT}/src/cli/main.ts`,
+    const r = await ntpshieldIn(
+      sandbox,
+      [
         "sync",
         "--broadcast",
         "224.0.1.1",
@@ -182,23 +191,18 @@ setTimeout(() => process.exit(0), 9000);
         "4",
         "--json",
         "--verbose",
-      ]),
+      ],
       20_000,
     );
     await fake;
     assert.equal(r.code, 0, r.output);
-    const events = r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = jsonEvents(r.stdout);
     const failed = events.filter((e) => e["kind"] === "calibration-failed");
     assert.ok(
       failed.some((e) => e["server"] === "127.0.0.5"),
       `no failed calibration of the fake:\n${r.stdout}`,
     );
-    const samples = events
-      .filter((e) => e["kind"] === "sample")
-      .map((e) => e["sample"] as Record<string, unknown>);
+    const samples = samplesOf(events);
     assert.equal(samples.length, 4);
     for (const s of samples) {
       assert.equal(s["server"], "127.0.0.1", "only the calibrated server's broadcasts give time");
@@ -212,28 +216,20 @@ setTimeout(() => process.exit(0), 9000);
 });
 
 describe("an unsynchronised server does not broadcast", () => {
-  let sandbox: PortSandbox;
-  let server: Ntpshield | undefined;
-  before(async () => {
-    sandbox = await multicastSandbox();
-  });
-  after(async () => {
-    await server?.stop();
-    await sandbox?.close();
-  });
+  const env = sandboxAndServer();
 
   test("leap alarm (its upstream unreachable): nothing on the group, withheld on /metrics", {
     timeout: 30_000,
   }, async () => {
-    server = await startNtpshield({
+    const { sandbox } = env;
+    const server = await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       // Nothing answers there: the server starts, and stays, unsynchronised.
       configToml: `[clock]\nupstream = ["127.0.60.9:123"]\n${broadcastConfig()}`,
     });
     const r = await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "3500"], 10_000);
     assert.equal(r.stdout.trim(), "none", `heard: ${r.stdout}`);
-    const m = await nodeIn(sandbox, FETCH, [`${server.httpUrl}/metrics`], 5000);
+    const m = await fetchIn(sandbox, `${server.httpUrl}/metrics`);
     assert.equal(metric(m.stdout, "ntpshield_broadcast_packets_total", "sent"), 0);
     assert.ok(
       metric(m.stdout, "ntpshield_broadcast_packets_total", "withheld_unsynchronised") >= 2,
@@ -243,44 +239,23 @@ describe("an unsynchronised server does not broadcast", () => {
 });
 
 describe("subnet broadcast and IPv6 multicast over a veth pair", () => {
-  let sandbox: PortSandbox;
-  let server: Ntpshield | undefined;
-  before(async () => {
-    sandbox = await vethSandbox();
-  });
-  after(async () => {
-    await server?.stop();
-    await sandbox?.close();
-  });
+  const env = sandboxAndServer(vethSandbox);
 
   const listen = async (group: string, extra: string[]) => {
-    const r = await run(
-      sandbox.wrap([
-        process.execPath,
-        `${REPO_ROOT}/src/cli/main.ts`,
-        "sync",
-        "--broadcast",
-        group,
-        ...extra,
-        "--count",
-        "2",
-        "--json",
-      ]),
+    const r = await ntpshieldIn(
+      env.sandbox,
+      ["sync", "--broadcast", group, ...extra, "--count", "2", "--json"],
       20_000,
     );
-    assert.equal(r.code, 0, `${r.output}\n${server?.stderr()}`);
-    return r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(r.code, 0, `${r.output}\n${env.server?.stderr()}`);
+    return jsonEvents(r.stdout);
   };
 
   test("192.0.2.255 (kind broadcast) and ff02::101 (hop limit 1, sent from mcT0): calibrated and listened to", {
     timeout: 60_000,
   }, async () => {
-    server = await startNtpshield({
+    await env.start({
       listen: ["192.0.2.1:123", "[2001:db8::1]:123"],
-      sandbox,
       http: "off",
       configToml:
         '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
@@ -292,12 +267,10 @@ describe("subnet broadcast and IPv6 multicast over a veth pair", () => {
       ["[ff02::101%mcT1]", ["--interface", "::%mcT1"], "2001:db8::1"],
     ] as const) {
       const events = await listen(group, [...extra]);
-      const done = events.find((e) => e["kind"] === "calibrated" && e["delayMs"] !== undefined);
+      const done = calibrationsOf(events)[0];
       assert.ok(done, JSON.stringify(events));
       assert.equal(done["server"], source);
-      const samples = events
-        .filter((e) => e["kind"] === "sample")
-        .map((e) => e["sample"] as Record<string, unknown>);
+      const samples = samplesOf(events);
       assert.equal(samples.length, 2);
       for (const s of samples) {
         assert.equal(s["server"], source);
@@ -308,32 +281,32 @@ describe("subnet broadcast and IPv6 multicast over a veth pair", () => {
 });
 
 describe("[broadcast] on SIGHUP", () => {
-  let sandbox: PortSandbox;
-  let server: Ntpshield | undefined;
+  const env = sandboxAndServer();
   let dir: string | undefined;
   before(async () => {
-    sandbox = await multicastSandbox();
     dir = await mkdtemp(join(tmpdir(), "ntpshield-mcast-reload-"));
   });
   after(async () => {
-    await server?.stop();
-    await sandbox?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   test("a reload starts broadcasting, and the next one stops it", { timeout: 60_000 }, async () => {
+    const { sandbox } = env;
     const file = join(dir!, "ntpshield.toml");
     await writeFile(file, "[clock]\nstratum = 3\n");
-    server = await startNtpshield({ listen: ["127.0.0.1:123"], sandbox, extraArgs: ["--config", file] });
+    const server = await env.start({
+      listen: ["127.0.0.1:123"],
+      extraArgs: ["--config", file],
+    });
     const hear = async () =>
       (await nodeIn(sandbox, LISTEN, ["224.0.1.1", "123", "2500"], 10_000)).stdout.trim();
     assert.equal(await hear(), "none", "no [broadcast]: nothing sent");
     const reloaded = async (n: number) => {
-      server!.child.kill("SIGHUP");
+      server.child.kill("SIGHUP");
       await waitFor(
         `reload ${n}`,
         async () =>
-          server!.records.filter((r) => r["msg"] === "configuration reloaded").length >= n ? true : undefined,
+          server.records.filter((r) => r["msg"] === "configuration reloaded").length >= n ? true : undefined,
         10_000,
         50,
       );
@@ -350,25 +323,15 @@ describe("[broadcast] on SIGHUP", () => {
 });
 
 describe("source-specific multicast (232/8)", () => {
-  let sandbox: PortSandbox;
-  let server: Ntpshield | undefined;
-  before(async () => {
-    sandbox = await multicastSandbox();
-  });
-  after(async () => {
-    await server?.stop();
-    await sandbox?.close();
-  });
+  const env = sandboxAndServer();
 
-  const sync = (args: string[], timeoutMs: number) =>
-    run(sandbox.wrap([process.execPath, `${REPO_ROOT}/src/cli/main.ts`, "sync", ...args]), timeoutMs);
+  const sync = (args: string[], timeoutMs: number) => ntpshieldIn(env.sandbox, ["sync", ...args], timeoutMs);
 
   test("the listener joins (S,G) naming the source; another source gives nothing; no source is refused", {
     timeout: 60_000,
   }, async () => {
-    server = await startNtpshield({
+    await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       http: "off",
       configToml:
         '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
@@ -413,10 +376,7 @@ describe("source-specific multicast (232/8)", () => {
     );
     assert.equal(other.signal, "SIGKILL");
     assert.deepEqual(
-      other.stdout
-        .trim()
-        .split("\n")
-        .map((l) => (JSON.parse(l) as { kind: string }).kind),
+      jsonEvents(other.stdout).map((e) => e["kind"]),
       ["listening"],
     );
     const none = await sync(["--broadcast", "232.1.1.1"], 10_000);
@@ -429,15 +389,7 @@ describe("source-specific multicast (232/8)", () => {
 });
 
 describe("recalibration when the broadcast path changes", () => {
-  let sandbox: PortSandbox;
-  let server: Ntpshield | undefined;
-  before(async () => {
-    sandbox = await multicastSandbox();
-  });
-  after(async () => {
-    await server?.stop();
-    await sandbox?.close();
-  });
+  const env = sandboxAndServer();
 
   // The broadcasts reach the client through a relay that passes them on from 239.1.1.1 to 224.0.1.1 from the
   // server's own address, at once for the first six and 30 ms late from then on: the multicast path grows
@@ -456,19 +408,18 @@ setTimeout(() => process.exit(0), Number(process.argv[1]));
   test("a lasting change is seen on two broadcasts in a row and calibrated again; the offsets stay right", {
     timeout: 60_000,
   }, async () => {
-    server = await startNtpshield({
+    const { sandbox } = env;
+    await env.start({
       listen: ["127.0.0.1:123"],
-      sandbox,
       http: "off",
       configToml:
         '[callgap]\nenabled = false\n[broadcast]\ninterval = "1s"\n' +
         '[[broadcast.destination]]\naddress = "239.1.1.1"\nttl = 1\ninterface = "127.0.0.1"\n',
     });
     const relay = nodeIn(sandbox, RELAY, ["20000"], 30_000);
-    const r = await run(
-      sandbox.wrap([
-        process.execPath,
-        `${REPO_ROOT}/src/cli/main.ts`,
+    const r = await ntpshieldIn(
+      sandbox,
+      [
         "sync",
         "--broadcast",
         "224.0.1.1",
@@ -480,16 +431,13 @@ setTimeout(() => process.exit(0), Number(process.argv[1]));
         "5",
         "--json",
         "--verbose",
-      ]),
+      ],
       25_000,
     );
     await relay;
     assert.equal(r.code, 0, r.output);
-    const events = r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    const calibrations = events.filter((e) => e["kind"] === "calibrated" && e["delayMs"] !== undefined);
+    const events = jsonEvents(r.stdout);
+    const calibrations = calibrationsOf(events);
     assert.equal(calibrations.length, 2, r.stdout);
     const drift = events.find((e) => e["kind"] === "calibrating" && e["reason"] === "drift");
     assert.ok(drift, r.stdout);
@@ -501,11 +449,9 @@ setTimeout(() => process.exit(0), Number(process.argv[1]));
       events.some((e) => e["kind"] === "ignored" && e["reason"] === "spike"),
       r.stdout,
     );
-    const samples = events
-      .filter((e) => e["kind"] === "sample")
-      .map((e) => e["sample"] as Record<string, number>);
+    const samples = samplesOf(events);
     assert.equal(samples.length, 5);
-    for (const s of samples) assert.ok(Math.abs(s["offsetMs"]!) < 8, `offset ${s["offsetMs"]} ms`);
+    for (const s of samples) assert.ok(Math.abs(s["offsetMs"] as number) < 8, `offset ${s["offsetMs"]} ms`);
     // Samples before and after the recalibration.
     const at = events.indexOf(drift);
     assert.ok(events.slice(0, at).some((e) => e["kind"] === "sample"));

@@ -6,13 +6,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { multicastSandbox } from "../helpers/multicast.ts";
+import { fetchIn, multicastSandbox, ntpshieldArgv, ntpshieldIn } from "../helpers/multicast.ts";
 import {
   killAllPeers,
   type Ntpshield,
   type PortSandbox,
   REPO_ROOT,
-  run,
   startNtpshield,
   waitFor,
 } from "../helpers/peers.ts";
@@ -57,11 +56,7 @@ describe("manycast: servers on one group, a client asking it", () => {
   const kept = (r: Round) => r.kept.map((k) => k.server).sort();
   /** ntpshield_packets_total{reason} of a server, read inside the namespace; "" = all it received. */
   const packets = async (s: Ntpshield, reason: string): Promise<number> => {
-    const code = "const r = await fetch(process.argv[1]); console.log(await r.text());";
-    const m = await run(
-      sandbox.wrap([process.execPath, "--input-type=module", "-e", code, `${s.httpUrl}/metrics`]),
-      5000,
-    );
+    const m = await fetchIn(sandbox, `${s.httpUrl}/metrics`);
     const line =
       reason === "" ? "ntp_server_received_packets_total" : `ntpshield_packets_total\\{reason="${reason}"\\}`;
     const v = new RegExp(`^${line} (\\d+)$`, "m").exec(m.stdout);
@@ -77,20 +72,20 @@ describe("manycast: servers on one group, a client asking it", () => {
     await serve(2, "[clock]\nstratum = 2\n");
     // Its upstream does not exist: leap alarm from start to end.
     await serve(3, '[clock]\nupstream = ["127.0.60.99:123"]\n');
-    const [cmd, ...args] = sandbox.wrap([
-      process.execPath,
-      `${REPO_ROOT}/src/cli/main.ts`,
-      "sync",
-      "--manycast",
-      "224.0.1.1",
-      "--interface",
-      "127.0.0.1",
-      "--interval",
-      "2",
-      "--timeout",
-      "0.5",
-      "--json",
-    ]) as [string, ...string[]];
+    const [cmd, ...args] = sandbox.wrap(
+      ntpshieldArgv([
+        "sync",
+        "--manycast",
+        "224.0.1.1",
+        "--interface",
+        "127.0.0.1",
+        "--interval",
+        "2",
+        "--timeout",
+        "0.5",
+        "--json",
+      ]),
+    ) as [string, ...string[]];
     client = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let partial = "";
     client.stdout?.setEncoding("utf8").on("data", (d: string) => {
@@ -108,10 +103,7 @@ describe("manycast: servers on one group, a client asking it", () => {
     assert.deepEqual(kept(first), ["127.0.60.1", "127.0.60.2"]);
     assert.ok(first.kept.every((k) => k.stratum === 2));
     // The unsynchronised server was asked (it joined the group) and stayed silent: counted by its reason.
-    const silent = await run(
-      sandbox.wrap([process.execPath, `${REPO_ROOT}/src/cli/main.ts`, "query", "--json", "127.0.60.3:123"]),
-      10_000,
-    );
+    const silent = await ntpshieldIn(sandbox, ["query", "--json", "127.0.60.3:123"], 10_000);
     assert.match(silent.stdout, /unsynchronised/, "it answers unicast with leap alarm, but never the group");
     // Each counted once with its reason on /metrics: answered by the first, withheld by the third.
     await waitFor("three rounds", async () => (rounds.length >= 3 ? true : undefined), 15_000, 100);

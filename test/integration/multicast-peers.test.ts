@@ -11,14 +11,18 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { multicastSandbox } from "../helpers/multicast.ts";
+import {
+  calibrationsOf,
+  jsonEvents,
+  multicastSandbox,
+  ntpshieldIn,
+  samplesOf,
+} from "../helpers/multicast.ts";
 import {
   findTool,
   killAllPeers,
   openPort123Sandbox,
   type PortSandbox,
-  REPO_ROOT,
-  run,
   startNtpsecNtpd,
   waitFor,
 } from "../helpers/peers.ts";
@@ -74,38 +78,23 @@ describe("chronyd broadcasting, ntpshield's broadcast client listening", () => {
         10_000,
         100,
       );
-      const r = await run(
-        sandbox.wrap([
-          process.execPath,
-          `${REPO_ROOT}/src/cli/main.ts`,
-          "sync",
-          "--broadcast",
-          "224.0.1.1",
-          "--interface",
-          "127.0.0.1",
-          "--count",
-          "3",
-          "--json",
-        ]),
+      const r = await ntpshieldIn(
+        sandbox,
+        ["sync", "--broadcast", "224.0.1.1", "--interface", "127.0.0.1", "--count", "3", "--json"],
         30_000,
       );
       assert.equal(r.code, 0, `${r.output}\nchronyd:\n${chronyOut}`);
-      const events = r.stdout
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      const done = events.find((e) => e["kind"] === "calibrated" && e["delayMs"] !== undefined);
+      const events = jsonEvents(r.stdout);
+      const done = calibrationsOf(events)[0];
       assert.ok(done, r.stdout);
       assert.equal(done["server"], "127.0.0.1");
       assert.ok(Math.abs(done["offsetMs"] as number) < 5, `unicast offset ${done["offsetMs"]}`);
-      const samples = events
-        .filter((e) => e["kind"] === "sample")
-        .map((e) => e["sample"] as Record<string, number>);
+      const samples = samplesOf(events);
       assert.equal(samples.length, 3);
       for (const s of samples) {
         assert.equal(s["stratum"], 4, "chronyd's local stratum");
         // One machine's clock on both sides: the calibrated offset is near zero.
-        assert.ok(Math.abs(s["offsetMs"]!) < 20, `offset ${s["offsetMs"]} ms`);
+        assert.ok(Math.abs(s["offsetMs"] as number) < 20, `offset ${s["offsetMs"]} ms`);
       }
     } finally {
       chronyd.kill("SIGTERM");

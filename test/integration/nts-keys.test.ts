@@ -12,7 +12,14 @@ import { after, before, describe, it } from "node:test";
 import { ntsKeyExchange, ntsQuery } from "../../src/client/nts.ts";
 import { parseKeyFile } from "../../src/nts/keys.ts";
 import { metric, parsePrometheus } from "../helpers/monitor.ts";
-import { makeNtsCertificates, type NtsCertificates, rawKe } from "../helpers/nts.ts";
+import {
+  makeNtsCertificates,
+  type NtsCertificates,
+  ntsKeAddress,
+  ntsTable,
+  rawKe,
+  startNtsServer,
+} from "../helpers/nts.ts";
 import { freeUdpPort, killAllPeers, type Ntpshield, startNtpshield, waitFor } from "../helpers/peers.ts";
 
 const HOST = "127.0.40.31";
@@ -31,23 +38,8 @@ after(async () => {
 });
 
 async function start(extra: string): Promise<{ s: Ntpshield; ke: { host: string; port: number } }> {
-  const s = await startNtpshield({
-    listen: [`${HOST}:${await freeUdpPort(HOST)}`],
-    http: `${HOST}:0`,
-    configToml: [
-      "[callgap]",
-      "enabled = false",
-      "[nts]",
-      "enabled = true",
-      `listen = "${HOST}:0"`,
-      `certificate = "${certs.cert}"`,
-      `key = "${certs.key}"`,
-      extra,
-      "",
-    ].join("\n"),
-  });
-  const [host, port] = String(s.records.find((r) => r["msg"] === "listening")!["nts"]).split(":");
-  return { s, ke: { host: host!, port: Number(port) } };
+  const { server, ke } = await startNtsServer(HOST, certs, { nts: [extra] });
+  return { s: server, ke };
 }
 
 async function count(s: Ntpshield, name: string, labels: Record<string, string>): Promise<number> {
@@ -127,13 +119,7 @@ describe("cookie keys in a running server", () => {
 describe("a reload (SIGHUP)", () => {
   it("changes what NTS-KE hands out (cookies, server, port) without a restart; the listen address needs one", async () => {
     const file = join(dir, "reload.toml");
-    const base = [
-      "[nts]",
-      "enabled = true",
-      `listen = "${HOST}:0"`,
-      `certificate = "${certs.cert}"`,
-      `key = "${certs.key}"`,
-    ];
+    const base = ntsTable(HOST, certs);
     await writeFile(file, `${base.join("\n")}\n`);
     const s = await startNtpshield({
       listen: [`${HOST}:${await freeUdpPort(HOST)}`],
@@ -141,10 +127,9 @@ describe("a reload (SIGHUP)", () => {
       extraArgs: ["--config", file],
     });
     try {
-      const rec = s.records.find((r) => r["msg"] === "listening")!;
-      const [host, port] = String(rec["nts"]).split(":");
+      const { host, port } = ntsKeAddress(s);
       const ca = readFileSync(certs.ca);
-      const before = await ntsKeyExchange({ host: host!, port: Number(port), ca });
+      const before = await ntsKeyExchange({ host, port, ca });
       assert.equal(before.cookies.length, 8);
       assert.equal(before.ntpHost, host);
       await writeFile(
@@ -161,7 +146,7 @@ describe("a reload (SIGHUP)", () => {
       );
       const line = s.records.slice(reloaded).find((r) => r["msg"] === "configuration reloaded")!;
       assert.deepEqual(line["needsRestart"], ["nts.listen"]);
-      const after = await ntsKeyExchange({ host: host!, port: Number(port), ca });
+      const after = await ntsKeyExchange({ host, port, ca });
       assert.equal(after.cookies.length, 3);
       assert.equal(after.ntpHost, "ntp9.example.net");
       assert.equal(after.ntpPort, 10123);
@@ -173,26 +158,11 @@ describe("a reload (SIGHUP)", () => {
 
 describe("the defences first", () => {
   it("an NTS client that asks too often gets the call-gap's RATE kiss, unauthenticated, and its client reports it", async () => {
-    const file = [
-      "[nts]",
-      "enabled = true",
-      `listen = "${HOST}:0"`,
-      `certificate = "${certs.cert}"`,
-      `key = "${certs.key}"`,
-      "[callgap]",
-      "minimum = 2",
-      "average = 8",
-      "burst = 1",
-      "",
-    ].join("\n");
-    const s = await startNtpshield({
-      listen: [`${HOST}:${await freeUdpPort(HOST)}`],
-      http: `${HOST}:0`,
-      configToml: file,
+    const { server: s, ke } = await startNtsServer(HOST, certs, {
+      callgap: ["minimum = 2", "average = 8", "burst = 1"],
     });
     try {
-      const [host, port] = String(s.records.find((r) => r["msg"] === "listening")!["nts"]).split(":");
-      const session = await ntsKeyExchange({ host: host!, port: Number(port), ca: readFileSync(certs.ca) });
+      const session = await ntsKeyExchange({ host: ke.host, port: ke.port, ca: readFileSync(certs.ca) });
       const outcomes: string[] = [];
       for (let i = 0; i < 12; i++) {
         const r = await ntsQuery(session, session.ntpHost, { timeout: 0.3 });
@@ -214,27 +184,13 @@ describe("the defences first", () => {
 
 describe("both I/O paths", () => {
   it("the node:dgram path answers NTS as the native one does: authenticated, the UID echoed, new cookies", async () => {
-    const dgramServer = await startNtpshield({
-      listen: [`${HOST}:${await freeUdpPort(HOST)}`],
-      http: `${HOST}:0`,
-      configToml: [
-        "[server]",
-        'io = "dgram"',
-        "[callgap]",
-        "enabled = false",
-        "[nts]",
-        "enabled = true",
-        `listen = "${HOST}:0"`,
-        `certificate = "${certs.cert}"`,
-        `key = "${certs.key}"`,
-        "",
-      ].join("\n"),
+    const { server: dgramServer, ke } = await startNtsServer(HOST, certs, {
+      head: ["[server]", 'io = "dgram"'],
     });
     try {
       const rec = dgramServer.records.find((r) => r["msg"] === "listening")!;
       assert.equal(rec["io"], "dgram");
-      const [host, port] = String(rec["nts"]).split(":");
-      const session = await ntsKeyExchange({ host: host!, port: Number(port), ca: readFileSync(certs.ca) });
+      const session = await ntsKeyExchange({ host: ke.host, port: ke.port, ca: readFileSync(certs.ca) });
       for (let i = 0; i < 2; i++) {
         const r = await ntsQuery(session, session.ntpHost);
         assert.equal(r.outcome, "sample", r.reason);
