@@ -529,6 +529,47 @@ export async function busyBefore(): Promise<number[]> {
   });
 }
 
+/**
+ * A benchmark's options from its arguments: the options, or the exit code when there is nothing to run (0
+ * after printing the usage for --help, 2 after naming a bad option). `parse` returns null for --help.
+ */
+export function optionsOrExit<T>(
+  name: string,
+  argv: string[],
+  parse: (argv: string[]) => T | null,
+  usage: string,
+): T | number {
+  let opts: T | null;
+  try {
+    opts = parse(argv);
+  } catch (err) {
+    process.stderr.write(`${name}: ${(err as Error).message}\n${usage}\n`);
+    return 2;
+  }
+  if (!opts) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  return opts;
+}
+
+/**
+ * What every socket benchmark does before its first server: this script's threads moved off the server's
+ * core, the generator built, the machine described (with how busy both cores were for a second) and a
+ * warning logged when it is not quiet.
+ */
+export async function prepareMachine(nice: boolean, log: (line: string) => void, rebuildLoad = false) {
+  tryRun("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)]);
+  buildLoad(rebuildLoad);
+  const machine = { ...describeMachine(nice), busyBefore: await busyBefore() };
+  log(
+    `${machine.cpus} x ${machine.model}, ${machine.kernel}, load average ${machine.loadavg.join(" ")}, ` +
+      `busy before start: core ${SERVER_CPU} ${pct(machine.busyBefore[0] ?? 0)}, core ${LOAD_CPU} ${pct(machine.busyBefore[1] ?? 0)}`,
+  );
+  if (machine.busyBefore.some((b) => b > 0.05)) log("WARNING: the machine is not quiet; figures may be low");
+  return machine;
+}
+
 /** The checks every socket benchmark makes first: Linux, two cores, taskset. */
 export function checkMachine(): void {
   if (process.platform !== "linux")

@@ -24,14 +24,11 @@ import { parseArgs } from "node:util";
 import {
   BARE_CONFIG,
   BenchError,
-  buildLoad,
-  busyBefore,
   type CoreShares,
   CoreWatch,
   CpuCgroup,
   checkMachine,
   chronyLaunch,
-  describeMachine,
   fmt,
   freePort,
   GOOD_RATIO,
@@ -41,17 +38,18 @@ import {
   LOAD_CPU,
   type LoadResult,
   ntpshieldLaunch,
+  optionsOrExit,
   parseNumber,
   parseRate,
   pct,
   pinned,
+  prepareMachine,
   processRss,
   type Running,
   runBench,
   runLoad,
   SERVER_CPU,
   startServer,
-  tryRun,
 } from "./harness.ts";
 
 export { BenchError };
@@ -663,30 +661,13 @@ export function table(runs: readonly FloodRun[]): string {
 // ---- main ------------------------------------------------------------------------------------------------
 
 async function main(argv: string[]): Promise<number> {
-  let opts: Options | null;
-  try {
-    opts = parseOptions(argv);
-  } catch (err) {
-    process.stderr.write(`overload: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (!opts) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const opts = optionsOrExit("overload", argv, parseOptions, USAGE);
+  if (typeof opts === "number") return opts;
   checkMachine();
   if (process.getuid?.() !== 0) {
     throw new BenchError("ERR_BENCH_ROOT", "the benchmark needs root: it caps the server with a cgroup");
   }
-  // Keep this script's own threads off the server's core.
-  tryRun("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)]);
-  buildLoad();
-  const machine = { ...describeMachine(opts.nice), busyBefore: await busyBefore() };
-  log(
-    `${machine.cpus} x ${machine.model}, ${machine.kernel}, load average ${machine.loadavg.join(" ")}, ` +
-      `busy before start: core ${SERVER_CPU} ${pct(machine.busyBefore[0] ?? 0)}, core ${LOAD_CPU} ${pct(machine.busyBefore[1] ?? 0)}`,
-  );
-  if (machine.busyBefore.some((b) => b > 0.05)) log("WARNING: the machine is not quiet; figures may be low");
+  const machine = await prepareMachine(opts.nice, log);
 
   const cap = CpuCgroup.create(
     `ntpshield-overload-${process.pid}`,

@@ -11,13 +11,10 @@ import { parseArgs } from "node:util";
 import {
   BARE_CONFIG,
   BenchError,
-  buildLoad,
-  busyBefore,
   CONTENDED,
   CoreWatch,
   checkMachine,
   chronyLaunch,
-  describeMachine,
   fmt,
   freePort,
   GOOD_RATIO,
@@ -28,17 +25,18 @@ import {
   LOAD_CPU,
   type LoadResult,
   ntpshieldLaunch,
+  optionsOrExit,
   parseNumber,
   parseRate,
   pct,
   pinned,
+  prepareMachine,
   type Running,
   runBench,
   runLoad,
   SERVER_CPU,
   short,
   startServer,
-  tryRun,
 } from "./harness.ts";
 
 export { BenchError, parseRate };
@@ -401,32 +399,14 @@ export function table(runs: readonly ServerRun[], rates: readonly number[]): str
 // ---- main ------------------------------------------------------------------------------------------------
 
 async function main(argv: string[]): Promise<number> {
-  let opts: Options | null;
-  try {
-    opts = parseOptions(argv);
-  } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (!opts) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const opts = optionsOrExit("bench", argv, parseOptions, USAGE);
+  if (typeof opts === "number") return opts;
   checkMachine();
   if (opts.nice && process.getuid?.() !== 0) {
     log("not root: running without nice -20 (other processes may then take turns on the measured cores)");
     opts.nice = false;
   }
-  // Keep this script's own threads off the server's core.
-  tryRun("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)]);
-
-  buildLoad(true);
-  const machine = { ...describeMachine(opts.nice), busyBefore: await busyBefore() };
-  log(
-    `${machine.cpus} x ${machine.model}, ${machine.kernel}, load average ${machine.loadavg.join(" ")}, ` +
-      `busy before start: core ${SERVER_CPU} ${pct(machine.busyBefore[0] ?? 0)}, core ${LOAD_CPU} ${pct(machine.busyBefore[1] ?? 0)}`,
-  );
-  if (machine.busyBefore.some((b) => b > 0.05)) log("WARNING: the machine is not quiet; figures may be low");
+  const machine = await prepareMachine(opts.nice, log, true);
   const runs: ServerRun[] = [];
   for (const name of opts.servers) runs.push(await runServer(name, opts.rates, opts));
 
