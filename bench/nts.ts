@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { parseConfig } from "../src/config/index.ts";
 import { Defences } from "../src/core/defences.ts";
 import { NtsResponder } from "../src/core/nts.ts";
-import type { ServeState } from "../src/core/serve-state.ts";
+import { type ServeState, unsynchronisedState } from "../src/core/serve-state.ts";
 import { AEAD_AES_SIV_CMAC_256 } from "../src/nts/aes-siv.ts";
 import { sealCookie } from "../src/nts/cookie.ts";
 import { buildNtsRequest } from "../src/nts/extensions.ts";
@@ -115,18 +115,7 @@ function decisionCost(nts: boolean, placeholders: number, ms: number): number {
         random(16),
       )
     : header;
-  const state: ServeState = {
-    leap: 0,
-    stratum: 2,
-    precision: -20,
-    rootDelay: 0,
-    rootDispersion: 0,
-    dispersionRate: 0,
-    refId: 0,
-    refTimeMs: 0,
-    offsetMs: 0,
-    answerSymmetric: true,
-  };
+  const state: ServeState = { ...unsynchronisedState(-20, true), leap: 0, stratum: 2 };
   const buf = new Uint8Array(2048);
   const source = new Uint32Array([0, 0, 0xffff, 0x7f000001]);
   let n = 0;

@@ -13,7 +13,7 @@ import {
 } from "../../src/control/mrulist.ts";
 import { Defences } from "../../src/core/defences.ts";
 import { R_DROP_GAPPED, R_DROP_NOQUERY, R_KISS_RATE, R_SERVED_CLIENT } from "../../src/core/reasons.ts";
-import type { ServeState } from "../../src/core/serve-state.ts";
+import { type ServeState, unsynchronisedState } from "../../src/core/serve-state.ts";
 import { formatAddressKey } from "../../src/defence/address-key.ts";
 import type { MruList } from "../../src/defence/mru.ts";
 import { createRng } from "../../src/defence/random.ts";
@@ -115,16 +115,10 @@ describe("clients known by a prefix ([mru] ipv6-prefix)", () => {
   function served(packets: [string, number, number][]): Defences {
     const d = Defences.fromConfig(parseConfig("[callgap]\nenabled = false\n"), { rng: createRng(1) });
     const state: ServeState = {
+      ...unsynchronisedState(-20, true),
       leap: 0,
       stratum: 2,
-      precision: -20,
-      rootDelay: 0,
-      rootDispersion: 0,
-      dispersionRate: 0,
-      refId: 0,
       refTimeMs: NOW - 1000,
-      offsetMs: 0,
-      answerSymmetric: true,
     };
     for (const [address, t, port] of packets) {
       const buf = new Uint8Array(48);

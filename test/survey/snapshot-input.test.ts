@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseConfig } from "../../src/config/index.ts";
 import { Defences } from "../../src/core/defences.ts";
-import type { ServeState } from "../../src/core/serve-state.ts";
+import { type ServeState, unsynchronisedState } from "../../src/core/serve-state.ts";
 import { addressKey } from "../../src/defence/address-key.ts";
 import { MRU_FLAG_KOD, MRU_FLAG_LIMITED, MruList } from "../../src/defence/mru.ts";
 import { createRng } from "../../src/defence/random.ts";
@@ -123,16 +123,10 @@ describe("snapshotFromMru: the real MRU list as a survey snapshot", () => {
     const d = Defences.fromConfig(parseConfig("[callgap]\nenabled = false\n"), { rng: createRng(4) });
     const t0 = 1_700_000_000;
     const state: ServeState = {
+      ...unsynchronisedState(-20, true),
       leap: 0,
       stratum: 2,
-      precision: -20,
-      rootDelay: 0,
-      rootDispersion: 0,
-      dispersionRate: 0,
-      refId: 0,
       refTimeMs: t0 * 1000,
-      offsetMs: 0,
-      answerSymmetric: true,
     };
     const send = (address: string, t: number) => {
       const buf = new Uint8Array(48);
